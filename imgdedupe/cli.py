@@ -1,0 +1,301 @@
+"""Command-line front end: a thin layer over ``imgdedupe.core``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import __version__
+from .core import calibration
+from .core.embed import BACKBONES
+from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
+from .core.records import ExactGroupsReady, Notice, Progress, ScanResult
+from .report import printable, write_json, write_text
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_DATABASE = 3
+EXIT_MODEL = 4
+EXIT_CANCELLED = 130
+
+EPILOG = """\
+Nothing imgdedupe does from the command line changes, moves or deletes your
+photos: it reads them and writes only its own cache database.
+
+The similarity scale runs from 0 to 100 and means the same whichever
+backbone is used: 100 is identical, the default 90 catches re-encoded,
+resized, cropped, recoloured and rotated copies, and unrelated photos score
+below 60.
+
+Exit codes:
+  0    finished (files that could not be read are listed, not fatal)
+  1    unexpected internal error (please report it)
+  2    bad command line, or a path that does not exist
+  3    the cache database cannot be used (folder missing, not writable,
+       or in use by another process)
+  4    model weights missing or damaged
+  130  cancelled (Ctrl+C); finished work stays cached
+
+Environment: IMGDEDUPE_WEIGHTS (ResNet50 weights file), IMGDEDUPE_DB
+(cache database file).
+"""
+
+
+def default_db() -> str:
+    env = os.environ.get("IMGDEDUPE_DB")
+    if env:
+        return env
+    from platformdirs import user_cache_dir
+
+    folder = Path(user_cache_dir("imgdedupe", appauthor=False))
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / "cache.sqlite3")
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("the threshold is a similarity from 0 to 100")
+    return value
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="FILE",
+                        help="cache database (default: the user cache folder, or $IMGDEDUPE_DB)")
+    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50",
+                        help="feature network: resnet50 (default; needs ImageNet weights, and "
+                             "falls back to efficientnet-lite0 with a notice when they are "
+                             "missing) or efficientnet-lite0 (about 10x faster, always offline)")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="ResNet50 weights file (torchvision's resnet50-11ad3fa6.pth)")
+    parser.add_argument("--download-weights", action="store_true",
+                        help="download the ResNet50 weights if they are not found (100 MB)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where the network runs (default: a CUDA GPU when present)")
+    parser.add_argument("--no-rotations", dest="rotations", action="store_false",
+                        help="do not match photos rotated by 90/180/270 degrees without an "
+                             "EXIF tag (4x fewer network passes)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imgdedupe",
+        description="Find duplicate and near-duplicate photos in your folders.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"imgdedupe {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    scan = sub.add_parser(
+        "scan", help="find groups of duplicate and similar images in folders",
+        description="Walk the folders, embed every image not yet cached, and report groups of "
+                    "duplicates. A second scan of an unchanged folder reuses the cache.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="folders (or images) to scan")
+    scan.add_argument("--threshold", type=_threshold, default=calibration.DEFAULT_THRESHOLD,
+                      metavar="T", help="minimum similarity, 0-100 (default %(default)g)")
+    scan.add_argument("--json", metavar="OUT",
+                      help="also write the full report as JSON to OUT ('-' for stdout)")
+    scan.add_argument("--include-hidden", action="store_true",
+                      help="also scan hidden files and folders")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _model_options(scan)
+
+    similar = sub.add_parser(
+        "similar", help="list the cached images most similar to one image",
+        description="Compare one image (anywhere on disk) with every image a previous scan "
+                    "cached, and list the best matches with their similarity.")
+    similar.add_argument("image", metavar="IMAGE")
+    similar.add_argument("-k", type=int, default=10, metavar="N",
+                         help="how many matches to list (default %(default)s)")
+    similar.add_argument("--json", metavar="OUT", help="write the matches as JSON ('-': stdout)")
+    _model_options(similar)
+
+    evaluate = sub.add_parser(
+        "eval", help="scan a labelled folder and print precision and recall",
+        description="Scan ROOT and score the groups against a ground-truth CSV "
+                    "(path,group_id,transform,base; paths relative to ROOT).")
+    evaluate.add_argument("root", metavar="ROOT")
+    evaluate.add_argument("--groundtruth", required=True, metavar="CSV")
+    evaluate.add_argument("--threshold", type=_threshold, default=calibration.DEFAULT_THRESHOLD,
+                          metavar="T")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the scan report as JSON")
+    evaluate.add_argument("-q", "--quiet", action="store_true")
+    _model_options(evaluate)
+    return parser
+
+
+class _ProgressLine:
+    """One self-rewriting status line on a terminal, sparse lines otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.phase = ""
+
+    def __call__(self, event: Progress) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        changed = event.phase != self.phase
+        if not changed and now - self.last < (0.1 if self.tty else 5.0) and \
+                event.done != event.total:
+            return
+        self.last, self.phase = now, event.phase
+        total = f"/{event.total}" if event.total is not None else ""
+        text = f"{event.phase}: {event.done}{total} {event.message}".rstrip()
+        if self.tty:
+            sys.stderr.write("\r\033[K" + text)
+            if event.phase == "done":
+                sys.stderr.write("\r\033[K")
+        elif event.phase != "done":
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # noqa: ANN202
+    from .core.pipeline import ScanConfig
+
+    return ScanConfig(
+        roots=tuple(paths), db_path=args.db or default_db(), backbone=args.backbone,
+        weights=args.weights, device=args.device, threshold=threshold,
+        rotations=args.rotations, include_hidden=getattr(args, "include_hidden", False),
+        allow_download=args.download_weights,
+    )
+
+
+def _run_scan(config, quiet: bool) -> ScanResult:  # noqa: ANN001
+    from .core.pipeline import run_scan
+
+    progress = _ProgressLine(not quiet)
+    cancel = threading.Event()
+    result = None
+    for event in run_scan(config, cancel):
+        if isinstance(event, Progress):
+            progress(event)
+        elif isinstance(event, Notice):
+            sys.stderr.write(("\n" if progress.tty and not quiet else "") +
+                             f"Note: {event.message}\n")
+        elif isinstance(event, ExactGroupsReady) and not quiet and event.groups:
+            sys.stderr.write(("\r\033[K" if progress.tty else "") +
+                             f"{len(event.groups)} group(s) of exact copies found so far\n")
+        elif isinstance(event, ScanResult):
+            result = event
+    assert result is not None
+    return result
+
+
+def _write_json_to(target: str, write) -> None:  # noqa: ANN001
+    if target == "-":
+        write(sys.stdout)
+        return
+    with open(target, "w", encoding="utf-8") as handle:
+        write(handle)
+
+
+def _check_paths(paths: list[str]) -> None:
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(", ".join(missing))
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    _check_paths(args.paths)
+    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet)
+    if args.json:
+        _write_json_to(args.json, lambda s: write_json(result, s))
+    if args.json != "-":
+        write_text(result, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .core.embed import load_backbone
+    from .core.similar import find_similar
+    from .core.store import Store
+
+    _check_paths([args.image])
+    with Store(args.db or default_db()) as store:
+        backbone, notices = load_backbone(args.backbone, weights=args.weights,
+                                          device=args.device,
+                                          allow_download=args.download_weights)
+        for notice in notices:
+            sys.stderr.write(f"Note: {notice.message}\n")
+        matches = find_similar(args.image, store, backbone, k=args.k, rotations=args.rotations)
+    if args.json:
+        payload = {"query": args.image, "backbone": backbone.info.name,
+                   "matches": [{"path": m.path, "similarity": m.similarity} for m in matches]}
+        _write_json_to(args.json, lambda s: s.write(json.dumps(payload, indent=2) + "\n"))
+    if args.json != "-":
+        if not matches:
+            print("No cached images to compare with: scan a folder first "
+                  f"(imgdedupe scan FOLDER) with the {backbone.info.name} backbone.")
+        for m in matches:
+            print(f"{m.similarity:5.1f}  {printable(m.path)}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .core.evaluate import load_groundtruth, pairwise, relative
+
+    _check_paths([args.root, args.groundtruth])
+    result = _run_scan(_config(args, [args.root], args.threshold), args.quiet)
+    if args.json:
+        _write_json_to(args.json, lambda s: write_json(result, s))
+    truth = load_groundtruth(args.groundtruth)
+    groups = [relative((m.path for m in g.members), args.root) for g in result.groups]
+    scores = pairwise(truth.label, groups)
+    exact_truth = {p: truth.label[p] for p in truth.label}  # restricted below
+    print(f"backbone {result.backbone}, threshold {result.threshold:g}")
+    print(f"pairwise precision {scores.precision:.4f}  recall {scores.recall:.4f}  "
+          f"F1 {scores.f1:.4f}  ({scores.correct_pairs} of {scores.true_pairs} true pairs, "
+          f"{scores.predicted_pairs} predicted)")
+    del exact_truth
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handlers = {"scan": cmd_scan, "similar": cmd_similar, "eval": cmd_eval}
+    try:
+        return handlers[args.command](args)
+    except FileNotFoundError as exc:
+        print(f"imgdedupe: no such file or folder: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DatabaseError as exc:
+        print(f"imgdedupe: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except WeightsError as exc:
+        print(f"imgdedupe: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except DecodeError as exc:
+        print(f"imgdedupe: cannot read the image: {exc.detail} ({exc.reason})", file=sys.stderr)
+        return EXIT_USAGE
+    except (ScanCancelled, KeyboardInterrupt):
+        print("\nimgdedupe: cancelled; finished work is cached", file=sys.stderr)
+        return EXIT_CANCELLED
+    except ImgDedupeError as exc:
+        print(f"imgdedupe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

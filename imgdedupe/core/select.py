@@ -1,0 +1,26 @@
+"""Which copy to keep: an ordered chain of criteria, like dupeGuru's.
+
+The engine only *suggests* a keeper; nothing here deletes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .records import Member
+
+
+def keeper_order_key(member: Member) -> tuple:
+    """Sort key: best keeper first.
+
+    Highest resolution, then largest file (less compressed), then oldest
+    (most likely the original), then path, so ties are deterministic.
+    """
+    pixels = (member.width or 0) * (member.height or 0)
+    return (-pixels, -member.size, member.mtime_ns, member.path)
+
+
+def suggest_keeper(members: Sequence[Member]) -> str:
+    if not members:
+        raise ValueError("a group has at least one member")
+    return min(members, key=keeper_order_key).path

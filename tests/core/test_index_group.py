@@ -1,0 +1,119 @@
+"""Candidate search, rotation-aware scores, grouping, keepers, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgdedupe.core import calibration
+from imgdedupe.core.group import greedy_star_groups
+from imgdedupe.core.index import ApproximateIndex, IndexParams, exact_pairs, similar_pairs
+from imgdedupe.core.records import Member
+from imgdedupe.core.select import suggest_keeper
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _clustered(n_clusters: int, per: int, dim: int, noise: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    return _unit(np.repeat(centres, per, axis=0) + noise * rng.normal(size=(n_clusters * per, dim)))
+
+
+def test_exact_pairs_match_brute_force():
+    vectors = _clustered(30, 3, 64, 0.3)
+    pairs, scores = exact_pairs(vectors, None, 0.8)
+    sims = vectors @ vectors.T
+    expected = {(i, j) for i in range(len(vectors)) for j in range(i + 1, len(vectors))
+                if sims[i, j] >= 0.8}
+    assert {tuple(p) for p in pairs.tolist()} == expected
+    for (i, j), s in zip(pairs.tolist(), scores, strict=True):
+        assert s == pytest.approx(sims[i, j], abs=1e-5)
+
+
+def test_rotated_vectors_make_a_pair_that_upright_ones_miss():
+    rng = np.random.default_rng(1)
+    upright = _unit(rng.normal(size=(3, 32)))
+    rotated = _unit(rng.normal(size=(3, 3, 32)))
+    rotated[2, 0] = upright[0]  # image 2 turned 90 degrees looks like image 0
+    pairs, _ = exact_pairs(upright, None, 0.95)
+    assert len(pairs) == 0
+    pairs, scores = exact_pairs(upright, rotated, 0.95)
+    assert pairs.tolist() == [[0, 2]]
+    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_annoy_finds_what_exact_search_finds(tmp_path):
+    vectors = _clustered(400, 3, 128, 0.25)  # 1,200 images in tight triples
+    params = IndexParams(exact_limit=0, pca_dims=32, trees=20)
+    exact, _ = exact_pairs(vectors, None, 0.8)
+    approx, scores, method = similar_pairs(vectors, None, 0.8, params, tmp_path / "ix")
+    assert method == "annoy"
+    found = {tuple(p) for p in approx.tolist()}
+    truth = {tuple(p) for p in exact.tolist()}
+    assert found <= truth  # exact rescoring: never a pair below the threshold
+    assert len(found & truth) >= 0.99 * len(truth)
+    assert (scores >= 0.8).all()
+
+
+def test_index_is_cached_and_rebuilt_only_when_vectors_change(tmp_path):
+    vectors = _clustered(50, 4, 64, 0.2)
+    params = IndexParams(exact_limit=0, pca_dims=16, trees=5)
+    first = ApproximateIndex(vectors, params, tmp_path)
+    assert not first.reused
+    second = ApproximateIndex(vectors, params, tmp_path)
+    assert second.reused
+    assert second.candidate_pairs(vectors, None).tolist() == \
+        first.candidate_pairs(vectors, None).tolist()
+    changed = vectors.copy()
+    changed[0] = -changed[0]
+    assert not ApproximateIndex(changed, params, tmp_path).reused
+    assert len(list(tmp_path.glob("*.ann"))) == 1  # stale indexes are removed
+
+
+def test_grouping_does_not_chain_dissimilar_images():
+    # A path 0-1-2-3-4: each only similar to its neighbours.
+    pairs = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
+    scores = np.full(4, 0.9, dtype=np.float32)
+    groups = greedy_star_groups(5, pairs, scores, 0.8, tie_break=lambda n: (n,))
+    linked = {tuple(sorted((a, b))) for a, b in pairs.tolist()}
+    for reference, members in groups:
+        for member, _ in members:
+            assert tuple(sorted((reference, member))) in linked
+    assert sum(1 + len(m) for _, m in groups) <= 5
+    assert all(len(m) <= 2 for _, m in groups)
+
+
+def test_grouping_is_deterministic_and_picks_the_hub_as_reference():
+    pairs = np.array([[0, 3], [1, 3], [2, 3], [4, 5]])
+    scores = np.array([0.9, 0.95, 0.85, 0.99], dtype=np.float32)
+    first = greedy_star_groups(6, pairs, scores, 0.8, tie_break=lambda n: (n,))
+    again = greedy_star_groups(6, pairs[::-1], scores[::-1], 0.8, tie_break=lambda n: (n,))
+    assert first == again
+    assert first[0][0] == 3
+    assert [m for m, _ in first[0][1]] == [1, 0, 2]  # best score first
+
+
+def test_keeper_prefers_resolution_then_size_then_age():
+    def m(path, w, h, size, mtime):  # noqa: ANN001, ANN202
+        return Member(path, 100.0, None, size, w, h, mtime)
+
+    assert suggest_keeper([m("a", 100, 100, 5, 1), m("b", 200, 200, 1, 2)]) == "b"
+    assert suggest_keeper([m("a", 100, 100, 5, 2), m("b", 100, 100, 9, 3)]) == "b"
+    assert suggest_keeper([m("a", 100, 100, 5, 7), m("b", 100, 100, 5, 3)]) == "b"
+    assert suggest_keeper([m("b", 100, 100, 5, 3), m("a", 100, 100, 5, 3)]) == "a"
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "resnet50"])
+def test_calibration_is_monotonic_and_invertible(backbone):
+    cosines = np.linspace(0, 1, 101)
+    scores = calibration.cosine_to_score(backbone, cosines)
+    assert (np.diff(scores) >= 0).all()
+    assert scores[0] == 0 and scores[-1] == 100
+    for score in (10.0, 50.0, 90.0, 99.0):
+        cos = calibration.score_to_cosine(backbone, score)
+        assert calibration.cosine_to_score(backbone, cos) == pytest.approx(score)
+    with pytest.raises(ValueError):
+        calibration.score_to_cosine(backbone, 120)

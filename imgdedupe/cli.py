@@ -255,12 +255,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     truth = load_groundtruth(args.groundtruth)
     groups = [relative((m.path for m in g.members), args.root) for g in result.groups]
     scores = pairwise(truth.label, groups)
-    exact_truth = {p: truth.label[p] for p in truth.label}  # restricted below
-    print(f"backbone {result.backbone}, threshold {result.threshold:g}")
-    print(f"pairwise precision {scores.precision:.4f}  recall {scores.recall:.4f}  "
-          f"F1 {scores.f1:.4f}  ({scores.correct_pairs} of {scores.true_pairs} true pairs, "
-          f"{scores.predicted_pairs} predicted)")
-    del exact_truth
+    # Exact copies: members of one group that share a copy set.
+    copy_sets = [relative((m.path for m in g.members if m.copy_set == n), args.root)
+                 for g in result.groups for n in {m.copy_set for m in g.members} - {None}]
+    exact = pairwise(truth.byte_identical_label(args.root), copy_sets)
+    print(f"backbone {result.backbone}, threshold {result.threshold:g}, "
+          f"{result.stats.files_seen} images")
+    for name, s in (("all duplicates", scores), ("exact copies", exact)):
+        print(f"{name:>15}: precision {s.precision:.4f}  recall {s.recall:.4f}  F1 {s.f1:.4f}  "
+              f"({s.correct_pairs} of {s.true_pairs} true pairs found, "
+              f"{s.predicted_pairs} predicted)")
     return EXIT_OK
 
 

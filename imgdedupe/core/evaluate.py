@@ -8,6 +8,7 @@ out by default, because whether a mirror is a duplicate is a product choice.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -28,12 +29,29 @@ class PairScores:
 class Truth:
     label: dict[str, str]  # relative path -> group label (singletons unique)
     transform: dict[str, str]
+    base: dict[str, str]  # relative path -> its group's base file
+
+    def byte_identical_label(self, root: str) -> dict[str, str]:
+        """Classes of files with the very same bytes, read from disk.
+
+        Not from the labels: a re-encode at the base's own quality can come
+        out byte-identical, and then it *is* an exact copy.
+        """
+        label = {}
+        for path in self.label:
+            try:
+                with open(os.path.join(root, path), "rb") as handle:
+                    label[path] = hashlib.sha256(handle.read()).hexdigest()
+            except OSError:
+                label[path] = f"__missing__{path}"
+        return label
 
 
 def load_groundtruth(csv_path: str, *, ignore_transforms: Iterable[str] = ("hflip",)) -> Truth:
     ignored = set(ignore_transforms)
     label: dict[str, str] = {}
     transform: dict[str, str] = {}
+    base: dict[str, str] = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             path = row["path"].replace("\\", "/")
@@ -41,7 +59,8 @@ def load_groundtruth(csv_path: str, *, ignore_transforms: Iterable[str] = ("hfli
                 continue
             label[path] = (row.get("group_id") or "").strip() or f"__single__{path}"
             transform[path] = row.get("transform", "")
-    return Truth(label, transform)
+            base[path] = (row.get("base") or "").replace("\\", "/")
+    return Truth(label, transform, base)
 
 
 def _pairs(counts: Iterable[int]) -> int:

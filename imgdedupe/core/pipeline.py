@@ -192,11 +192,9 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         else:
             pending.append(key)
     stats_cached = len(content_vectors)
-    embedded = 0
-    for event in _embed_pending(config, backbone, store, contents, pending, content_vectors,
-                                dims, errors, failed_contents, cancel):
-        embedded = event.done
-        yield event
+    yield from _embed_pending(config, backbone, store, contents, pending, content_vectors,
+                              dims, errors, failed_contents, cancel)
+    embedded = len(content_vectors) - stats_cached
 
     # 4. Index and 5. group.
     clock.start("index")
@@ -286,6 +284,10 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                     upright, rotated = vectors[0], vectors[1:].transpose(1, 0, 2)
                 else:
                     upright, rotated = backbone.embed(batch), None
+                # Score with what the cache holds (float16), so a first scan
+                # and a rescan from the cache give identical numbers.
+                upright = upright.astype(np.float16)
+                rotated = None if rotated is None else rotated.astype(np.float16)
                 rows = []
                 sizes = []
                 for n, key in enumerate(ok_keys):

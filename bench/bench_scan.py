@@ -1,0 +1,124 @@
+"""Scan speed: model ceiling, end-to-end scan, and rescan, in one run.
+
+    python bench/bench_scan.py [--images 48] [--backbone efficientnet-lite0|resnet50]
+                               [--no-rotations] [--device auto]
+
+Prints, for one machine in one run:
+  * the backbone's forward ceiling: images/s on random 224x224 input at the
+    pipeline's batch size (with rotations on, each image costs 4 forwards);
+  * the end-to-end scan of realistic 12 MP JPEGs (walk, hash, draft decode
+    in the thread pool, embed, store, index, group) and its ratio to that
+    ceiling;
+  * the rescan of the unchanged tree against a plain os.walk + stat.
+
+ResNet50 is timed with random weights: the weights do not change its speed,
+and the real ones cannot be downloaded on the build machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance
+
+from imgdedupe.core.embed import load_backbone, resnet50_random
+from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.records import ScanResult
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+def make_photos(folder: Path, count: int, size: tuple[int, int] = (4000, 3000)) -> None:
+    """12 MP camera-like JPEGs from the bundled CC0 photos, each one distinct."""
+    sources = sorted(p for p in SAMPLES.rglob("*.jpg") if "broken" not in p.name)
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for n in range(count):
+        base = Image.open(sources[n % len(sources)]).convert("RGB").resize(size)
+        base = ImageEnhance.Brightness(base).enhance(0.8 + 0.4 * rng.random())
+        noise = rng.integers(-6, 7, size=(size[1] // 8, size[0] // 8, 3), dtype=np.int16)
+        grain = Image.fromarray(np.uint8(noise + 128)).resize(size)
+        photo = Image.blend(base, grain, 0.06)
+        (folder / f"{n // 24:02d}").mkdir(exist_ok=True)
+        photo.save(folder / f"{n // 24:02d}" / f"IMG_{n:05d}.jpg", quality=92)
+
+
+def ceiling(backbone, batch: int, repeats: int) -> float:  # noqa: ANN001
+    x = np.random.default_rng(0).integers(0, 256, size=(batch, 224, 224, 3), dtype=np.uint8)
+    backbone.embed(x)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        backbone.embed(x)
+    return batch * repeats / (time.perf_counter() - start)
+
+
+def scan(root: Path, db: Path, backbone, rotations: bool) -> tuple[ScanResult, float]:  # noqa: ANN001
+    config = ScanConfig(roots=(str(root),), db_path=str(db), backbone=backbone.info.name,
+                        rotations=rotations)
+    start = time.perf_counter()
+    result = [e for e in run_scan(config, backbone=backbone)][-1]
+    return result, time.perf_counter() - start
+
+
+def walk_stat(root: Path) -> float:
+    start = time.perf_counter()
+    for folder, _, files in os.walk(root):
+        for name in files:
+            os.stat(os.path.join(folder, name))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=48)
+    parser.add_argument("--backbone", default="efficientnet-lite0")
+    parser.add_argument("--no-rotations", dest="rotations", action="store_false")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+    import torch
+
+    if args.backbone == "resnet50":
+        backbone = resnet50_random().to(args.device)
+    else:
+        backbone, _ = load_backbone(args.backbone, device=args.device)
+    print(f"machine: {platform.machine()} {platform.processor() or ''}, "
+          f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
+          f"threads), device {backbone.device}")
+    print(f"backbone {backbone.info.name}, batch {args.batch}, "
+          f"rotations {'on (4 forwards per image)' if args.rotations else 'off'}")
+    work = Path(tempfile.mkdtemp(prefix="imgdedupe-bench-"))
+    try:
+        start = time.perf_counter()
+        make_photos(work / "photos", args.images)
+        print(f"made {args.images} 4000x3000 JPEGs in {time.perf_counter() - start:.1f} s")
+        forwards = 4 if args.rotations else 1
+        forward_rate = ceiling(backbone, args.batch, repeats=3)
+        ceiling_rate = forward_rate / forwards
+        print(f"model forward ceiling: {forward_rate:.1f} forwards/s "
+              f"= {ceiling_rate:.1f} images/s")
+        result, elapsed = scan(work / "photos", work / "c.db", backbone, args.rotations)
+        assert result.stats.embedded == args.images, result.stats
+        rate = args.images / elapsed
+        print(f"end-to-end scan: {elapsed:.1f} s = {rate:.1f} images/s "
+              f"-> {rate / ceiling_rate:.2f} x ceiling  (phases: {result.stats.timings})")
+        rescan_result, rescan = scan(work / "photos", work / "c.db", backbone, args.rotations)
+        assert rescan_result.stats.embedded == 0
+        plain = min(walk_stat(work / "photos") for _ in range(3))
+        print(f"rescan of the unchanged tree: {rescan * 1000:.1f} ms; walk+stat "
+              f"{plain * 1000:.2f} ms; model load excluded")
+        print(f"rescan / walk+stat = {rescan / plain:.1f}  (rescan phases: "
+              f"{rescan_result.stats.timings})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

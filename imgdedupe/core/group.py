@@ -9,7 +9,7 @@ group's reference, the image with the most matches in its component.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def greedy_star_groups(
     remaining = set(neighbours)
     groups: list[tuple[int, list[tuple[int, float]]]] = []
     while remaining:
-        def rank(node: int) -> tuple:
+        def rank(node: int, remaining: set[int] = remaining) -> tuple:
             linked = [v for m, v in neighbours[node].items() if m in remaining]
             return (-len(linked), -round(sum(linked), 6), tie_break(node))
 
@@ -55,22 +55,3 @@ def greedy_star_groups(
         remaining = {r for r in remaining if any(m in remaining for m in neighbours[r])}
     return groups
 
-
-def components(n: int, edges: Sequence[tuple[int, int]]) -> list[list[int]]:
-    """Connected components of size >= 2 (union-find), sorted."""
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    members: dict[int, list[int]] = defaultdict(list)
-    for x in range(n):
-        members[find(x)].append(x)
-    return sorted((sorted(m) for m in members.values() if len(m) > 1), key=lambda m: m[0])

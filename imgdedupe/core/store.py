@@ -105,14 +105,16 @@ class Store:
                 f"the database folder {parent} does not exist; create it or choose another --db"
             )
         if not os.access(parent, os.W_OK):
-            raise DatabaseError(f"the database folder {parent} is not writable; choose another --db")
+            raise DatabaseError(
+                f"the database folder {parent} is not writable; choose another --db")
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
             raise DatabaseError(f"the database {self.path} is not readable and writable")
         try:
             return self._connect_and_migrate()
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise DatabaseError(f"the database {self.path} is in use by another process") from exc
+                raise DatabaseError(
+                    f"the database {self.path} is in use by another process") from exc
             # A cache is worth less than a working app: move the damaged
             # file aside (never delete it) and start again.
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")

@@ -129,8 +129,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # 2. Exact copies: hash only files whose size is shared.
     clock.start("hash")
     by_id = {c.file_id: c for c in cached}
-    to_hash = [c for c in cached if c.file_id in sizes_shared((c.file_id, c.size) for c in cached)
-               and c.content_hash is None]
+    shared = sizes_shared((c.file_id, c.size) for c in cached)
+    to_hash = [c for c in cached if c.file_id in shared and c.content_hash is None]
     hashes: dict[int, str] = {c.file_id: c.content_hash for c in cached if c.content_hash}
     gone: set[int] = set()
     with ThreadPoolExecutor(max_workers=_workers(config)) as pool:

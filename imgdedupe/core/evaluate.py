@@ -8,11 +8,13 @@ out by default, because whether a mirror is a duplicate is a product choice.
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from .errors import DecodeError
+from .hashing import content_hash
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,6 @@ class PairScores:
 class Truth:
     label: dict[str, str]  # relative path -> group label (singletons unique)
     transform: dict[str, str]
-    base: dict[str, str]  # relative path -> its group's base file
 
     def byte_identical_label(self, root: str) -> dict[str, str]:
         """Classes of files with the very same bytes, read from disk.
@@ -40,10 +41,9 @@ class Truth:
         label = {}
         for path in self.label:
             try:
-                with open(os.path.join(root, path), "rb") as handle:
-                    label[path] = hashlib.sha256(handle.read()).hexdigest()
-            except OSError:
-                label[path] = f"__missing__{path}"
+                label[path] = content_hash(os.path.join(root, path))
+            except DecodeError:
+                label[path] = f"__unreadable__{path}"
         return label
 
 
@@ -51,7 +51,6 @@ def load_groundtruth(csv_path: str, *, ignore_transforms: Iterable[str] = ("hfli
     ignored = set(ignore_transforms)
     label: dict[str, str] = {}
     transform: dict[str, str] = {}
-    base: dict[str, str] = {}
     with open(csv_path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             path = row["path"].replace("\\", "/")
@@ -59,8 +58,7 @@ def load_groundtruth(csv_path: str, *, ignore_transforms: Iterable[str] = ("hfli
                 continue
             label[path] = (row.get("group_id") or "").strip() or f"__single__{path}"
             transform[path] = row.get("transform", "")
-            base[path] = (row.get("base") or "").replace("\\", "/")
-    return Truth(label, transform, base)
+    return Truth(label, transform)
 
 
 def _pairs(counts: Iterable[int]) -> int:

@@ -176,7 +176,6 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     content_vectors: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     dims: dict[str, tuple[int | None, int | None]] = dict(known_dims)
     pending: list[str] = []
-    failed_contents: set[str] = set()
     for key in keys:
         group = contents[key]
         hit = next((vectors[c.file_id] for c in group if c.file_id in vectors
@@ -186,14 +185,13 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             content_vectors[key] = hit
         elif cached_error is not None:
             # Unchanged since it last failed: report it again, don't retry.
-            failed_contents.add(key)
             errors.extend(FileError(c.path, cached_error.error_reason or "",
                                     cached_error.error_detail or "") for c in group)
         else:
             pending.append(key)
     stats_cached = len(content_vectors)
     yield from _embed_pending(config, backbone, store, contents, pending, content_vectors,
-                              dims, errors, failed_contents, cancel)
+                              dims, errors, cancel)
     embedded = len(content_vectors) - stats_cached
 
     # 4. Index and 5. group.
@@ -237,7 +235,7 @@ def _workers(config: ScanConfig) -> int:
 def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                    contents: dict[str, list[CachedFile]], pending: list[str],
                    content_vectors: dict, dims: dict, errors: list[FileError],
-                   failed_contents: set[str], cancel: threading.Event | None
+                   cancel: threading.Event | None
                    ) -> Iterator[Progress]:
     """Decode in a thread pool that runs ahead of the model, embed in
     batches, and write each batch to the cache before going on."""
@@ -267,7 +265,6 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                 try:
                     array, width, height = futures.pop(key).result()
                 except DecodeError as exc:
-                    failed_contents.add(key)
                     errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
                     store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
                     continue

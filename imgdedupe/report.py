@@ -3,7 +3,9 @@ beyond the stream it is given."""
 
 from __future__ import annotations
 
+import csv
 import json
+from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from . import __version__
@@ -110,3 +112,18 @@ def write_text(result: ScanResult, stream: TextIO) -> None:
         f"{total:.1f} s ({result.backbone}, threshold {result.threshold:g}).\n"
     )
     stream.write("Nothing was changed on disk: the keep marks are suggestions.\n")
+
+
+CSV_COLUMNS = ("group", "kind", "path", "similarity", "exact", "keeper", "marked_for_deletion",
+               "size", "width", "height")
+
+
+def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
+    """One row per member; ``group`` numbers rows of the same group from 1."""
+    writer = csv.writer(stream)
+    writer.writerow(CSV_COLUMNS)
+    for number, group in enumerate(groups, 1):
+        for m in group.members:
+            writer.writerow((number, group.kind, m.path, m.similarity, int(m.exact),
+                             int(m.path == group.keeper), int(m.path in marked), m.size,
+                             m.width or "", m.height or ""))

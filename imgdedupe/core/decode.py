@@ -178,7 +178,8 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _decode_opened(im: Image.Image, target: int, max_pixels: int) -> DecodedImage:
+def _decode_opened(im: Image.Image, target: int, max_pixels: int,
+                   squash_to: tuple[int, int] | None = None) -> DecodedImage:
     raw_width, raw_height = im.size
     if raw_width * raw_height > max_pixels:
         raise DecodeError(
@@ -197,7 +198,14 @@ def _decode_opened(im: Image.Image, target: int, max_pixels: int) -> DecodedImag
     orientation = _orientation(im, allow_load=True)
     if orientation in _SWAPPED_ORIENTATIONS:
         raw_width, raw_height = raw_height, raw_width
-    out = _flatten(_reduce(_normalise_mode(im), target))
+    if squash_to is not None:
+        # One resample straight from the draft to the network's input
+        # instead of two (reduce, then squash): ~0.7 ms a photo. Squashing
+        # before the EXIF transpose is equivalent for a square output.
+        out = _flatten(_normalise_mode(im).resize(squash_to, Image.Resampling.BILINEAR,
+                                                  reducing_gap=2.0))
+    else:
+        out = _flatten(_reduce(_normalise_mode(im), target))
     # Transposing after the reduction moves ~50x fewer pixels than
     # ImageOps.exif_transpose on the decoded picture would.
     method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
@@ -218,9 +226,13 @@ def _looks_like_iso_bmff(fh: BinaryIO) -> bool:
     return head[4:8] == b"ftyp"
 
 
-def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970) -> DecodedImage:
+def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970,
+                 squash_to: tuple[int, int] | None = None) -> DecodedImage:
     """Decode ``path`` to an upright RGB image whose shorter side is at most
-    about ``target`` (never enlarged). Raises DecodeError, and nothing else."""
+    about ``target`` (never enlarged), or, with ``squash_to``, resized to
+    exactly that (width, height) whatever its aspect ratio. ``width`` and
+    ``height`` of the result are always the original's. Raises DecodeError,
+    and nothing else."""
     heif = _ensure_heif_opener()
     try:
         with open(path, "rb") as fh:
@@ -231,10 +243,10 @@ def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970)
                     im = Image.open(fh)
                 with im:
                     if not _over_pillow_warning_limit(im):
-                        return _decode_opened(im, target, max_pixels)
+                        return _decode_opened(im, target, max_pixels, squash_to)
                     # Rare (> 89 Mpx): Pillow may warn again while loading.
                     with _bomb_warning_ignored():
-                        return _decode_opened(im, target, max_pixels)
+                        return _decode_opened(im, target, max_pixels, squash_to)
             except UnidentifiedImageError:
                 ext = os.path.splitext(path)[1].lower()
                 if _looks_like_iso_bmff(fh) and (not heif or ext in _ISO_BMFF_EXTENSIONS):

@@ -27,7 +27,7 @@ INPUT_SIZE = 224
 # Bump when anything that changes the pixels fed to the network or the
 # pooling of its output changes: it is part of the model id, so stale
 # cached vectors are never mixed with new ones.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 
 BACKBONES = ("resnet50", "efficientnet-lite0")
 

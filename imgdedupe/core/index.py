@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ DEFAULT_TREES = 40
 DEFAULT_NEIGHBOURS = 24
 PCA_SAMPLE = 20000  # PCA is fitted on a bounded sample: memory stays flat
 _BLOCK = 1024
+_PAIR_CHUNK = 8192  # pairs scored at once: ~170 MB at 1280-d with rotations
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,15 @@ def pair_scores(upright: np.ndarray, rotated: np.ndarray | None,
     if len(pairs) == 0:
         return np.zeros(0, dtype=np.float32)
     queries = _as_queries(upright, rotated)
-    i, j = pairs[:, 0], pairs[:, 1]
-    forward = np.einsum("nqd,nd->nq", queries[i], upright[j]).max(axis=1)
-    backward = np.einsum("nqd,nd->nq", queries[j], upright[i]).max(axis=1)
-    return np.maximum(forward, backward).astype(np.float32)
+    out = np.empty(len(pairs), dtype=np.float32)
+    # In chunks: gathering every pair's query vectors at once needs
+    # pairs x 4 x dim floats, over 100 GB for 100k photos' candidates.
+    for start in range(0, len(pairs), _PAIR_CHUNK):
+        i, j = pairs[start:start + _PAIR_CHUNK, 0], pairs[start:start + _PAIR_CHUNK, 1]
+        forward = np.einsum("nqd,nd->nq", queries[i], upright[j]).max(axis=1)
+        backward = np.einsum("nqd,nd->nq", queries[j], upright[i]).max(axis=1)
+        out[start:start + _PAIR_CHUNK] = np.maximum(forward, backward)
+    return out
 
 
 def exact_pairs(upright: np.ndarray, rotated: np.ndarray | None,
@@ -211,3 +220,69 @@ def similar_pairs(upright: np.ndarray, rotated: np.ndarray | None, min_cosine: f
     scores = pair_scores(upright, rotated, candidates)
     keep = scores >= min_cosine
     return candidates[keep], scores[keep], "annoy"
+
+
+PAIRS_FILE = "pairs.npz"
+_PAIRS_FORMAT = b"pairs-v1"
+
+
+def similar_pairs_cached(identity: bytes, count: int,
+                         load: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+                         min_cosine: float, params: IndexParams = IndexParams(),
+                         cache_dir: Path | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, str]:
+    """``similar_pairs`` of the ``count`` vectors that ``load`` returns,
+    remembered in ``cache_dir`` so that a rescan loads no vector at all.
+
+    ``identity`` must change whenever what ``load`` would return changes
+    (the pipeline gives the store's vector version and the ids of the
+    vectors, in order). Loading 100k vectors and querying Annoy with each
+    costs seconds, where a rescan may take well under one. The pairs are
+    kept down to the threshold they were found at, so a higher threshold
+    reuses them (filtered: the same pairs, scores and order as a new
+    search) and a lower one searches again.
+    """
+    empty = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
+    if count < 2:
+        return (*empty, "exact")
+    key = _pairs_key(identity, params, count)
+    cached = _load_pairs(cache_dir, key, min_cosine) if cache_dir is not None else None
+    if cached is not None:
+        return cached
+    upright, rotated = load()
+    pairs, scores, method = similar_pairs(upright, rotated, min_cosine, params, cache_dir)
+    if cache_dir is not None:
+        _save_pairs(cache_dir, key, min_cosine, pairs, scores, method)
+    return pairs, scores, method
+
+
+def _pairs_key(identity: bytes, params: IndexParams, count: int) -> str:
+    digest = hashlib.blake2b(_PAIRS_FORMAT, digest_size=16)
+    digest.update(repr((params, count)).encode())
+    digest.update(identity)
+    return digest.hexdigest()
+
+
+def _load_pairs(cache_dir: Path, key: str, min_cosine: float
+                ) -> tuple[np.ndarray, np.ndarray, str] | None:
+    try:
+        with np.load(cache_dir / PAIRS_FILE) as saved:
+            if str(saved["key"]) != key or float(saved["floor"]) > min_cosine:
+                return None
+            pairs, scores, method = saved["pairs"], saved["scores"], str(saved["method"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # Absent or damaged: search again.
+        log.debug("no reusable pairs in %s: %s", cache_dir, exc)
+        return None
+    keep = scores >= min_cosine
+    return pairs[keep].astype(np.int64), scores[keep], method
+
+
+def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
+                scores: np.ndarray, method: str) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Temp name and rename: a crash never leaves a half-written file.
+    tmp = cache_dir / f"{PAIRS_FILE}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, key=np.str_(key), floor=np.float64(floor), method=np.str_(method),
+             pairs=pairs.astype(np.int32), scores=scores.astype(np.float32))
+    tmp.replace(cache_dir / PAIRS_FILE)

@@ -11,37 +11,37 @@ every finished batch is already in the cache, so a cancelled scan resumes.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
 
 from . import calibration
-from .embed import Backbone, load_backbone
+from .embed import Backbone, BackboneInfo, load_backbone
 from .errors import DecodeError, ScanCancelled
-from .group import greedy_star_groups
-from .hashing import content_hash, sizes_shared
-from .index import IndexParams, similar_pairs
-from .preprocess import decode_for_network, with_rotations
+from .graph import FLOOR_SCORE, Content, FileInfo, SimilarityGraph, exact_groups, groups_at
+from .hashing import content_hash
+from .index import IndexParams, similar_pairs_cached
+from .preprocess import decode_for_network, rotated_by
 from .records import (
     ExactGroupsReady,
     FileError,
     Group,
     ImageFile,
-    Member,
     Notice,
     Progress,
     ScanResult,
     ScanStats,
 )
-from .select import keeper_order_key, suggest_keeper
 from .store import CachedFile, Store
 from .walk import walk
 
@@ -96,66 +96,41 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     clock = _Clock()
     started = time.perf_counter()
     roots = tuple(os.path.abspath(r) for r in config.roots)
+    clock.start("open")
     store = Store(config.db_path)  # fails before any work on a bad --db
+    # The cyclic garbage collector is paused while the scan builds its
+    # per-file records (5 or so per file, none in a cycle): each full
+    # collection walks every live object, and 100k files trigger several,
+    # 0.3 s of a 1.4 s rescan. It runs while images are embedded (_scan).
+    gc_enabled = gc.isenabled()
+    gc.disable()
     try:
-        yield from _scan(config, roots, store, clock, cancel, backbone)
+        yield from _scan(config, roots, store, clock, cancel, backbone, gc_enabled)
     finally:
+        if gc_enabled:
+            gc.enable()
         store.close()
         clock.stop()
         log.debug("scan took %.2f s", time.perf_counter() - started)
 
 
 def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Clock,
-          cancel: threading.Event | None, backbone: Backbone | None) -> Iterator[Event]:
+          cancel: threading.Event | None, backbone: Backbone | None,
+          gc_enabled: bool) -> Iterator[Event]:
     errors: list[FileError] = []
     notices: list[Notice] = []
 
-    # 1. Walk.
+    # 1. Walk, and bring the cache's rows up to date.
     clock.start("walk")
-    files: list[ImageFile] = []
-    for item in walk(roots, include_hidden=config.include_hidden, cancel=cancel):
-        if isinstance(item, FileError):
-            errors.append(item)
-        else:
-            files.append(item)
-        if len(files) % 500 == 0:
-            _check(cancel)
-            yield Progress("walk", len(files))
-    _check(cancel)
-    yield Progress("walk", len(files), len(files))
-    cached = store.sync_files(files)
-    store.purge_missing(roots, (f.path for f in files))
+    files = yield from _walk(config, roots, errors, cancel)
+    clock.start("sync")
+    cached = store.sync_tree(roots, files)
 
     # 2. Exact copies: hash only files whose size is shared.
     clock.start("hash")
-    by_id = {c.file_id: c for c in cached}
-    shared = sizes_shared((c.file_id, c.size) for c in cached)
-    to_hash = [c for c in cached if c.file_id in shared and c.content_hash is None]
-    hashes: dict[int, str] = {c.file_id: c.content_hash for c in cached if c.content_hash}
-    gone: set[int] = set()
-    with ThreadPoolExecutor(max_workers=_workers(config)) as pool:
-        futures = [(c, pool.submit(content_hash, c.path)) for c in to_hash]
-        for done, (c, future) in enumerate(futures, 1):
-            try:
-                hashes[c.file_id] = future.result()
-            except DecodeError as exc:
-                errors.append(FileError(c.path, exc.reason, exc.detail))
-                gone.add(c.file_id)
-            if done % 50 == 0:
-                _check(cancel)
-                yield Progress("hash", done, len(to_hash))
-    store.set_hashes((i, h) for i, h in hashes.items()
-                     if by_id[i].content_hash != h and i not in gone)
-    live = [c for c in cached if c.file_id not in gone]
-    contents: dict[str, list[CachedFile]] = defaultdict(list)
-    for c in live:
-        contents[hashes.get(c.file_id) or f"id:{c.file_id}"].append(c)
-    for members in contents.values():
-        members.sort(key=lambda c: c.path)
-    known_dims = {k: next(((c.width, c.height) for c in files if c.width), (None, None))
-                  for k, files in contents.items()}
-    yield Progress("hash", len(to_hash), len(to_hash))
-    yield ExactGroupsReady(tuple(_exact_groups(contents, known_dims)))
+    contents = yield from _hash_contents(config, store, cached, errors, cancel)
+    dims = _PixelSizes(contents)
+    yield ExactGroupsReady(tuple(_exact_groups(contents, dims)))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
     clock.start("load_model")
@@ -170,49 +145,34 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             yield notice
     info = backbone.info
     clock.start("embed")
-    keys = sorted(contents)
-    all_ids = [c.file_id for c in live]
-    vectors = store.get_vectors(info.model_id, all_ids, info.dim)
-    content_vectors: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    dims: dict[str, tuple[int | None, int | None]] = dict(known_dims)
-    pending: list[str] = []
-    for key in keys:
-        group = contents[key]
-        hit = next((vectors[c.file_id] for c in group if c.file_id in vectors
-                    and (vectors[c.file_id][1] is not None or not config.rotations)), None)
-        cached_error = next((c for c in group if c.error_reason), None)
-        if hit is not None:
-            content_vectors[key] = hit
-        elif cached_error is not None:
-            # Unchanged since it last failed: report it again, don't retry.
-            errors.extend(FileError(c.path, cached_error.error_reason or "",
-                                    cached_error.error_detail or "") for c in group)
-        else:
-            pending.append(key)
-    stats_cached = len(content_vectors)
-    yield from _embed_pending(config, backbone, store, contents, pending, content_vectors,
-                              dims, errors, cancel)
-    embedded = len(content_vectors) - stats_cached
+    # Which file's cached vector stands for each content. Only ids are read
+    # here: the vectors themselves are loaded only if the pairs must be
+    # searched again (see _pairs).
+    reps, pending = _cached_contents(contents, store.vector_ids(
+        info.model_id, config.rotations), errors)
+    from_cache = len(reps)
+    if pending and gc_enabled:
+        gc.enable()  # hours of decoding and embedding: collect as usual
+    yield from _embed_pending(config, backbone, store, contents, pending, reps, dims, errors,
+                              cancel)
+    gc.disable()
+    embedded = len(reps) - from_cache
 
-    # 4. Index and 5. group.
+    # 4. Index and 5. group. Pairs are scored down to the slider's floor,
+    # so the window can regroup at any threshold from the graph alone.
     clock.start("index")
-    usable = [k for k in keys if k in content_vectors]
+    usable = sorted(reps)  # the index's order: by content
     yield Progress("index", 0, len(usable))
-    upright = np.stack([content_vectors[k][0] for k in usable]).astype(np.float32) \
-        if usable else np.zeros((0, info.dim), np.float32)
-    rotated = None
-    if config.rotations and usable:
-        rotated = np.stack([content_vectors[k][1] for k in usable]).astype(np.float32)
-    min_cosine = calibration.score_to_cosine(info.name, config.threshold)
-    cache_dir = Path(config.db_path).with_suffix(".index") / info.model_id.replace(":", "_")
-    pairs, scores, method = similar_pairs(upright, rotated, min_cosine, config.index, cache_dir)
+    floor = min(FLOOR_SCORE, config.threshold)
+    floor_cosine = calibration.score_to_cosine(info.name, floor)
+    pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
+                                   info)
     _check(cancel)
     yield Progress("index", len(usable), len(usable), method)
     clock.start("group")
-    groups = _similar_groups(info.name, usable, contents, dims, pairs, scores, min_cosine)
-    grouped = {m.path for g in groups for m in g.members}
-    groups += [g for g in _exact_groups(contents, dims) if g.members[0].path not in grouped]
-    groups.sort(key=lambda g: (g.members[0].path, g.kind))
+    marks = tuple(store.ignore_marks().values())
+    graph = _graph(info.name, usable, contents, dims, pairs, scores, floor, marks, store)
+    groups = groups_at(graph, config.threshold, marks)
     clock.stop()
     yield Progress("done", 1, 1)
     errors.sort(key=lambda e: e.path)
@@ -220,12 +180,134 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         files_seen=len(files),
         unique_contents=len(contents),
         embedded=embedded,
-        from_cache=stats_cached,
+        from_cache=from_cache,
         failed=len(errors),
         timings=dict(clock.timings),
     )
-    yield ScanResult(tuple(groups), tuple(errors), stats, tuple(notices), info.name,
-                     info.model_id, config.threshold)
+    yield ScanResult(groups, tuple(errors), stats, tuple(notices), info.name,
+                     info.model_id, config.threshold, graph, marks)
+
+
+def _walk(config: ScanConfig, roots: tuple[str, ...], errors: list[FileError],
+          cancel: threading.Event | None) -> Generator[Progress, None, list[ImageFile]]:
+    files: list[ImageFile] = []
+    for item in walk(roots, include_hidden=config.include_hidden, cancel=cancel):
+        if isinstance(item, FileError):
+            errors.append(item)
+        else:
+            files.append(item)
+        if len(files) % 500 == 0:
+            _check(cancel)
+            yield Progress("walk", len(files))
+    _check(cancel)
+    yield Progress("walk", len(files), len(files))
+    return files
+
+
+def _hash_contents(config: ScanConfig, store: Store, cached: list[CachedFile],
+                   errors: list[FileError], cancel: threading.Event | None
+                   ) -> Generator[Progress, None, dict[str, list[CachedFile]]]:
+    """Hash what needs it; return the files by content (path order within)."""
+    shared = Counter(c.size for c in cached)
+    to_hash = [c for c in cached if c.content_hash is None and shared[c.size] > 1]
+    hashes: dict[int, str] = {}
+    gone: set[int] = set()
+    with ThreadPoolExecutor(max_workers=_workers(config)) as pool:
+        futures = [(c, pool.submit(content_hash, c.path)) for c in to_hash]
+        for done, (c, future) in enumerate(futures, 1):
+            try:
+                hashes[c.file_id] = future.result()
+            except DecodeError as exc:
+                errors.append(FileError(c.path, exc.reason, exc.detail))
+                gone.add(c.file_id)
+            if done % 50 == 0:
+                _check(cancel)
+                yield Progress("hash", done, len(to_hash))
+    store.set_hashes(hashes.items())
+    contents: dict[str, list[CachedFile]] = defaultdict(list)
+    for c in cached:
+        if c.file_id not in gone:
+            key = hashes.get(c.file_id) or c.content_hash or f"id:{c.file_id}"
+            contents[key].append(c)
+    for members in contents.values():
+        if len(members) > 1:
+            members.sort(key=_path_of)
+    yield Progress("hash", len(to_hash), len(to_hash))
+    return contents
+
+
+_path_of = attrgetter("path")
+
+
+class _PixelSizes(dict):
+    """Content key -> (width, height): as decoded by this scan, else as the
+    cache knows it. Looked up on demand: a rescan needs the sizes of the
+    grouped files only, not of all 100k."""
+
+    def __init__(self, contents: dict[str, list[CachedFile]]) -> None:
+        super().__init__()
+        self._contents = contents
+
+    def __missing__(self, key: str) -> tuple[int | None, int | None]:
+        # Copies share their content's pixel size; any member may know it.
+        for c in self._contents[key]:
+            if c.width:
+                return c.width, c.height
+        return None, None
+
+
+def _cached_contents(contents: dict[str, list[CachedFile]], with_vectors: set[int],
+                     errors: list[FileError]) -> tuple[dict[str, int], list[str]]:
+    """The representative file of each content with a cached vector, and
+    the contents still to embed, sorted. Unchanged files that failed before
+    are reported again, not retried."""
+    reps: dict[str, int] = {}
+    pending: list[str] = []
+    # In walk (= memory) order, not sorted: the phase took 0.17 s sorted,
+    # 0.05 s so, for 100k contents (cache misses).
+    for key, group in contents.items():
+        if group[0].file_id in with_vectors:  # the common case, without a call
+            reps[key] = group[0].file_id
+            continue
+        rep = _first_with_vector(group, with_vectors)
+        if rep is not None:
+            reps[key] = rep
+            continue
+        bad = next((c for c in group if c.error_reason), None)
+        if bad is not None:
+            errors.extend(FileError(c.path, bad.error_reason or "", bad.error_detail or "")
+                          for c in group)
+        else:
+            pending.append(key)
+    pending.sort()
+    return reps, pending
+
+
+def _first_with_vector(group: list[CachedFile], with_vectors: set[int]) -> int | None:
+    for c in group:
+        if c.file_id in with_vectors:
+            return c.file_id
+    return None
+
+
+def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
+           info: BackboneInfo) -> tuple[np.ndarray, np.ndarray, str]:
+    """Similar pairs among the vectors of ``ids`` (file ids). They are
+    cached beside the index, keyed by the store's vector version and the
+    ids: when no vector changed, a rescan loads none."""
+    cache_dir = Path(config.db_path).with_suffix(".index") / info.model_id.replace(":", "_")
+    # Read before the vectors: a write in between only makes the key stale.
+    identity = (f"{store.vector_version(info.model_id)}:{config.rotations}:".encode()
+                + np.asarray(ids, dtype=np.int64).tobytes())
+
+    def load() -> tuple[np.ndarray, np.ndarray | None]:
+        vectors = store.get_vectors(info.model_id, ids, info.dim)
+        upright = np.stack([vectors[i][0] for i in ids]).astype(np.float32)
+        if not config.rotations:
+            return upright, None
+        return upright, np.stack([vectors[i][1] for i in ids]).astype(np.float32)
+
+    return similar_pairs_cached(identity, len(ids), load, min_cosine, config.index, cache_dir)
 
 
 def _workers(config: ScanConfig) -> int:
@@ -234,7 +316,7 @@ def _workers(config: ScanConfig) -> int:
 
 def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                    contents: dict[str, list[CachedFile]], pending: list[str],
-                   content_vectors: dict, dims: dict, errors: list[FileError],
+                   reps: dict[str, int], dims: dict, errors: list[FileError],
                    cancel: threading.Event | None
                    ) -> Iterator[Progress]:
     """Decode in a thread pool that runs ahead of the model, embed in
@@ -276,9 +358,13 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
             if images:
                 batch = np.stack(images)
                 if config.rotations:
-                    queries = with_rotations(batch)  # (4N, ...) upright first
-                    vectors = backbone.embed(queries).reshape(4, len(images), -1)
-                    upright, rotated = vectors[0], vectors[1:].transpose(1, 0, 2)
+                    # One forward per rotation, not one of 4N: a cancel
+                    # then waits for a quarter of the work (< 1 s on a CPU).
+                    vectors = []
+                    for quarter_turns in range(4):
+                        _check(cancel)
+                        vectors.append(backbone.embed(rotated_by(batch, quarter_turns)))
+                    upright, rotated = vectors[0], np.stack(vectors[1:], axis=1)
                 else:
                     upright, rotated = backbone.embed(batch), None
                 # Score with what the cache holds (float16), so a first scan
@@ -289,7 +375,7 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                 sizes = []
                 for n, key in enumerate(ok_keys):
                     rot = None if rotated is None else rotated[n]
-                    content_vectors[key] = (upright[n], rot)
+                    reps[key] = contents[key][0].file_id
                     for c in contents[key]:
                         rows.append((c.file_id, upright[n], rot))
                         sizes.append((c.file_id, *dims[key]))
@@ -302,45 +388,49 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
             yield Progress("embed", done, total)
 
 
-def _member(c: CachedFile, similarity: float, copy_set: int | None, dims: tuple) -> Member:
-    return Member(c.path, round(float(similarity), 2), copy_set, c.size, dims[0], dims[1],
-                  c.mtime_ns)
+def _content(key: str, files: list[CachedFile], dims: dict,
+             digest: str | None = None) -> Content:
+    width, height = dims[key]
+    return Content(tuple(FileInfo(c.path, c.size, c.mtime_ns) for c in files), width, height,
+                   digest or (None if key.startswith("id:") else key))
 
 
 def _exact_groups(contents: dict[str, list[CachedFile]], dims: dict) -> list[Group]:
-    """Byte-identical files; copies share their content's pixel size."""
-    groups = []
-    for key in sorted(contents):
-        files = contents[key]
-        if len(files) > 1:
-            members = tuple(_member(c, 100.0, 0, dims.get(key, (None, None))) for c in files)
-            groups.append(Group("exact", members, suggest_keeper(members)))
-    return groups
+    return exact_groups(_content(k, f, dims) for k, f in contents.items() if len(f) > 1)
 
 
-def _similar_groups(backbone: str, usable: list[str], contents: dict[str, list[CachedFile]],
-                    dims: dict, pairs: np.ndarray, scores: np.ndarray,
-                    min_cosine: float) -> list[Group]:
-    def tie_break(node: int) -> tuple:
-        key = usable[node]
-        first = contents[key][0]
-        w, h = dims.get(key, (None, None))
-        return keeper_order_key(Member(first.path, 0, None, first.size, w, h, first.mtime_ns))
+def _graph(backbone: str, usable: list[str], contents: dict[str, list[CachedFile]],
+           dims: dict, pairs: np.ndarray, scores: np.ndarray, floor: float,
+           marks: tuple[frozenset[str], ...], store: Store) -> SimilarityGraph:
+    """The graph of the contents that can group at any threshold >= floor:
+    those in a scored pair, and byte copies. The other 99% of a library
+    never group, and are left out (at 100k files, building them cost more
+    than the rest of a rescan's grouping)."""
+    in_pairs = np.unique(pairs) if len(pairs) else np.zeros(0, dtype=np.int64)
+    keys = sorted({usable[i] for i in in_pairs.tolist()}
+                  | {k for k, f in contents.items() if len(f) > 1})
+    node_of = {k: n for n, k in enumerate(keys)}
+    remap = np.array([node_of.get(k, -1) for k in usable], dtype=np.int64)
+    digests = _digests_for_marks(keys, contents, store) if marks else {}
+    nodes = tuple(_content(k, contents[k], dims, digests.get(k)) for k in keys)
+    graph_pairs = remap[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
+    return SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32), floor)
 
-    groups = []
-    for reference, linked in greedy_star_groups(len(usable), pairs, scores, min_cosine,
-                                                tie_break):
-        members: list[Member] = []
-        copy_sets = 0
-        for node, cosine in [(reference, 1.0), *linked]:
-            key = usable[node]
+
+def _digests_for_marks(keys: list[str], contents: dict[str, list[CachedFile]],
+                       store: Store) -> dict[str, str]:
+    """Content hashes of the paired files that have none yet. A "Not
+    duplicates" mark is keyed by content, and a renamed or moved file is a
+    new row without a hash; only paired files are hashed, not the library."""
+    digests: dict[str, str] = {}
+    rows: list[tuple[int, str]] = []
+    for key in keys:
+        if key.startswith("id:"):
             files = contents[key]
-            copy_set = None
-            if len(files) > 1:
-                copy_set, copy_sets = copy_sets, copy_sets + 1
-            score = 100.0 if node == reference else float(
-                calibration.cosine_to_score(backbone, cosine))
-            members += [_member(c, score, copy_set, dims[key]) for c in files]
-        members_t = tuple(members)
-        groups.append(Group("similar", members_t, suggest_keeper(members_t)))
-    return groups
+            try:
+                digests[key] = content_hash(files[0].path)
+            except DecodeError:
+                continue  # unreadable now: no mark can apply to it
+            rows += [(c.file_id, digests[key]) for c in files]
+    store.set_hashes(rows)
+    return digests

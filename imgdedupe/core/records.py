@@ -7,7 +7,10 @@ without copies or locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .graph import SimilarityGraph
 
 
 class ErrorReason:
@@ -121,3 +124,7 @@ class ScanResult:
     backbone: str
     model_id: str
     threshold: float
+    # The scored pairs behind ``groups``: regrouping at another threshold
+    # needs only these, no rescan. ``ignored``: "Not duplicates" marks.
+    graph: SimilarityGraph | None = None
+    ignored: tuple[frozenset[str], ...] = ()

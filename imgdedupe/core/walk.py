@@ -16,6 +16,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from imgdedupe.core.records import ErrorReason, FileError, ImageFile
 
@@ -50,6 +51,7 @@ SYSTEM_DIR_NAMES = frozenset(
         "@eadir",
         ".thumbnails",
         "__macosx",
+        "imgdedupe-trash",  # core.trash.FolderTrash: our own moved-away files
     }
 )
 
@@ -61,7 +63,16 @@ _HIDDEN_ATTRIBUTES = stat.FILE_ATTRIBUTE_HIDDEN | stat.FILE_ATTRIBUTE_SYSTEM
 
 def has_image_extension(name: str) -> bool:
     """True when ``name`` ends with one of IMAGE_EXTENSIONS, in any case."""
+    dot = name.rfind(".")
+    if dot <= 0 or name[dot:].lower() not in IMAGE_EXTENSIONS:
+        return False
+    if name[dot - 1] not in _DOT_OR_SEP:
+        return True  # what splitext says, without its cost (called per file)
+    # ".jpg", "x/.jpg", "..jpg": splitext decides whether that is an extension.
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+_DOT_OR_SEP = frozenset({".", os.sep, os.altsep or os.sep})
 
 
 def is_system_dir_name(name: str) -> bool:
@@ -85,6 +96,12 @@ def _is_hidden(entry: os.DirEntry[str]) -> bool:
 def _path_key(path: str) -> str:
     # normcase makes the comparisons case-insensitive on Windows only.
     return os.path.normcase(path)
+
+
+_FOLDS_CASE = os.path.normcase("A") != "A"  # Windows
+
+
+_entry_name = attrgetter("name")
 
 
 def _is_within(real_key: str, root_keys: Sequence[str]) -> bool:
@@ -137,12 +154,10 @@ class _Walker:
 
     # -- files ---------------------------------------------------------
 
-    def file(
-        self, path: str, real: str, is_link: bool, entry: os.DirEntry[str] | None = None
-    ) -> Iterator[ImageFile | FileError]:
+    def file(self, path: str, real: str, is_link: bool) -> Iterator[ImageFile | FileError]:
+        """A root or a linked file; files listed in a folder take listed_file."""
         try:
-            # DirEntry.stat is free on Windows (it comes with the listing).
-            st = entry.stat() if entry is not None else os.stat(path)
+            st = os.stat(path)
         except FileNotFoundError:
             detail = "broken symbolic link" if is_link else "file disappeared during the scan"
             yield FileError(path, ErrorReason.VANISHED, detail)
@@ -189,13 +204,37 @@ class _Walker:
         self.stack.append(_Dir(path, real, (*ancestors, ident)))
         return None
 
+    def listed_file(self, entry: os.DirEntry[str], real: str) -> ImageFile | FileError | None:
+        """``file`` for an entry of a walked folder, the hot path of a rescan.
+
+        Its folder passed ``enter``'s roots check and a name holds no
+        separator, so the file is inside the roots without checking again;
+        a plain return instead of a generator saves a microsecond a file.
+        """
+        try:
+            st = entry.stat()  # free on Windows; one stat call elsewhere
+        except FileNotFoundError:
+            return FileError(entry.path, ErrorReason.VANISHED, "file disappeared during the scan")
+        except OSError as exc:
+            return _error_from_os(entry.path, exc, "file")
+        if not stat.S_ISREG(st.st_mode):
+            logger.debug("skipping %r: not a regular file", entry.path)
+            return None
+        key = _path_key(real) if _FOLDS_CASE else real  # saves a call per file
+        if key in self.seen_files:
+            logger.debug("skipping %r: %r was already found", entry.path, real)
+            return None
+        self.seen_files.add(key)
+        return ImageFile(entry.path, st.st_size, st.st_mtime_ns)
+
     def scan_dir(self, folder: _Dir) -> Iterator[ImageFile | FileError]:
         try:
             with os.scandir(folder.path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_entry_name)
         except OSError as exc:
             yield _error_from_os(folder.path, exc, "folder")
             return
+        real_prefix = os.path.join(folder.real, "")
         subdirs: list[_Dir] = []
         for entry in entries:
             name = entry.name
@@ -219,8 +258,9 @@ class _Walker:
                     continue
                 subdirs.append(_Dir(entry.path, os.path.join(folder.real, name), folder.ancestors))
             elif has_image_extension(name):
-                real = os.path.join(folder.real, name)
-                yield from self.file(entry.path, real, is_link=False, entry=entry)
+                item = self.listed_file(entry, real_prefix + name)
+                if item is not None:
+                    yield item
         # Reversed so the stack pops them in name order: deterministic output.
         for sub in reversed(subdirs):
             error = self.enter(sub.path, sub.real, sub.ancestors)

@@ -7,7 +7,14 @@ import pytest
 
 from imgdedupe.core import calibration
 from imgdedupe.core.group import greedy_star_groups
-from imgdedupe.core.index import ApproximateIndex, IndexParams, exact_pairs, similar_pairs
+from imgdedupe.core.index import (
+    PAIRS_FILE,
+    ApproximateIndex,
+    IndexParams,
+    exact_pairs,
+    similar_pairs,
+    similar_pairs_cached,
+)
 from imgdedupe.core.records import Member
 from imgdedupe.core.select import suggest_keeper
 
@@ -117,3 +124,90 @@ def test_calibration_is_monotonic_and_invertible(backbone):
         assert calibration.cosine_to_score(backbone, cos) == pytest.approx(score)
     with pytest.raises(ValueError):
         calibration.score_to_cosine(backbone, 120)
+
+
+def _counting_loader(vectors: np.ndarray):  # noqa: ANN202
+    calls = []
+
+    def load():  # noqa: ANN202
+        calls.append(1)
+        return vectors, None
+
+    return load, calls
+
+
+@pytest.mark.parametrize("exact_limit", [10_000, 0])  # exact search, then Annoy
+def test_cached_pairs_are_reused_filtered_and_invalidated(tmp_path, exact_limit):
+    vectors = _clustered(60, 3, 64, 0.3)
+    params = IndexParams(exact_limit=exact_limit, pca_dims=16, trees=5)
+    load, calls = _counting_loader(vectors)
+    first = similar_pairs_cached(b"v1", len(vectors), load, 0.8, params, tmp_path)
+    again = similar_pairs_cached(b"v1", len(vectors), load, 0.8, params, tmp_path)
+    assert len(calls) == 1  # the rescan loaded no vector
+    for cached, fresh in zip(again, first, strict=True):
+        np.testing.assert_array_equal(cached, fresh)
+    assert again[0].dtype == np.int64
+
+    # A higher threshold filters the cached pairs: exactly a new search.
+    higher = similar_pairs_cached(b"v1", len(vectors), load, 0.9, params, tmp_path)
+    assert len(calls) == 1
+    fresh = similar_pairs(vectors, None, 0.9, params, tmp_path)
+    for cached, new in zip(higher, fresh, strict=True):
+        np.testing.assert_array_equal(cached, new)
+
+    # A lower threshold, or other vectors, search again.
+    similar_pairs_cached(b"v1", len(vectors), load, 0.7, params, tmp_path)
+    assert len(calls) == 2
+    similar_pairs_cached(b"v2", len(vectors), load, 0.7, params, tmp_path)
+    assert len(calls) == 3
+    similar_pairs_cached(b"v2", len(vectors), load, 0.7, params, tmp_path)
+    assert len(calls) == 3
+
+
+def test_damaged_pair_cache_is_searched_again(tmp_path):
+    vectors = _clustered(20, 3, 32, 0.3)
+    load, calls = _counting_loader(vectors)
+    first = similar_pairs_cached(b"v", len(vectors), load, 0.8, IndexParams(), tmp_path)
+    (tmp_path / PAIRS_FILE).write_bytes(b"not a zip file")
+    again = similar_pairs_cached(b"v", len(vectors), load, 0.8, IndexParams(), tmp_path)
+    assert len(calls) == 2
+    np.testing.assert_array_equal(again[0], first[0])
+
+
+def _plain_star_groups(pairs, scores, min_score, tie_break):  # noqa: ANN001, ANN202
+    """The definition greedy_star_groups implements with a heap: take the
+    best-ranked remaining node, with min() over all of them, every time."""
+    neighbours: dict[int, dict[int, float]] = {}
+    for (a, b), s in zip(pairs.tolist(), scores.tolist(), strict=True):
+        if s >= min_score and a != b:
+            neighbours.setdefault(a, {})[b] = s
+            neighbours.setdefault(b, {})[a] = s
+    remaining, groups = set(neighbours), []
+    while remaining:
+        def rank(node, remaining=remaining):  # noqa: ANN001, ANN202
+            linked = [v for m, v in neighbours[node].items() if m in remaining]
+            return (-len(linked), -round(sum(linked), 6), tie_break(node))
+
+        reference = min(remaining, key=rank)
+        members = sorted(((m, s) for m, s in neighbours[reference].items() if m in remaining),
+                         key=lambda item: (-item[1], tie_break(item[0])))
+        remaining -= {reference, *(m for m, _ in members)}
+        if members:
+            groups.append((reference, members))
+        remaining = {r for r in remaining if any(m in remaining for m in neighbours[r])}
+    return groups
+
+
+def test_heap_grouping_equals_the_plain_definition():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        pairs = rng.integers(0, n, size=(int(rng.integers(0, 3 * n)), 2))
+        scores = np.round(rng.uniform(0.5, 1.0, size=len(pairs)), 2).astype(np.float32)
+        order = rng.permutation(n)
+
+        def tie_break(node, order=order):  # noqa: ANN001, ANN202
+            return (int(order[node]),)
+
+        assert greedy_star_groups(n, pairs, scores, 0.7, tie_break) == \
+            _plain_star_groups(pairs, scores, 0.7, tie_break)

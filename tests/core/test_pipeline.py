@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from imgdedupe.core.embed import load_backbone, resnet50_random
 from imgdedupe.core.errors import ScanCancelled
 from imgdedupe.core.pipeline import ScanConfig, run_scan
 from imgdedupe.core.records import ErrorReason, ExactGroupsReady, Notice, Progress, ScanResult
+from imgdedupe.core.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 ORIENTATION = 0x0112
@@ -246,3 +248,32 @@ def test_missing_resnet_weights_fall_back_visibly(tmp_path, monkeypatch):
     assert [e.code for e in events if isinstance(e, Notice)] == ["backbone_fallback"]
     assert events[-1].notices[0].code == "backbone_fallback"
     assert events[-1].backbone == "efficientnet-lite0"
+
+
+def test_rescan_reuses_cached_pairs_and_loads_no_vector(tmp_path, lite0, monkeypatch,
+                                                         photo_maker):
+    p = make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    first, _ = scan(config, lite0)
+    loads: list[int] = []
+    real_get_vectors = Store.get_vectors
+
+    def counting_get_vectors(self, model_id, file_ids, dim):  # noqa: ANN001, ANN202
+        loads.append(len(file_ids))
+        return real_get_vectors(self, model_id, file_ids, dim)
+
+    monkeypatch.setattr(Store, "get_vectors", counting_get_vectors)
+    again, _ = scan(config, lite0)
+    assert loads == [] and again.groups == first.groups
+    # A stricter threshold filters the cached pairs, exactly like a new search.
+    strict, _ = scan(replace(config, threshold=97.0), lite0)
+    assert loads == []
+    shutil.rmtree(tmp_path / "c.index")
+    searched, _ = scan(replace(config, threshold=97.0), lite0)
+    assert loads == [first.stats.unique_contents] and searched.groups == strict.groups
+    # A changed file changes the vectors: the pairs are searched again.
+    photo_maker(p["coffee_small"], 11)
+    changed, _ = scan(config, lite0)
+    assert len(loads) == 2
+    assert frozenset({p["coffee"], p["coffee_small"]}) not in as_sets(changed)
+    assert frozenset({p["cat"], p["cat_rot90"], p["cat_exif"]}) in as_sets(changed)

@@ -115,3 +115,78 @@ def test_cached_errors_survive_until_the_file_changes(tmp_path):
         assert (again.error_reason, again.error_detail) == ("truncated", "cut short")
         (changed,) = db.sync_files([_file("/p/bad.jpg", size=11)])
         assert changed.error_reason is None
+
+
+def test_vector_version_counts_every_change_to_a_models_vectors(tmp_path):
+    with Store(tmp_path / "c.db") as db:
+        a, b = db.sync_files([_file("/r/a.jpg"), _file("/r/b.jpg")])
+        versions = [db.vector_version("m1")]
+
+        def changed() -> bool:
+            versions.append(db.vector_version("m1"))
+            return versions[-1] != versions[-2]
+
+        db.put_vectors("m1", [(a.file_id, np.ones(4), None)])
+        assert changed()
+        db.put_vectors("m1", [(a.file_id, np.ones(4), None)])  # replaced, same values
+        assert changed()
+        db.put_vectors("m2", [(b.file_id, np.ones(4), None)])  # another model
+        db.set_hashes([(a.file_id, "h")])
+        db.sync_files([_file("/r/a.jpg"), _file("/r/b.jpg")])  # nothing changed
+        assert not changed()
+        db.sync_files([_file("/r/a.jpg", size=99), _file("/r/b.jpg")])  # a's vector dropped
+        assert changed()
+        db.put_vectors("m1", [(b.file_id, np.ones(4), None)])
+        assert changed()
+        db.purge_missing(["/r"], ["/r/a.jpg"])  # b forgotten, its vector with it
+        assert changed()
+    with Store(tmp_path / "other.db") as other:  # same count, other database
+        other.put_vectors("m1", [(other.sync_files([_file("/r/a.jpg")])[0].file_id,
+                                  np.ones(4), None)])
+        assert other.vector_version("m1") not in versions
+
+
+def test_vector_ids_come_from_the_index_and_honour_rotations(tmp_path):
+    with Store(tmp_path / "c.db") as db:
+        a, b, c = db.sync_files([_file("/p/a.jpg"), _file("/p/b.jpg"), _file("/p/c.jpg")])
+        db.put_vectors("m", [(a.file_id, np.ones(4), np.ones((3, 4))),
+                             (b.file_id, np.ones(4), None)])
+        db.put_vectors("other", [(c.file_id, np.ones(4), np.ones((3, 4)))])
+        assert db.vector_ids("m", rotations=False) == {a.file_id, b.file_id}
+        assert db.vector_ids("m", rotations=True) == {a.file_id}
+        plan = db._conn.execute(
+            "EXPLAIN QUERY PLAN SELECT file_id FROM embeddings WHERE model_id = ?",
+            ("m",)).fetchall()
+        assert "COVERING INDEX" in str(plan)  # no vector is read
+
+
+def test_sync_tree_is_sync_files_then_purge_missing(tmp_path):
+    walked = [_file("/r/a.jpg"), _file("/r/sub/b.jpg", size=5), _file("/solo.jpg")]
+    with Store(tmp_path / "one.db") as one, Store(tmp_path / "two.db") as two:
+        for db in (one, two):
+            db.sync_files([*walked, _file("/r/gone.jpg"), _file("/elsewhere/x.jpg")])
+        walked[1] = _file("/r/sub/b.jpg", size=6)  # changed
+        walked.append(_file("/r/new.jpg"))
+        expected = one.sync_files(walked)
+        one.purge_missing(["/r", "/solo.jpg"], [f.path for f in walked])
+        assert two.sync_tree(["/r", "/solo.jpg"], walked) == expected
+        assert two.counts() == one.counts() == {"files": 5, "embeddings": 0}
+
+
+def test_version_1_cache_is_migrated_with_its_vectors(tmp_path):
+    path = tmp_path / "c.db"
+    conn = sqlite3.connect(path)
+    for statement in store_module._statements(store_module._MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("INSERT INTO files(id, path, size, mtime_ns, last_seen) "
+                 "VALUES (1, ?, 10, 1, 0)", (os.fsencode("/p/a.jpg"),))
+    conn.execute("INSERT INTO embeddings VALUES (1, 'm', ?, NULL)",
+                 (store_module.to_blob(np.ones(4)),))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Store(path) as db:
+        assert db.vector_ids("m", rotations=False) == {1}
+        before = db.vector_version("m")
+        db.put_vectors("m", [(1, np.zeros(4), None)])
+        assert db.vector_version("m") != before

@@ -1,0 +1,151 @@
+"""Which files the user has marked for deletion, and the rules that mark them.
+
+The one invariant: no group may ever have every member marked. Every way
+of marking (a toggle, a rule, "apply the suggestion to all", a regroup at
+another threshold) goes through this class, which refuses or repairs
+anything that would break it. The delete step checks it again on disk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from enum import Enum
+
+from .records import Group, Member
+from .select import keeper_order_key
+
+
+class Rule(Enum):
+    """Auto-select: keep the best member by one criterion, mark the rest."""
+
+    SUGGESTED = "the suggested keeper"
+    HIGHEST_RESOLUTION = "the highest resolution"
+    LARGEST_FILE = "the largest file"
+    OLDEST = "the oldest"
+    NEWEST = "the newest"
+    IN_FOLDER = "the one in a chosen folder"
+
+
+def _in_folder(member: Member, folder: str) -> bool:
+    folder = os.path.join(os.path.abspath(folder), "")
+    return os.path.abspath(member.path).startswith(folder)
+
+
+def best_member(group: Group, rule: Rule, folder: str | None = None) -> Member | None:
+    """The member ``rule`` keeps; ties fall back to the suggested-keeper
+    order so the choice is deterministic. None when IN_FOLDER matches none."""
+    members: Sequence[Member] = group.members
+    key: Callable[[Member], tuple]
+    if rule is Rule.SUGGESTED:
+        return next(m for m in members if m.path == group.keeper)
+    if rule is Rule.HIGHEST_RESOLUTION:
+        key = keeper_order_key
+    elif rule is Rule.LARGEST_FILE:
+        def key(m: Member) -> tuple:
+            return (-m.size, *keeper_order_key(m))
+    elif rule is Rule.OLDEST:
+        def key(m: Member) -> tuple:
+            return (m.mtime_ns, *keeper_order_key(m))
+    elif rule is Rule.NEWEST:
+        def key(m: Member) -> tuple:
+            return (-m.mtime_ns, *keeper_order_key(m))
+    else:
+        if folder is None:
+            raise ValueError("the folder rule needs a folder")
+        members = [m for m in members if _in_folder(m, folder)]
+        if not members:
+            return None
+        key = keeper_order_key
+    return min(members, key=key)
+
+
+class Decisions:
+    """Paths marked for deletion, checked against the groups on show."""
+
+    def __init__(self, groups: Iterable[Group] = ()) -> None:
+        self._marked: set[str] = set()
+        self._groups: tuple[Group, ...] = ()
+        self._group_index: dict[str, list[int]] = {}
+        self.set_groups(groups)
+
+    @property
+    def marked(self) -> frozenset[str]:
+        return frozenset(self._marked)
+
+    def is_marked(self, path: str) -> bool:
+        return path in self._marked
+
+    def set_groups(self, groups: Iterable[Group]) -> list[str]:
+        """Adopt new groups (a rescan or the slider). Marks on files that no
+        longer sit in any group are dropped; a group that would now be
+        wholly marked keeps its suggested keeper. Returns the paths unmarked."""
+        self._groups = tuple(groups)
+        self._group_index: dict[str, list[int]] = {}
+        for n, group in enumerate(self._groups):
+            for member in group.members:
+                self._group_index.setdefault(member.path, []).append(n)
+        shown = set(self._group_index)
+        dropped = sorted(self._marked - shown)
+        self._marked &= shown
+        for group in self._groups:
+            if all(m.path in self._marked for m in group.members):
+                self._marked.discard(group.keeper)
+                dropped.append(group.keeper)
+        return dropped
+
+    def _groups_of(self, path: str) -> list[Group]:
+        return [self._groups[n] for n in self._group_index.get(path, ())]
+
+    def can_mark(self, path: str) -> bool:
+        """False when marking ``path`` would leave one of its groups empty."""
+        for group in self._groups_of(path):
+            others = [m for m in group.members if m.path != path]
+            if all(m.path in self._marked for m in others):
+                return False
+        return True
+
+    def mark(self, path: str) -> bool:
+        """Mark for deletion; False (and nothing changes) if it would mark a
+        whole group."""
+        if path in self._marked:
+            return True
+        if not self.can_mark(path):
+            return False
+        self._marked.add(path)
+        return True
+
+    def keep(self, path: str) -> None:
+        self._marked.discard(path)
+
+    def toggle(self, path: str) -> bool:
+        """Flip the mark; returns whether the path is now marked."""
+        if path in self._marked:
+            self.keep(path)
+            return False
+        return self.mark(path)
+
+    def apply_rule(self, group: Group, rule: Rule, folder: str | None = None) -> bool:
+        """Keep ``rule``'s choice in ``group`` and mark the rest. False when
+        the rule finds no member to keep (then nothing changes)."""
+        best = best_member(group, rule, folder)
+        if best is None:
+            return False
+        for member in group.members:
+            self._marked.discard(member.path)
+        for member in group.members:
+            if member.path != best.path:
+                self._marked.add(member.path)
+        self.set_groups(self._groups)  # a file in two groups: repair the other
+        return True
+
+    def apply_rule_to_all(self, rule: Rule, folder: str | None = None) -> int:
+        """Apply to every group; returns how many groups it changed."""
+        return sum(self.apply_rule(g, rule, folder) for g in self._groups)
+
+    def clear(self, group: Group | None = None) -> None:
+        paths = {m.path for m in group.members} if group else set(self._marked)
+        self._marked -= paths
+
+    def marked_in(self, group: Group) -> list[Member]:
+        return [m for m in group.members if m.path in self._marked]

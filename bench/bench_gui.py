@@ -1,0 +1,165 @@
+"""Window responsiveness: event-loop stalls while scanning and with huge results.
+
+    QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--images 2000] [--groups 100000]
+
+Prints, in one run on one machine:
+  * scan: the longest gap between ticks of a 5 ms QTimer on the GUI thread
+    while the real window scans --images small photos with the offline
+    model (the scan runs in its worker thread; the GUI only gets records);
+  * results: the time to show --groups synthetic groups (3 members each),
+    then the longest gap while the group list is scrolled from top to bottom
+    and each group is opened in turn, and the resident memory it cost.
+Groups reuse a few hundred real image files, so thumbnails are real decodes;
+what is measured is the GUI thread, which never decodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from imgdedupe.core.embed import load_backbone  # noqa: E402
+from imgdedupe.core.records import Group, Member  # noqa: E402
+from imgdedupe.gui.main_window import MainWindow  # noqa: E402
+from imgdedupe.gui.scan_worker import BackboneCache  # noqa: E402
+
+
+class StallMeter:
+    """Longest gap between ticks of a short timer: what the user feels."""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        self.interval = interval_ms
+        self.worst_ms = 0.0
+        self._clock = QElapsedTimer()
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.worst_ms = 0.0
+        self._clock.start()
+        self._timer.start()
+
+    def _tick(self) -> None:
+        gap = self._clock.restart()
+        self.worst_ms = max(self.worst_ms, gap - self.interval)
+
+    def stop(self) -> float:
+        self._timer.stop()
+        return self.worst_ms
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(count):
+        grid = rng.integers(0, 256, size=(3, 4, 3), dtype=np.uint8)
+        image = Image.fromarray(grid, "RGB").resize((320, 240), Image.Resampling.BICUBIC)
+        path = folder / f"{n // 500:03d}" / f"img{n:06d}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        image.save(path, quality=85)
+        paths.append(path)
+    return paths
+
+
+def run_until(app: QApplication, done, timeout_s: float) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def bench_scan(app: QApplication, window: MainWindow, folder: Path, count: int) -> None:
+    window.add_folders([str(folder)])
+    meter = StallMeter()
+    finished = []
+    window.scan_finished.connect(finished.append)
+    start = time.perf_counter()
+    meter.start()
+    window.start_scan()
+    run_until(app, lambda: bool(finished) and not window.controller.running, 3600)
+    worst = meter.stop()
+    elapsed = time.perf_counter() - start
+    print(f"scan of {count} photos: {elapsed:.1f} s ({count / elapsed:.1f} images/s); "
+          f"longest GUI stall {worst:.0f} ms (target < 100 ms)")
+
+
+def bench_results(app: QApplication, window: MainWindow, files: list[Path], groups: int) -> None:
+    members = [Member(str(p), 95.0, None, 10_000, 320, 240, 0) for p in files]
+    fake = tuple(Group("similar", tuple(members[(3 * g + k) % len(members)] for k in range(3)),
+                       members[(3 * g) % len(members)].path) for g in range(groups))
+    before = rss_mb()
+    start = time.perf_counter()
+    window.review.set_groups(fake)
+    shown = time.perf_counter() - start
+    meter = StallMeter()
+    meter.start()
+    bar = window.review.group_list.verticalScrollBar()
+    steps = 400
+    for step in range(steps + 1):
+        # fetchMore grows the list as it scrolls, like a user dragging down.
+        bar.setValue(bar.maximum() * step // steps)
+        row = window.review.group_list.indexAt(window.review.group_list.rect().center()).row()
+        if row >= 0:
+            window.review.select_group(row)
+        end = time.monotonic() + 0.01
+        while time.monotonic() < end:
+            app.processEvents()
+    worst = meter.stop()
+    fetched = window.review.groups_model.rowCount()
+    print(f"{groups:,} groups shown in {shown * 1000:.0f} ms; scrolled to row {fetched:,} "
+          f"with the longest stall {worst:.0f} ms; thumbnails cached {len(window.thumbnails)}; "
+          f"peak RSS +{rss_mb() - before:.0f} MB (now {rss_mb():.0f} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--groups", type=int, default=100_000)
+    args = parser.parse_args()
+    import torch
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{sys.version.split()[0]}, torch {torch.__version__}, Qt platform "
+          f"{os.environ['QT_QPA_PLATFORM']}")
+    app = QApplication.instance() or QApplication([])
+    work = Path(tempfile.mkdtemp(prefix="imgdedupe-bench-gui-"))
+    try:
+        files = make_images(work / "photos", args.images)
+        settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings, str(work / "cache.sqlite3"))
+        cache = BackboneCache()
+        cache._key, cache._value = None, load_backbone("efficientnet-lite0", device="cpu")
+        cache.get = lambda config: cache._value  # type: ignore[method-assign]
+        window.controller.backbones = cache
+        window.backbone_box.setCurrentText("efficientnet-lite0")
+        window.show()
+        bench_scan(app, window, work / "photos", args.images)
+        bench_results(app, window, files, args.groups)
+        window.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The PySide6 desktop window. All matching lives in ``imgdedupe.core``."""

@@ -1,0 +1,124 @@
+"""Move to trash, undo and "Not duplicates" for the window, over ``core.actions``.
+
+The database work runs on a pool thread with its own connection. On Linux
+the freedesktop trash is written directly (the same spec Qt follows), which
+also tells us where each file went; elsewhere Qt's ``QFile.moveToTrash``
+does the move and reports the path in the trash for undo.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Collection, Sequence
+
+from PySide6.QtCore import QFile, QObject, Signal
+
+from ..core import actions
+from ..core.records import Group
+from ..core.store import Store
+from ..core.trash import FolderTrash, FreedesktopTrash, TrashError
+from .scan_worker import WorkerError
+from .tasks import TaskRunner
+
+log = logging.getLogger(__name__)
+
+
+def qt_move_to_trash(path: str) -> str | None:
+    """Qt's system trash; returns the file's path inside the trash."""
+    file = QFile(path)
+    if not file.moveToTrash():
+        raise TrashError(f"the system trash refused {path}: {file.errorString()}")
+    return file.fileName()  # after the move Qt points it at the trashed copy
+
+
+def system_trash() -> actions.TrashBackend | actions.ReservingBackend:
+    if sys.platform.startswith("linux"):
+        return FreedesktopTrash(fallback=FolderTrash())
+    return qt_move_to_trash
+
+
+def trash_name() -> str:
+    return {"win32": "the Recycle Bin", "darwin": "the Trash"}.get(sys.platform, "the trash")
+
+
+class ActionsController(QObject):
+    """``batch_done(BatchResult)`` after every apply or undo;
+    ``state_changed`` when ``busy`` or ``undoable`` change."""
+
+    batch_done = Signal(object)
+    state_changed = Signal()
+
+    def __init__(self, db_path: str, tasks: TaskRunner,
+                 trash: actions.TrashBackend | actions.ReservingBackend | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.db_path = db_path
+        self.tasks = tasks
+        self.trash = trash or system_trash()
+        self.undoable = False
+        self.busy = False
+
+    def plan(self, groups: Sequence[Group], marked: Collection[str]) -> actions.DeletionPlan:
+        return actions.plan_deletions(groups, marked)
+
+    def apply(self, plan: actions.DeletionPlan, on_failure: Callable[[WorkerError], None]) -> None:
+        def work() -> actions.BatchResult:
+            with Store(self.db_path) as store:
+                return actions.trash_files(store, plan, self.trash,
+                                           description=plan.summary())
+
+        self._run("Moving files to the trash", work, on_failure)
+
+    def undo(self, on_failure: Callable[[WorkerError], None]) -> None:
+        def work() -> actions.BatchResult:
+            with Store(self.db_path) as store:
+                return actions.undo(store)
+
+        self._run("Undo", work, on_failure)
+
+    def refresh_undoable(self) -> None:
+        """Settle what a crash may have left, and learn whether undo can run."""
+        def work() -> bool:
+            with Store(self.db_path) as store:
+                actions.recover(store)
+                return any(b.states.get("done") for b in actions.history(store, limit=50))
+
+        self.tasks.run("Reading the undo history", work, self._set_undoable,
+                       lambda error: log.warning("undo history: %s", error.message))
+
+    def mark_not_duplicates(self, group: Group,
+                            on_done: Callable[[tuple[frozenset[str], dict[str, str]]], None],
+                            on_failure: Callable[[WorkerError], None]) -> None:
+        paths = [m.path for m in group.members]
+
+        def work() -> tuple[frozenset[str], dict[str, str]]:
+            from ..core.hashing import content_hash
+
+            digests = {p: content_hash(p) for p in paths}
+            with Store(self.db_path) as store:
+                actions.mark_not_duplicates(store, paths)
+            return frozenset(digests.values()), digests
+
+        self.tasks.run("Not duplicates", work, on_done, on_failure)
+
+    def _run(self, title: str, work: Callable[[], actions.BatchResult],
+             on_failure: Callable[[WorkerError], None]) -> None:
+        self.busy = True
+        self.state_changed.emit()
+
+        def done(result: actions.BatchResult) -> None:
+            self.busy = False
+            self.batch_done.emit(result)
+            self.refresh_undoable()
+
+        def failed(error: WorkerError) -> None:
+            self.busy = False
+            on_failure(error)
+            self.refresh_undoable()
+
+        self.tasks.run(title, work, done, failed)
+
+    def _set_undoable(self, value: bool) -> None:
+        self.undoable = value
+        self.state_changed.emit()

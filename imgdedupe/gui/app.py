@@ -1,0 +1,146 @@
+"""``imgdedupe-gui``: the QApplication, logging, the excepthook, automation flags.
+
+    imgdedupe-gui [PATH...]                 folders to scan, or an image to find similar
+    imgdedupe-gui --scan DIR --screenshot OUT.png --exit-when-done
+
+The automation flags drive the real window (offscreen or under Xvfb), so
+CI and the packaging tests can check a build end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .. import __version__
+
+log = logging.getLogger(__name__)
+
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+
+
+def resources_dir() -> Path:
+    frozen = getattr(sys, "_MEIPASS", None)
+    return Path(frozen) / "resources" if frozen else RESOURCES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..core.embed import BACKBONES
+
+    parser = argparse.ArgumentParser(
+        prog="imgdedupe-gui",
+        description="Find duplicate and near-duplicate photos, and clean up safely.")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="folders to add, or one image to find similar images to")
+    parser.add_argument("--version", action="version", version=f"imgdedupe {__version__}")
+    parser.add_argument("--scan", action="append", default=[], metavar="DIR",
+                        help="add DIR and start scanning at once (repeatable)")
+    parser.add_argument("--similar", metavar="IMAGE",
+                        help="open with the images most similar to IMAGE")
+    parser.add_argument("--db", metavar="FILE", help="cache database (default: user cache)")
+    parser.add_argument("--backbone", choices=BACKBONES, help="feature network")
+    parser.add_argument("--threshold", type=float, help="similarity 70-100")
+    parser.add_argument("--settings", metavar="FILE",
+                        help="keep settings in this INI file instead of the user's settings")
+    parser.add_argument("--screenshot", metavar="PNG",
+                        help="after the scan, save a picture of the window")
+    parser.add_argument("--compare-screenshot", metavar="PNG",
+                        help="after the scan, compare the first group and save a picture")
+    parser.add_argument("--exit-when-done", action="store_true",
+                        help="quit when the scan (and screenshots) are done; exit 1 on error")
+    return parser
+
+
+def setup_logging() -> Path | None:
+    """Log to a rotating file in the platform's log folder."""
+    from platformdirs import user_log_dir
+
+    folder = Path(user_log_dir("imgdedupe", appauthor=False))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(folder / "imgdedupe.log",
+                                                       maxBytes=2_000_000, backupCount=3,
+                                                       encoding="utf-8")
+    except OSError:
+        return None  # a read-only home must not stop the app
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return folder / "imgdedupe.log"
+
+
+def install_excepthook(log_file: Path | None) -> None:
+    """One hook for every uncaught error: log it and show it; never exit."""
+    from .dialogs import show_error
+    from .scan_worker import WorkerError
+
+    def hook(kind, value, tb) -> None:  # noqa: ANN001
+        details = "".join(traceback.format_exception(kind, value, tb))
+        log.error("uncaught error\n%s", details)
+        from PySide6.QtWidgets import QApplication
+
+        if QApplication.instance() is not None:
+            where = f"\n\nThe log is in {log_file}" if log_file else ""
+            show_error(QApplication.activeWindow(), WorkerError(
+                "Something went wrong", f"{kind.__name__}: {value}{where}", details))
+
+    sys.excepthook = hook
+
+
+def make_settings(path: str | None):  # noqa: ANN201
+    from PySide6.QtCore import QSettings
+
+    path = path or os.environ.get("IMGDEDUPE_SETTINGS")
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings("imgdedupe", "imgdedupe")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from ..cli import default_db
+    from .automation import Automation
+    from .main_window import MainWindow
+
+    log_file = setup_logging()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("imgdedupe")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("imgdedupe")
+    icon = resources_dir() / "icons" / "imgdedupe.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    install_excepthook(log_file)
+    settings = make_settings(args.settings)
+    window = MainWindow(settings, args.db or default_db())
+    if args.backbone:
+        window.backbone_box.setCurrentText(args.backbone)
+    if args.threshold is not None:
+        window.threshold_bar.set_value(args.threshold)
+    images = [p for p in args.paths if os.path.isfile(p)]
+    if args.scan:
+        window.folders.clear()  # scan exactly what was asked, not last time's folders
+    window.add_folders([p for p in [*args.paths, *args.scan] if os.path.isdir(p)])
+    window.show()
+    automation = Automation(window, args.screenshot, args.compare_screenshot,
+                            args.exit_when_done)
+    if args.scan:
+        window.start_scan()
+    similar = args.similar or (images[0] if images else None)
+    if similar:
+        window.find_similar(similar)
+    code = app.exec()
+    return automation.exit_code if args.exit_when_done else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

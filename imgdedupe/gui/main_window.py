@@ -1,0 +1,555 @@
+"""The main window: folders in, scan in a worker, review, apply with undo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core import calibration
+from ..core.actions import BatchResult, Outcome, UnsafeActionError
+from ..core.decisions import Decisions
+from ..core.embed import BACKBONES
+from ..core.graph import FLOOR_SCORE, drop_paths, groups_at, with_digests
+from ..core.pipeline import ScanConfig
+from ..core.records import ExactGroupsReady, Group, Member, Notice, Progress, ScanResult
+from ..core.weights import LocatedWeights
+from ..report import write_csv, write_json
+from .actions_controller import ActionsController, trash_name
+from .compare_view import CompareDialog
+from .dialogs import SimilarDialog, confirm_delete, show_error
+from .review_panel import ReviewPanel
+from .scan_worker import BackboneCache, ScanController, WorkerError
+from .similar_search import similar_group
+from .tasks import TaskRunner
+from .threshold_bar import ThresholdBar
+from .thumbnails import ThumbnailCache
+from .weights_download import download_weights
+
+log = logging.getLogger(__name__)
+
+PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
+               "embed": "Comparing pictures", "index": "Indexing", "group": "Grouping",
+               "done": "Done"}
+
+
+class FolderList(QListWidget):
+    """The folders to scan; Delete removes the selected ones."""
+
+    def keyPressEvent(self, event) -> None:  # noqa: ANN001
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            for item in self.selectedItems():
+                self.takeItem(self.row(item))
+            return
+        super().keyPressEvent(event)
+
+
+class MainWindow(QMainWindow):
+    scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
+    groups_shown = Signal()
+
+    def __init__(self, settings: QSettings, db_path: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.db_path = db_path
+        self.setWindowTitle("imgdedupe")
+        self.setAcceptDrops(True)
+        self.result: ScanResult | None = None
+        self.decisions = Decisions()
+        self.thumbnails = ThumbnailCache(parent=self)
+        self.tasks = TaskRunner(parent=self)
+        self.controller = ScanController(parent=self)
+        self.actions = ActionsController(db_path, self.tasks, parent=self)
+        self.actions.batch_done.connect(self._on_batch_done)
+        self.actions.state_changed.connect(self._update_state)
+        self.removed: set[str] = set()  # moved to the trash since the scan
+        self._scan_started = 0.0
+        self._regroup_generation = 0
+        self._dialogs: list[QWidget] = []
+        self._build()
+        self._connect_controller()
+        self._restore_settings()
+        self._update_state()
+        self.actions.refresh_undoable()
+
+    # -- layout ---------------------------------------------------------------
+    def _build(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setMovable(False)
+        self.addToolBar(toolbar)
+        self.add_folder_action = toolbar.addAction("Add folder…", self.choose_folder)
+        self.scan_action = toolbar.addAction("Scan", self.start_scan)
+        self.cancel_action = toolbar.addAction("Cancel", self.cancel_scan)
+        toolbar.addSeparator()
+        self.threshold_bar = ThresholdBar(calibration.DEFAULT_THRESHOLD)
+        self.threshold_bar.threshold_changed.connect(self.regroup)
+        toolbar.addWidget(self.threshold_bar)
+        toolbar.addSeparator()
+        self.delete_action = toolbar.addAction("Move marked to trash…", self.apply_deletions)
+        self.undo_action = toolbar.addAction("Undo", self.undo_last)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+
+        self.folders = FolderList()
+        self.folders.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.folders.setMaximumHeight(96)
+        self.folders.setToolTip("Folders to scan. Drop more here; Delete removes.")
+        remove = QPushButton("Remove")
+        remove.clicked.connect(self.remove_selected_folders)
+        self.backbone_box = QComboBox()
+        self.backbone_box.addItems(list(BACKBONES))
+        self.backbone_box.setToolTip("resnet50: best quality, needs its weights; "
+                                     "efficientnet-lite0: about 10x faster, always offline")
+        self.device_box = QComboBox()
+        self.device_box.addItems(["auto", "cpu", "cuda"])
+        folder_bar = QHBoxLayout()
+        folder_bar.addWidget(self.folders, 1)
+        side = QVBoxLayout()
+        side.addWidget(remove)
+        side.addWidget(QLabel("Model"))
+        side.addWidget(self.backbone_box)
+        side.addWidget(QLabel("Device"))
+        side.addWidget(self.device_box)
+        side.addStretch(1)
+        folder_bar.addLayout(side)
+
+        self.banner = QFrame()
+        self.banner.setFrameShape(QFrame.Shape.StyledPanel)
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        banner_download = QPushButton("Download ResNet50 (100 MB)")
+        banner_download.clicked.connect(self.download_weights)
+        banner_close = QPushButton("Keep using the offline model")
+        banner_close.clicked.connect(self.banner.hide)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.addWidget(self.banner_text, 1)
+        banner_layout.addWidget(banner_download)
+        banner_layout.addWidget(banner_close)
+        self.banner.hide()
+
+        self.empty = QLabel("<h2>Drop folders here</h2>"
+                            "<p>or use <b>Add folder…</b>, then press <b>Scan</b>.</p>"
+                            "<p>imgdedupe finds exact copies and near-duplicates "
+                            "(resized, re-encoded, cropped, rotated). Nothing is deleted "
+                            "until you confirm, and every move to the trash can be undone.</p>")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.review = ReviewPanel(self.thumbnails, self.decisions)
+        self.review.find_similar_requested.connect(self.find_similar)
+        self.review.compare_requested.connect(self.compare)
+        self.review.not_duplicates_requested.connect(self.mark_not_duplicates)
+        self.review.marks_changed.connect(self._update_state)
+        self.review.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.review)
+
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.addLayout(folder_bar)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.phase_label = QLabel("Ready")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(260)
+        self.progress_bar.hide()
+        self.statusBar().addWidget(self.phase_label, 1)
+        self.statusBar().addPermanentWidget(self.progress_bar)
+
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Add folder…", self.choose_folder)
+        file_menu.addAction("Export groups…", self.export)
+        file_menu.addSeparator()
+        file_menu.addAction("Quit", self.close, QKeySequence.StandardKey.Quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.delete_action)
+        self.resize(1200, 800)
+
+    def _connect_controller(self) -> None:
+        c = self.controller
+        c.progress.connect(self._on_progress)
+        c.notice.connect(self._on_notice)
+        c.exact_groups.connect(self._on_exact_groups)
+        c.result.connect(self._on_result)
+        c.failed.connect(self._on_failed)
+        c.cancelled.connect(lambda: self.phase_label.setText(
+            "Cancelled. Finished work is cached: the next scan resumes from there."))
+        c.finished.connect(self._on_scan_thread_done)
+
+    # -- folders --------------------------------------------------------------
+    def folder_paths(self) -> list[str]:
+        return [self.folders.item(n).text() for n in range(self.folders.count())]
+
+    def add_folders(self, paths: list[str]) -> None:
+        known = set(self.folder_paths())
+        for path in paths:
+            path = os.path.abspath(path)
+            if os.path.isdir(path) and path not in known:
+                self.folders.addItem(path)
+                known.add(path)
+        self._update_state()
+
+    def remove_selected_folders(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self._update_state()
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to scan")
+        if folder:
+            self.add_folders([folder])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        folders = [p for p in paths if os.path.isdir(p)]
+        images = [p for p in paths if os.path.isfile(p)]
+        self.add_folders(folders)
+        if images and not folders:
+            self.find_similar(images[0])
+        event.acceptProposedAction()
+
+    # -- scanning -------------------------------------------------------------
+    def scan_config(self) -> ScanConfig:
+        return ScanConfig(roots=tuple(self.folder_paths()), db_path=self.db_path,
+                          backbone=self.backbone_box.currentText(),
+                          device=self.device_box.currentText(),
+                          threshold=self.threshold_bar.value())
+
+    def start_scan(self) -> None:
+        if self.controller.running or not self.folder_paths():
+            return
+        self._save_settings()
+        self._scan_started = time.monotonic()
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self.phase_label.setText("Starting…")
+        self.controller.start(self.scan_config())
+        self._update_state()
+
+    def cancel_scan(self) -> None:
+        self.controller.cancel()
+        self.phase_label.setText("Cancelling…")
+
+    def _on_progress(self, event: Progress) -> None:
+        name = PHASE_NAMES.get(event.phase, event.phase)
+        text = f"{name}: {event.done:,}"
+        if event.total:
+            text += f" of {event.total:,}"
+            self.progress_bar.setRange(0, event.total)
+            self.progress_bar.setValue(event.done)
+        else:
+            self.progress_bar.setRange(0, 0)
+        if event.phase == "embed" and event.total and event.done:
+            text += self._rate_and_eta(event.done, event.total)
+        if event.message and not event.done:
+            text = f"{name}: {event.message}"
+        self.phase_label.setText(text)
+
+    def _rate_and_eta(self, done: int, total: int) -> str:
+        if not hasattr(self, "_embed_clock") or self._embed_clock[1] > done:
+            self._embed_clock = (time.monotonic(), done)
+            return ""
+        started, first = self._embed_clock
+        elapsed = time.monotonic() - started
+        if elapsed < 0.5 or done <= first:
+            return ""
+        rate = (done - first) / elapsed
+        left = (total - done) / rate
+        eta = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
+        return f" · {rate:.1f} images/s · about {eta} left"
+
+    def _on_notice(self, notice: Notice) -> None:
+        if notice.code == "backbone_fallback":
+            self.banner_text.setText(
+                "<b>ResNet50 weights are not installed</b>, so the offline "
+                "EfficientNet-Lite0 model is used. Results are still good. To use ResNet50, "
+                "put <code>resnet50-11ad3fa6.pth</code> in the app's weights folder or set "
+                "IMGDEDUPE_WEIGHTS, then rescan.")
+            self.banner.show()
+        else:
+            self.statusBar().showMessage(notice.message, 10000)
+
+    def download_weights(self) -> None:
+        def done(located: LocatedWeights) -> None:
+            self.banner.hide()
+            self.controller.backbones = BackboneCache()  # load the new model next scan
+            self.phase_label.setText(f"ResNet50 weights installed ({located.path}); "
+                                     "scan again to use them.")
+
+        self.download_dialog = download_weights(self, self.tasks, done, self._on_failed)
+
+    def _on_exact_groups(self, event: ExactGroupsReady) -> None:
+        if event.groups:
+            self._show_groups(event.groups)
+            self.statusBar().showMessage(
+                f"{len(event.groups)} group(s) of exact copies found; "
+                "still looking for similar images…", 5000)
+
+    def _on_result(self, result: ScanResult) -> None:
+        self.result = result
+        self.removed = set()  # the scan saw the folders as they are now
+        self.statusBar().clearMessage()
+        graph = result.graph
+        if graph is not None:
+            self.threshold_bar.histogram.set_scores(graph.pair_scores(), graph.floor_score)
+        self._show_groups(result.groups)
+        stats = result.stats
+        elapsed = time.monotonic() - self._scan_started
+        problems = f", {stats.failed} could not be read" if stats.failed else ""
+        self.phase_label.setText(
+            f"{len(result.groups)} group(s) in {stats.files_seen:,} files{problems} "
+            f"({elapsed:.1f} s; {stats.embedded:,} analysed, {stats.from_cache:,} from cache)")
+        if result.errors:
+            self.phase_label.setToolTip("\n".join(f"{e.path}: {e.reason} ({e.detail})"
+                                                  for e in result.errors[:50]))
+        self.scan_finished.emit(result)
+
+    def _on_failed(self, error: WorkerError) -> None:
+        self.phase_label.setText(error.message)
+        log.error("%s: %s\n%s", error.title, error.message, error.details)
+        self._dialogs.append(show_error(self, error))
+
+    def _on_scan_thread_done(self) -> None:
+        self.progress_bar.hide()
+        self._update_state()
+
+    # -- results --------------------------------------------------------------
+    def _show_groups(self, groups: tuple[Group, ...]) -> None:
+        dropped = self.decisions.set_groups(groups)
+        if dropped:
+            log.info("unmarked %d file(s) after regrouping", len(dropped))
+        self.review.set_groups(groups)
+        self.stack.setCurrentWidget(self.review if groups or self.result else self.empty)
+        self._update_state()
+        self.groups_shown.emit()
+
+    def regroup(self, threshold: float) -> None:
+        """Regroup from the scan's cached similarity graph: no rescan."""
+        result = self.result
+        if result is None or result.graph is None:
+            return
+        self._regroup_generation += 1
+        generation = self._regroup_generation
+        graph, ignored = result.graph, result.ignored
+        threshold = max(threshold, FLOOR_SCORE)
+
+        def done(groups: tuple[Group, ...]) -> None:
+            if generation == self._regroup_generation:  # a newer move wins
+                self._show_groups(groups)
+                self.statusBar().showMessage(
+                    f"{len(groups)} group(s) at similarity {threshold:.0f}", 4000)
+
+        removed = frozenset(self.removed)
+        self.tasks.run("Regrouping",
+                       lambda: drop_paths(groups_at(graph, threshold, ignored), removed),
+                       done, self._on_failed)
+
+    def find_similar(self, path: str) -> None:
+        self.statusBar().showMessage(f"Looking for images similar to {path}…")
+        config = self.scan_config()
+        backbones = self.controller.backbones
+
+        def search() -> Group:
+            return similar_group(path, config, backbones)
+
+        self.tasks.run("Find similar", search, lambda group: self._show_similar(path, group),
+                       self._on_failed)
+
+    def _show_similar(self, path: str, group: Group) -> None:
+        self.statusBar().clearMessage()
+        dialog = SimilarDialog(path, group, self.thumbnails, self.decisions, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.similar_dialog = dialog
+        dialog.show()
+
+    def compare(self, members: tuple[Member, ...]) -> None:
+        dialog = CompareDialog(members, self.tasks, self.decisions.is_marked, self)
+        dialog.toggle_requested.connect(self.review.toggle)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.compare_dialog = dialog
+        dialog.show()
+
+    # -- apply ------------------------------------------------------------------
+    def apply_deletions(self) -> None:
+        """Confirm, then move the marked files to the trash (undoable)."""
+        groups = self.review.groups_model.groups
+        try:
+            plan = self.actions.plan(groups, self.decisions.marked)
+        except UnsafeActionError as exc:  # the marks broke the rule: never act
+            self._on_failed(WorkerError("Nothing was moved", str(exc), str(exc)))
+            return
+        if not plan.deletions:
+            self._report_refusals("Nothing to move", plan.refused)
+            return
+        members = [m for g in groups for m in g.members
+                   if m.path in {d.file.path for d in plan.deletions}]
+        if not self.confirm(members):
+            return
+        self.phase_label.setText(plan.summary() + "…")
+        self.actions.apply(plan, self._on_failed)
+        self._update_state()
+
+    def confirm(self, members: list[Member]) -> bool:
+        """The confirmation dialog; tests replace it."""
+        return confirm_delete(self, members, trash_name())
+
+    def undo_last(self) -> None:
+        self.actions.undo(self._on_failed)
+        self._update_state()
+
+    def _can_undo(self) -> bool:
+        return self.actions.undoable and not self.actions.busy
+
+    def _on_batch_done(self, result: BatchResult) -> None:
+        moved = {o.path for o in result.with_status("moved")}
+        restored = {o.path for o in result.with_status("restored")}
+        self.removed = (self.removed | moved) - restored
+        for path in moved | restored:
+            self.thumbnails.forget(path)
+        for path in moved:
+            self.decisions.keep(path)
+        problems = [o for o in result.outcomes if o.status in ("refused", "failed")]
+        if moved:
+            self.phase_label.setText(f"Moved {len(moved)} file(s) to {trash_name()}. "
+                                     "Edit ▸ Undo puts them back.")
+        elif restored:
+            self.phase_label.setText(f"Restored {len(restored)} file(s).")
+        if problems:
+            self._report_refusals("Some files were not touched", problems)
+        if self.result is not None and self.result.graph is not None:
+            self.regroup(self.threshold_bar.value())  # restored files may rejoin groups
+        else:
+            self._show_groups(drop_paths(self.review.groups_model.groups, self.removed))
+        self._update_state()
+
+    def _report_refusals(self, title: str, outcomes: Sequence[Outcome]) -> None:
+        lines = [f"{o.path}: {o.reason}" for o in outcomes]
+        self._on_failed(WorkerError(
+            title, f"{len(outcomes)} file(s) were left alone. The details say why "
+                   "(for example, a file changed on disk after the scan).",
+            "\n".join(lines)))
+
+    def mark_not_duplicates(self, group: Group) -> None:
+        self.actions.mark_not_duplicates(group, self._on_marked, self._on_failed)
+
+    def _on_marked(self, marked: tuple[frozenset[str], dict[str, str]]) -> None:
+        digests, by_path = marked
+        if self.result is not None and self.result.graph is not None:
+            self.result = replace(self.result, graph=with_digests(self.result.graph, by_path),
+                                  ignored=(*self.result.ignored, digests))
+            self.regroup(self.threshold_bar.value())
+        self.statusBar().showMessage("Marked as not duplicates; they stay apart in later "
+                                     "scans too.", 6000)
+
+    def export(self) -> None:
+        groups = self.review.groups_model.groups
+        if not groups:
+            self.statusBar().showMessage("Nothing to export yet: scan first.", 5000)
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export groups", "imgdedupe-groups.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.export_to(path, json_format=path.lower().endswith(".json")
+                           or chosen.startswith("JSON"))
+
+    def export_to(self, path: str, json_format: bool) -> None:
+        groups = self.review.groups_model.groups
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as stream:
+                if json_format and self.result is not None:
+                    write_json(replace(self.result, groups=groups), stream)
+                else:
+                    write_csv(groups, stream, self.decisions.marked)
+        except OSError as exc:
+            self._on_failed(WorkerError("Export failed", f"Cannot write {path}: {exc.strerror}",
+                                        str(exc)))
+            return
+        self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {path}", 6000)
+
+    # -- state ----------------------------------------------------------------
+    def _update_state(self) -> None:
+        running = self.controller.running
+        self.scan_action.setEnabled(not running and bool(self.folder_paths()))
+        self.cancel_action.setEnabled(running)
+        self.add_folder_action.setEnabled(not running)
+        self.backbone_box.setEnabled(not running)
+        self.device_box.setEnabled(not running)
+        marked = len(self.decisions.marked)
+        self.delete_action.setEnabled(marked > 0 and not running and not self.actions.busy)
+        self.delete_action.setText(f"Move {marked} marked to trash…" if marked
+                                   else "Move marked to trash…")
+        self.undo_action.setEnabled(self._can_undo() and not running)
+        if self.result is None and not self.review.groups_model.groups:
+            self.stack.setCurrentWidget(self.empty)
+
+    # -- settings -------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = self.settings
+        folders = s.value("folders", [], list) or []
+        self.add_folders([f for f in folders if isinstance(f, str)])
+        self.threshold_bar.set_value(float(s.value("threshold",
+                                                   calibration.DEFAULT_THRESHOLD)))
+        self.backbone_box.setCurrentText(str(s.value("backbone", "resnet50")))
+        self.device_box.setCurrentText(str(s.value("device", "auto")))
+        geometry = s.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        s.setValue("folders", self.folder_paths())
+        s.setValue("threshold", self.threshold_bar.value())
+        s.setValue("backbone", self.backbone_box.currentText())
+        s.setValue("device", self.device_box.currentText())
+        s.setValue("geometry", self.saveGeometry())
+        s.sync()
+
+    # -- shutdown -------------------------------------------------------------
+    def shutdown(self) -> None:
+        """The one shutdown path: cancel, quit, wait."""
+        self.threshold_bar.stop()
+        self.statusBar().clearMessage()  # also stops its message timeout timer
+        self.controller.shutdown()
+        self.tasks.shutdown()
+        self.thumbnails.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def url_paths(urls: list[QUrl]) -> list[str]:
+    return [u.toLocalFile() for u in urls if u.isLocalFile()]
+
+
+def sample_folder() -> Path:
+    return Path(__file__).resolve().parents[2] / "resources" / "samples"

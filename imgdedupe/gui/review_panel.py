@@ -1,0 +1,282 @@
+"""Reviewing results: the list of groups on the left, one group's grid on the right.
+
+Keyboard: arrows move, K keeps, D marks for deletion, Space compares,
+Enter goes to the next group. Right-click any picture for Find similar,
+Open, Show in folder and Copy path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.decisions import Decisions, Rule
+from ..core.records import Group, Member
+from .delegate import CELL, ThumbnailDelegate
+from .group_model import MEMBER_ROLE, GroupListModel, MemberModel, group_summary
+from .thumbnails import ThumbnailCache
+
+
+def show_in_folder(path: str) -> None:
+    """Reveal ``path`` in the platform's file manager, selected where possible."""
+    if sys.platform == "win32":
+        subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])  # noqa: S603,S607
+    elif sys.platform == "darwin":
+        subprocess.Popen(["open", "-R", path])  # noqa: S603,S607
+    else:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+
+class ReviewPanel(QWidget):
+    find_similar_requested = Signal(str)
+    compare_requested = Signal(object)  # tuple[Member, ...]
+    not_duplicates_requested = Signal(object)  # Group
+    marks_changed = Signal()
+    message = Signal(str)  # a short status-bar message
+
+    def __init__(self, thumbnails: ThumbnailCache, decisions: Decisions,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.decisions = decisions
+        self.thumbnails = thumbnails
+        self.groups_model = GroupListModel(thumbnails, decisions)
+        self.members_model = MemberModel(thumbnails, decisions)
+
+        self.group_list = QListView()
+        self.group_list.setModel(self.groups_model)
+        self.group_list.setIconSize(QSize(64, 64))
+        self.group_list.setUniformItemSizes(True)
+        self.group_list.setSpacing(2)
+        self.group_list.setAccessibleName("Groups")
+        self.group_list.selectionModel().currentChanged.connect(self._group_changed)
+
+        self.grid = QListView()
+        self.grid.setModel(self.members_model)
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setGridSize(CELL)
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.grid.setItemDelegate(ThumbnailDelegate(self.grid))
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._grid_menu)
+        self.grid.doubleClicked.connect(lambda index: self.toggle(index.data(MEMBER_ROLE).path))
+        self.grid.setAccessibleName("Images in the group")
+
+        self.title = QLabel()
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.rule = QComboBox()
+        for rule in Rule:
+            self.rule.addItem(f"Keep {rule.value}", rule)
+        self.apply_rule_button = QPushButton("Apply")
+        self.apply_rule_button.setToolTip("Keep that one in this group; mark the rest")
+        self.apply_rule_button.clicked.connect(self._apply_rule)
+        self.apply_all_button = QPushButton("Apply to all groups")
+        self.apply_all_button.clicked.connect(self._apply_rule_to_all)
+        self.compare_button = QPushButton("Compare (Space)")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.not_duplicates_button = QPushButton("Not duplicates")
+        self.not_duplicates_button.setToolTip(
+            "These are different photos: hide this group, also in later scans")
+        self.not_duplicates_button.clicked.connect(self._not_duplicates)
+
+        header = QHBoxLayout()
+        header.addWidget(self.title, 1)
+        header.addWidget(self.rule)
+        header.addWidget(self.apply_rule_button)
+        header.addWidget(self.apply_all_button)
+        header.addWidget(self.compare_button)
+        header.addWidget(self.not_duplicates_button)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(header)
+        right_layout.addWidget(self.grid, 1)
+        splitter = QSplitter()
+        splitter.addWidget(self.group_list)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([300, 900])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+
+        for key, slot in (("K", self.keep_selected), ("D", self.delete_selected),
+                          ("Space", self.compare_selected), ("Return", self.next_group),
+                          ("Enter", self.next_group)):
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+        self._update_header()
+
+    # -- content --------------------------------------------------------------
+    def set_groups(self, groups: Sequence[Group]) -> None:
+        """Show new groups, keeping the current group in view when it survives."""
+        current = self.members_model.group
+        keep_path = current.reference if current else None
+        self.thumbnails.clear_pending()
+        self.groups_model.set_groups(groups)
+        row = self.groups_model.row_of(keep_path) if keep_path else None
+        if row is None and groups:
+            row = 0
+        if row is not None:
+            self.select_group(row)
+        else:
+            self.members_model.set_group(None)
+            self._update_header()
+
+    def select_group(self, row: int) -> None:
+        self.groups_model.ensure_fetched(row)
+        index = self.groups_model.index(row)
+        self.group_list.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.group_list.scrollTo(index)
+
+    def current_group(self) -> Group | None:
+        return self.members_model.group
+
+    def _group_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        group = current.data(MEMBER_ROLE) if current.isValid() else None
+        self.thumbnails.clear_pending()
+        self.members_model.set_group(group)
+        if group is not None:
+            self.grid.setCurrentIndex(self.members_model.index(0))
+        self._update_header()
+
+    def _update_header(self) -> None:
+        group = self.members_model.group
+        total = len(self.groups_model.groups)
+        has = group is not None
+        for widget in (self.rule, self.apply_rule_button, self.compare_button,
+                       self.not_duplicates_button):
+            widget.setEnabled(has)
+        self.apply_all_button.setEnabled(total > 0)
+        if group is None:
+            self.title.setText("No groups" if not total else "")
+            return
+        row = self.group_list.currentIndex().row() + 1
+        self.title.setText(f"<b>Group {row} of {total}</b> · {group_summary(group)}")
+
+    # -- decisions ---------------------------------------------------------------
+    def selected_members(self) -> list[Member]:
+        rows = sorted(i.row() for i in self.grid.selectionModel().selectedIndexes())
+        if not rows and self.grid.currentIndex().isValid():
+            rows = [self.grid.currentIndex().row()]
+        return [self.members_model.member(r) for r in rows]
+
+    def toggle(self, path: str) -> None:
+        if not self.decisions.toggle(path) and not self.decisions.is_marked(path):
+            if not self.decisions.can_mark(path):
+                self.message.emit("At least one image of every group is kept: "
+                                  "keep another one first.")
+        self._marks_updated()
+
+    def keep_selected(self) -> None:
+        for member in self.selected_members():
+            self.decisions.keep(member.path)
+        self._marks_updated()
+
+    def delete_selected(self) -> None:
+        refused = [m for m in self.selected_members() if not self.decisions.mark(m.path)]
+        if refused:
+            self.message.emit("At least one image of every group is kept: "
+                              f"{os.path.basename(refused[0].path)} stays.")
+        self._marks_updated()
+
+    def _marks_updated(self) -> None:
+        self.members_model.refresh_marks()
+        self.groups_model.refresh_marks()
+        self.marks_changed.emit()
+
+    def _chosen_rule(self) -> tuple[Rule, str | None] | None:
+        rule: Rule = self.rule.currentData()
+        folder = None
+        if rule is Rule.IN_FOLDER:
+            group = self.members_model.group
+            start = os.path.dirname(group.reference) if group else ""
+            folder = QFileDialog.getExistingDirectory(self, "Keep the images in this folder",
+                                                      start)
+            if not folder:
+                return None
+        return rule, folder
+
+    def _apply_rule(self) -> None:
+        group = self.members_model.group
+        chosen = self._chosen_rule()
+        if group is None or chosen is None:
+            return
+        if not self.decisions.apply_rule(group, *chosen):
+            self.message.emit("No image of this group is in that folder.")
+        self._marks_updated()
+
+    def _apply_rule_to_all(self) -> None:
+        chosen = self._chosen_rule()
+        if chosen is None:
+            return
+        changed = self.decisions.apply_rule_to_all(*chosen)
+        self.message.emit(f"Applied to {changed} group(s).")
+        self._marks_updated()
+
+    def _not_duplicates(self) -> None:
+        group = self.members_model.group
+        if group is not None:
+            self.not_duplicates_requested.emit(group)
+
+    # -- navigation -----------------------------------------------------------------
+    def next_group(self) -> None:
+        row = self.group_list.currentIndex().row()
+        if row + 1 < len(self.groups_model.groups):
+            self.select_group(row + 1)
+            self.grid.setFocus()
+
+    def compare_selected(self) -> None:
+        members = self.selected_members()
+        group = self.members_model.group
+        if len(members) < 2 and group is not None:
+            members = list(group.members)
+        if len(members) >= 2:
+            self.compare_requested.emit(tuple(members[:6]))
+
+    def _grid_menu(self, pos: QPoint) -> None:
+        index = self.grid.indexAt(pos)
+        if not index.isValid():
+            return
+        member: Member = index.data(MEMBER_ROLE)
+        menu = self.member_menu(member)
+        menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    def member_menu(self, member: Member) -> QMenu:
+        """The right-click menu of one picture (public for tests)."""
+        menu = QMenu(self)
+        marked = self.decisions.is_marked(member.path)
+        menu.addAction("Find similar", lambda: self.find_similar_requested.emit(member.path))
+        menu.addSeparator()
+        menu.addAction("Keep" if marked else "Mark for deletion",
+                       lambda: self.toggle(member.path))
+        menu.addAction("Compare group", self.compare_selected)
+        menu.addSeparator()
+        menu.addAction("Open", lambda: QDesktopServices.openUrl(
+            QUrl.fromLocalFile(member.path)))
+        menu.addAction("Show in folder", lambda: show_in_folder(member.path))
+        menu.addAction("Copy path",
+                       lambda: QGuiApplication.clipboard().setText(member.path))
+        return menu

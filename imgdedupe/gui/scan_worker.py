@@ -1,0 +1,184 @@
+"""Runs ``core.pipeline.run_scan`` in a QThread and reports over signals.
+
+The worker is a QObject moved to its own QThread; the GUI thread only ever
+sees the immutable records the pipeline yields. Cancel is a
+``threading.Event`` the pipeline checks at every yield: a queued slot would
+never run while the worker is busy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..core.embed import Backbone, load_backbone
+from ..core.errors import ImgDedupeError, ScanCancelled
+from ..core.pipeline import ScanConfig, run_scan
+from ..core.records import ExactGroupsReady, Notice, Progress, ScanResult
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL_S = 0.1  # ~10 updates a second is smooth and cheap
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerError:
+    """A failure the window shows in a dialog, with details to copy."""
+
+    title: str
+    message: str
+    details: str
+
+
+class BackboneCache:
+    """Keeps the last loaded model, so a second scan or a "Find similar"
+    does not pay the load again. Used from one worker thread at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._value: tuple[Backbone, list[Notice]] | None = None
+
+    def get(self, config: ScanConfig) -> tuple[Backbone, list[Notice]]:
+        key = (config.backbone, config.weights, config.device, config.allow_download)
+        with self._lock:
+            if self._key != key or self._value is None:
+                self._value = load_backbone(config.backbone, weights=config.weights,
+                                            device=config.device,
+                                            allow_download=config.allow_download)
+                self._key = key
+            return self._value
+
+
+class ScanWorker(QObject):
+    progress = Signal(object)  # Progress, throttled
+    notice = Signal(object)  # Notice
+    exact_groups = Signal(object)  # ExactGroupsReady
+    result = Signal(object)  # ScanResult
+    failed = Signal(object)  # WorkerError
+    cancelled = Signal()
+    finished = Signal()  # always last, whatever happened
+
+    def __init__(self, config: ScanConfig, cancel: threading.Event,
+                 backbones: BackboneCache) -> None:
+        super().__init__()
+        self._config = config
+        self._cancel = cancel
+        self._backbones = backbones
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._run()
+        except ScanCancelled:
+            self.cancelled.emit()
+        except ImgDedupeError as exc:
+            log.warning("scan failed: %s", exc)
+            self.failed.emit(WorkerError("The scan could not run", str(exc),
+                                         traceback.format_exc()))
+        except Exception as exc:  # a bug: report it, never take the window down
+            log.exception("scan crashed")
+            self.failed.emit(WorkerError("The scan stopped because of an internal error",
+                                         f"{type(exc).__name__}: {exc}",
+                                         traceback.format_exc()))
+        finally:
+            self.finished.emit()
+
+    def _run(self) -> None:
+        self.progress.emit(Progress("walk", 0, None, "starting"))
+        last = 0.0
+        last_phase = ""
+        for event in run_scan(self._config, self._cancel, backbone=self._backbone_or_none()):
+            if isinstance(event, Progress):
+                now = time.monotonic()
+                if event.phase != last_phase or now - last >= PROGRESS_INTERVAL_S \
+                        or event.done == event.total:
+                    last, last_phase = now, event.phase
+                    self.progress.emit(event)
+            elif isinstance(event, Notice):
+                self.notice.emit(event)
+            elif isinstance(event, ExactGroupsReady):
+                self.exact_groups.emit(event)
+            elif isinstance(event, ScanResult):
+                self.result.emit(event)
+
+    def _backbone_or_none(self) -> Backbone | None:
+        # Loading the model is part of the scan (it may fail, or fall back
+        # with a notice); the cache only spares a reload on the next scan.
+        self.progress.emit(Progress("walk", 0, None, "loading the model"))
+        backbone, notices = self._backbones.get(self._config)
+        for notice in notices:
+            self.notice.emit(notice)
+        return backbone
+
+
+class ScanController(QObject):
+    """Owns at most one scan thread. One shutdown path: cancel, quit, wait."""
+
+    progress = Signal(object)
+    notice = Signal(object)
+    exact_groups = Signal(object)
+    result = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    finished = Signal()
+
+    def __init__(self, backbones: BackboneCache | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.backbones = backbones or BackboneCache()
+        self._thread: QThread | None = None
+        self._worker: ScanWorker | None = None
+        self._cancel = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, config: ScanConfig) -> None:
+        if self.running:
+            raise RuntimeError("a scan is already running")
+        self._cancel = threading.Event()
+        thread = QThread()
+        thread.setObjectName("imgdedupe-scan")
+        worker = ScanWorker(config, self._cancel, self.backbones)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self.progress)
+        worker.notice.connect(self.notice)
+        worker.exact_groups.connect(self.exact_groups)
+        worker.result.connect(self.result)
+        worker.failed.connect(self.failed)
+        worker.cancelled.connect(self.cancelled)
+        worker.finished.connect(self._on_worker_finished)
+        self._thread, self._worker = thread, worker
+        thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @Slot()
+    def _on_worker_finished(self) -> None:
+        self._join(timeout_ms=10_000)
+        self.finished.emit()
+
+    def _join(self, timeout_ms: int) -> bool:
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.quit()
+        stopped = thread.wait(timeout_ms)
+        if stopped:
+            self._thread = None
+            self._worker = None
+        return stopped
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel and wait; True when no thread is left running."""
+        self.cancel()
+        return self._join(timeout_ms)

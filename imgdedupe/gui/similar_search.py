@@ -1,0 +1,40 @@
+""""Find similar" for the window: runs on a pool thread, returns a Group.
+
+The query image becomes the group's first member and its neighbours
+follow, best first, so the results reuse the thumbnail grid.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..core.decode import read_image_size
+from ..core.pipeline import ScanConfig
+from ..core.records import Group, Member
+from ..core.similar import find_similar
+from ..core.store import Store
+from .scan_worker import BackboneCache
+
+DEFAULT_K = 12
+
+
+def _member(path: str, similarity: float) -> Member | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # gone since the scan: not worth showing
+    width, height = read_image_size(path) or (None, None)
+    return Member(path, similarity, None, st.st_size, width, height, st.st_mtime_ns)
+
+
+def similar_group(path: str, config: ScanConfig, backbones: BackboneCache,
+                  k: int = DEFAULT_K) -> Group:
+    """The query and its ``k`` nearest cached neighbours. Raises
+    DecodeError for an unreadable query, DatabaseError for a bad cache."""
+    backbone, _ = backbones.get(config)
+    with Store(config.db_path) as store:
+        matches = find_similar(path, store, backbone, k=k, rotations=config.rotations)
+    query = _member(path, 100.0)
+    members = [m for m in [query, *(_member(x.path, x.similarity) for x in matches)]
+               if m is not None]
+    return Group("similar", tuple(members), path)

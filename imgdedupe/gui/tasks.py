@@ -1,0 +1,70 @@
+"""Short background jobs ("Find similar", a regroup, loading a big image).
+
+Anki's pattern: op -> success or failure, delivered on the GUI thread. The
+callable runs on a pool thread and must not touch widgets; its return
+value must be safe to hand over (immutable records, QImage, numpy arrays).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from .scan_worker import WorkerError
+
+log = logging.getLogger(__name__)
+
+
+class _Relay(QObject):
+    succeeded = Signal(object)
+    failed = Signal(object)
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Callable[[], Any], relay: _Relay, title: str) -> None:
+        super().__init__()
+        self._fn, self._relay, self._title = fn, relay, title
+
+    def run(self) -> None:
+        try:
+            value = self._fn()
+        except Exception as exc:
+            log.info("%s failed: %s", self._title, exc)
+            self._relay.failed.emit(WorkerError(self._title, f"{exc}",
+                                                traceback.format_exc()))
+        else:
+            self._relay.succeeded.emit(value)
+
+
+class TaskRunner(QObject):
+    def __init__(self, threads: int = 2, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool()
+        self._pool.setMaxThreadCount(threads)
+        self._relays: set[_Relay] = set()
+
+    def run(self, title: str, fn: Callable[[], Any],
+            on_success: Callable[[Any], None],
+            on_failure: Callable[[WorkerError], None]) -> None:
+        relay = _Relay()  # lives in the GUI thread: its signals arrive there
+        self._relays.add(relay)
+
+        def done(_: object = None) -> None:
+            self._relays.discard(relay)
+
+        relay.succeeded.connect(on_success)
+        relay.failed.connect(on_failure)
+        relay.succeeded.connect(done)
+        relay.failed.connect(done)
+        self._pool.start(_Job(fn, relay, title))
+
+    def busy(self) -> bool:
+        return self._pool.activeThreadCount() > 0 or bool(self._relays)
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        self._pool.clear()
+        return self._pool.waitForDone(timeout_ms)

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after the scan, save a picture of the window")
     parser.add_argument("--compare-screenshot", metavar="PNG",
                         help="after the scan, compare the first group and save a picture")
+    parser.add_argument("--mark-suggested", action="store_true",
+                        help="after the scan, mark all but each group's suggested keeper "
+                             "(nothing is moved until you confirm)")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="quit when the scan (and screenshots) are done; exit 1 on error")
     return parser
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     window.add_folders([p for p in [*args.paths, *args.scan] if os.path.isdir(p)])
     window.show()
     automation = Automation(window, args.screenshot, args.compare_screenshot,
-                            args.exit_when_done)
+                            args.exit_when_done, args.mark_suggested)
     if args.scan:
         window.start_scan()
     similar = args.similar or (images[0] if images else None)

@@ -7,6 +7,7 @@ import logging
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from ..core.decisions import Rule
 from .group_model import MEMBER_ROLE, THUMB_ROLE
 from .main_window import MainWindow
 from .scan_worker import WorkerError
@@ -19,15 +20,17 @@ POLL_MS = 100
 
 class Automation(QObject):
     def __init__(self, window: MainWindow, screenshot: str | None,
-                 compare_screenshot: str | None, exit_when_done: bool) -> None:
+                 compare_screenshot: str | None, exit_when_done: bool,
+                 mark_suggested: bool = False) -> None:
         super().__init__(window)
         self.window = window
         self.screenshot = screenshot
         self.compare_screenshot = compare_screenshot
         self.exit_when_done = exit_when_done
         self.exit_code = 0
+        self.mark_suggested = mark_suggested
         self._waited = 0
-        if screenshot or compare_screenshot or exit_when_done:
+        if screenshot or compare_screenshot or exit_when_done or mark_suggested:
             window.scan_finished.connect(self._after_scan)
             window.controller.failed.connect(self._failed)
             window.controller.cancelled.connect(lambda: self._finish(1))
@@ -38,6 +41,11 @@ class Automation(QObject):
         self._finish(1)
 
     def _after_scan(self, _result: object) -> None:
+        if self.mark_suggested:
+            self.window.decisions.apply_rule_to_all(Rule.SUGGESTED)
+            self.window.review.members_model.refresh_marks()
+            self.window.review.groups_model.refresh_marks()
+            self.window._update_state()
         self._waited = 0
         QTimer.singleShot(POLL_MS, self._wait_for_grid)
 

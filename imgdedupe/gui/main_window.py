@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QStackedWidget,
@@ -113,9 +114,12 @@ class MainWindow(QMainWindow):
 
         self.folders = FolderList()
         self.folders.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.folders.setMaximumHeight(96)
+        self.folders.setFlow(QListWidget.Flow.LeftToRight)
+        self.folders.setWrapping(True)
+        self.folders.setSpacing(3)
+        self.folders.setMaximumHeight(64)
         self.folders.setToolTip("Folders to scan. Drop more here; Delete removes.")
-        remove = QPushButton("Remove")
+        remove = QPushButton("Remove folder")
         remove.clicked.connect(self.remove_selected_folders)
         self.backbone_box = QComboBox()
         self.backbone_box.addItems(list(BACKBONES))
@@ -123,16 +127,15 @@ class MainWindow(QMainWindow):
                                      "efficientnet-lite0: about 10x faster, always offline")
         self.device_box = QComboBox()
         self.device_box.addItems(["auto", "cpu", "cuda"])
+        self.device_box.setToolTip("Where the model runs: auto uses an NVIDIA GPU if present")
         folder_bar = QHBoxLayout()
+        folder_bar.addWidget(QLabel("Folders:"))
         folder_bar.addWidget(self.folders, 1)
-        side = QVBoxLayout()
-        side.addWidget(remove)
-        side.addWidget(QLabel("Model"))
-        side.addWidget(self.backbone_box)
-        side.addWidget(QLabel("Device"))
-        side.addWidget(self.device_box)
-        side.addStretch(1)
-        folder_bar.addLayout(side)
+        folder_bar.addWidget(remove)
+        folder_bar.addWidget(QLabel("Model:"))
+        folder_bar.addWidget(self.backbone_box)
+        folder_bar.addWidget(QLabel("Device:"))
+        folder_bar.addWidget(self.device_box)
 
         self.banner = QFrame()
         self.banner.setFrameShape(QFrame.Shape.StyledPanel)
@@ -173,10 +176,15 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.phase_label = QLabel("Ready")
+        self.problems_button = QPushButton()
+        self.problems_button.setFlat(True)
+        self.problems_button.clicked.connect(self.show_problems)
+        self.problems_button.hide()
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(260)
         self.progress_bar.hide()
         self.statusBar().addWidget(self.phase_label, 1)
+        self.statusBar().addPermanentWidget(self.problems_button)
         self.statusBar().addPermanentWidget(self.progress_bar)
 
         file_menu = self.menuBar().addMenu("&File")
@@ -320,17 +328,31 @@ class MainWindow(QMainWindow):
         graph = result.graph
         if graph is not None:
             self.threshold_bar.histogram.set_scores(graph.pair_scores(), graph.floor_score)
-        self._show_groups(result.groups)
+        self._show_groups(result.groups, keep_place=False)
         stats = result.stats
         elapsed = time.monotonic() - self._scan_started
         problems = f", {stats.failed} could not be read" if stats.failed else ""
         self.phase_label.setText(
             f"{len(result.groups)} group(s) in {stats.files_seen:,} files{problems} "
             f"({elapsed:.1f} s; {stats.embedded:,} analysed, {stats.from_cache:,} from cache)")
-        if result.errors:
-            self.phase_label.setToolTip("\n".join(f"{e.path}: {e.reason} ({e.detail})"
-                                                  for e in result.errors[:50]))
+        count = len(result.errors)
+        self.problems_button.setText(f"⚠ {count} file{'s' if count != 1 else ''} "
+                                     "could not be read")
+        self.problems_button.setVisible(bool(count))
         self.scan_finished.emit(result)
+
+    def show_problems(self) -> None:
+        """Every file the scan could not use, with its reason, to copy."""
+        errors = self.result.errors if self.result else ()
+        lines = [f"{e.path}\n    {e.reason}: {e.detail}" for e in errors]
+        box = QMessageBox(QMessageBox.Icon.Information, "Files that could not be read",
+                          f"{len(errors)} file(s) were skipped; the scan went on without "
+                          "them. Nothing was changed. Show Details lists each with its reason.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setDetailedText("\n".join(lines))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self._dialogs.append(box)
 
     def _on_failed(self, error: WorkerError) -> None:
         self.phase_label.setText(error.message)
@@ -342,11 +364,11 @@ class MainWindow(QMainWindow):
         self._update_state()
 
     # -- results --------------------------------------------------------------
-    def _show_groups(self, groups: tuple[Group, ...]) -> None:
+    def _show_groups(self, groups: tuple[Group, ...], keep_place: bool = True) -> None:
         dropped = self.decisions.set_groups(groups)
         if dropped:
             log.info("unmarked %d file(s) after regrouping", len(dropped))
-        self.review.set_groups(groups)
+        self.review.set_groups(groups, keep_place)
         self.stack.setCurrentWidget(self.review if groups or self.result else self.empty)
         self._update_state()
         self.groups_shown.emit()

@@ -66,6 +66,9 @@ class ReviewPanel(QWidget):
         self.group_list.setUniformItemSizes(True)
         self.group_list.setSpacing(2)
         self.group_list.setAccessibleName("Groups")
+        self.group_list.setMinimumWidth(260)
+        self.group_list.setWordWrap(True)
+        self.group_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.group_list.selectionModel().currentChanged.connect(self._group_changed)
 
         self.grid = QListView()
@@ -115,7 +118,8 @@ class ReviewPanel(QWidget):
         splitter.addWidget(self.group_list)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([300, 900])
+        splitter.setStretchFactor(0, 0)
+        splitter.setSizes([320, 880])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -129,10 +133,11 @@ class ReviewPanel(QWidget):
         self._update_header()
 
     # -- content --------------------------------------------------------------
-    def set_groups(self, groups: Sequence[Group]) -> None:
-        """Show new groups, keeping the current group in view when it survives."""
+    def set_groups(self, groups: Sequence[Group], keep_place: bool = True) -> None:
+        """Show new groups; with ``keep_place``, stay on the current group
+        when it survives (a regroup), else start at the first."""
         current = self.members_model.group
-        keep_path = current.reference if current else None
+        keep_path = current.reference if current and keep_place else None
         self.thumbnails.clear_pending()
         self.groups_model.set_groups(groups)
         row = self.groups_model.row_of(keep_path) if keep_path else None

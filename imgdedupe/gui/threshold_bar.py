@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
 from ..core.graph import FLOOR_SCORE
 
@@ -76,6 +76,7 @@ class ThresholdBar(QWidget):
         self.slider.setRange(int(FLOOR_SCORE), 100)
         self.slider.setPageStep(5)
         self.slider.setMinimumWidth(140)
+        self.slider.setMaximumWidth(260)
         self.slider.setToolTip("Similarity threshold: higher finds fewer, closer matches")
         self.slider.setAccessibleName("Similarity threshold")
         self.label = QLabel()
@@ -83,6 +84,7 @@ class ThresholdBar(QWidget):
         self.histogram = Histogram()
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         layout.addWidget(QLabel("Similarity"))
         layout.addWidget(self.slider)
         layout.addWidget(self.label)

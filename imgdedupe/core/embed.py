@@ -134,9 +134,10 @@ def _efficientnet_lite0() -> Backbone:
 
 def _resnet50(state_dict: dict | None, digest: str, source: str) -> Backbone:
     import torch
-    import torchvision
 
-    model = torchvision.models.resnet50(weights=None)
+    from .resnet import resnet50
+
+    model = resnet50()
     if state_dict is not None:
         model.load_state_dict(state_dict)
     # Dropping fc leaves global average pooling as the output: the 2048-d

@@ -96,6 +96,25 @@ def install_excepthook(log_file: Path | None) -> None:
     sys.excepthook = hook
 
 
+def make_application():  # noqa: ANN201
+    """The QApplication, which also takes macOS's "open this file" events:
+    Finder's Open With and dropped files arrive as QFileOpenEvent, not argv."""
+    from PySide6.QtCore import QEvent, Signal
+    from PySide6.QtWidgets import QApplication
+
+    class Application(QApplication):
+        file_opened = Signal(str)
+
+        def event(self, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.FileOpen:
+                self.file_opened.emit(event.file())  # type: ignore[attr-defined]
+                return True
+            return super().event(event)
+
+    existing = QApplication.instance()
+    return existing if existing is not None else Application([sys.argv[0]])
+
+
 def make_settings(path: str | None):  # noqa: ANN201
     from PySide6.QtCore import QSettings
 
@@ -108,14 +127,13 @@ def make_settings(path: str | None):  # noqa: ANN201
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
 
     from ..cli import default_db
     from .automation import Automation
     from .main_window import MainWindow
 
     log_file = setup_logging()
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app = make_application()
     app.setApplicationName("imgdedupe")
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("imgdedupe")
@@ -125,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     install_excepthook(log_file)
     settings = make_settings(args.settings)
     window = MainWindow(settings, args.db or default_db())
+    if hasattr(app, "file_opened"):
+        app.file_opened.connect(window.open_path)
     if args.backbone:
         window.backbone_box.setCurrentText(args.backbone)
     if args.threshold is not None:

@@ -221,6 +221,15 @@ class MainWindow(QMainWindow):
                 known.add(path)
         self._update_state()
 
+    def open_path(self, path: str) -> None:
+        """A path handed over by the system (macOS Open With, a second
+        launch): a folder is added and scanned, an image finds similar ones."""
+        if os.path.isdir(path):
+            self.add_folders([path])
+            self.start_scan()
+        elif os.path.isfile(path):
+            self.find_similar(path)
+
     def remove_selected_folders(self) -> None:
         for item in self.folders.selectedItems():
             self.folders.takeItem(self.folders.row(item))

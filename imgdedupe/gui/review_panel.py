@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListView,
     QMenu,
     QPushButton,
     QSplitter,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -60,11 +62,23 @@ class ReviewPanel(QWidget):
         self.groups_model = GroupListModel(thumbnails, decisions)
         self.members_model = MemberModel(thumbnails, decisions)
 
-        self.group_list = QListView()
+        # A one-column table, not a QListView: a list view lays out every
+        # row again after each insert, calling the Python rowCount() twice
+        # per row (250 ms stalls at 100k groups); a table's fixed-height
+        # rows need no per-row layout at all.
+        self.group_list = QTableView()
         self.group_list.setModel(self.groups_model)
         self.group_list.setIconSize(QSize(64, 64))
-        self.group_list.setUniformItemSizes(True)
-        self.group_list.setSpacing(2)
+        self.group_list.horizontalHeader().hide()
+        self.group_list.verticalHeader().hide()
+        self.group_list.horizontalHeader().setStretchLastSection(True)
+        rows = self.group_list.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(72)
+        self.group_list.setShowGrid(False)
+        self.group_list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.group_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.group_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.group_list.setAccessibleName("Groups")
         self.group_list.setMinimumWidth(260)
         self.group_list.setWordWrap(True)

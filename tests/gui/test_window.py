@@ -73,6 +73,9 @@ def test_scan_groups_duplicates_and_reports_the_broken_file(qtbot, window: MainW
     assert len(groups) == 3
     assert [e.reason for e in result.errors] == ["not_an_image"]
     assert "could not be read" in window.phase_label.text()
+    assert window.problems_button.text() == "⚠ 1 file could not be read"
+    window.problems_button.click()
+    assert f"{library['broken']}\n    not_an_image" in window._dialogs[-1].detailedText()
     assert window.stack.currentWidget() is window.review
     # The grid shows the current group, and its thumbnails load lazily.
     grid_model = window.review.members_model
@@ -328,3 +331,41 @@ def test_dropping_an_image_finds_similar_images(qtbot, window: MainWindow,  # no
                                                  str(library["photo1_png"])]
     assert window.folder_paths() == [str(library["photo0"].parent)]  # not added as a folder
     window.similar_dialog.close()
+
+
+def test_a_path_opened_by_the_system_is_scanned_or_searched(qtbot, window: MainWindow,  # noqa: ANN001
+                                                            library: dict[str, Path]) -> None:
+    # macOS delivers Finder's "Open With" as a QFileOpenEvent; app.py routes
+    # it here.
+    with qtbot.waitSignal(window.scan_finished, timeout=SCAN_TIMEOUT_MS):
+        window.open_path(str(library["photo0"].parent))
+    assert window.folder_paths() == [str(library["photo0"].parent)]
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=10_000)
+    window.open_path(str(library["photo2"]))
+    qtbot.waitUntil(lambda: isinstance(getattr(window, "similar_dialog", None), SimilarDialog),
+                    timeout=30_000)
+    assert window.similar_dialog.paths()[1] == str(library["photo2_copy"])
+    window.similar_dialog.close()
+
+
+def test_file_open_events_reach_the_window(tmp_path: Path) -> None:
+    # In a child process, so that the app's own QApplication subclass is
+    # the one created (here pytest-qt made a plain one first).
+    import subprocess
+    import sys
+
+    child = """
+import sys
+from PySide6.QtGui import QFileOpenEvent
+from imgdedupe.gui.app import make_application
+app = make_application()
+opened = []
+app.file_opened.connect(opened.append)
+handled = app.event(QFileOpenEvent("/photos/a b.jpg"))
+print(handled, opened)
+sys.exit(0 if handled and opened == ["/photos/a b.jpg"] else 1)
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

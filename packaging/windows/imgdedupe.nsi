@@ -1,0 +1,183 @@
+; imgdedupe Windows installer (NSIS 3).
+;
+; Build (from the repository root, after `pyinstaller packaging/imgdedupe.spec`):
+;   makensis /NOCD /DVERSION=0.1.0 /DBUNDLE=dist\imgdedupe packaging\windows\imgdedupe.nsi
+; On Linux/macOS write the options with "-" instead of "/" (-NOCD -DVERSION=...).
+; Without /NOCD makensis resolves relative paths from packaging\windows.
+;
+; Defines: VERSION (x.y.z, required), BUNDLE (the PyInstaller one-folder
+; bundle, required), OUTFILE (default imgdedupe-VERSION-setup.exe), ICON
+; (default resources\icons\imgdedupe.ico when present).
+;
+; Per-user install: no administrator rights, everything under HKCU and
+; %LOCALAPPDATA%. Every registry key written in Section "Install" is deleted
+; in Section "Uninstall" (tests/packaging/test_windows_installer.py checks it).
+
+Unicode true
+ManifestDPIAware true
+RequestExecutionLevel user
+; The bundle is mostly torch and Qt DLLs: solid LZMA shrinks it the most.
+SetCompressor /SOLID lzma
+
+!ifndef VERSION
+  !error "Pass the version: makensis /DVERSION=x.y.z ..."
+!endif
+!ifndef BUNDLE
+  !error "Pass the PyInstaller bundle folder: makensis /DBUNDLE=dist\imgdedupe ..."
+!endif
+!if ! /FileExists "${BUNDLE}\imgdedupe-gui.exe"
+  !error "${BUNDLE}\imgdedupe-gui.exe not found (relative paths start in packaging\windows unless makensis /NOCD)"
+!endif
+!ifndef OUTFILE
+  !define OUTFILE "imgdedupe-${VERSION}-setup.exe"
+!endif
+
+!define APP "imgdedupe"
+!define EXE "imgdedupe-gui.exe"
+!define UNINST_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\imgdedupe"
+!define CLASSES "Software\Classes"
+
+!include "MUI2.nsh"
+!include "FileFunc.nsh"
+
+Name "${APP} ${VERSION}"
+OutFile "${OUTFILE}"
+; Fixed folder, no directory page: the uninstaller removes this folder whole,
+; so it must never be a folder the user also keeps other files in.
+InstallDir "$LOCALAPPDATA\Programs\${APP}"
+
+; The app icon, when resources/icons has it (else NSIS's own); /DICON=file.ico overrides.
+!ifndef ICON
+  !define ICON "${__FILEDIR__}\..\..\resources\icons\imgdedupe.ico"
+!endif
+!if /FileExists "${ICON}"
+  !define MUI_ICON "${ICON}"
+  !define MUI_UNICON "${ICON}"
+!endif
+
+!define MUI_FINISHPAGE_RUN "$INSTDIR\${EXE}"
+!insertmacro MUI_PAGE_INSTFILES
+!insertmacro MUI_PAGE_FINISH
+!insertmacro MUI_UNPAGE_CONFIRM
+!insertmacro MUI_UNPAGE_INSTFILES
+!insertmacro MUI_LANGUAGE "English"
+
+; File properties of the setup exe. VIProductVersion wants four numbers.
+VIProductVersion "${VERSION}.0"
+VIFileVersion "${VERSION}.0"
+VIAddVersionKey /LANG=${LANG_ENGLISH} "ProductName" "${APP}"
+VIAddVersionKey /LANG=${LANG_ENGLISH} "ProductVersion" "${VERSION}"
+VIAddVersionKey /LANG=${LANG_ENGLISH} "FileVersion" "${VERSION}"
+VIAddVersionKey /LANG=${LANG_ENGLISH} "FileDescription" "${APP} ${VERSION} setup"
+VIAddVersionKey /LANG=${LANG_ENGLISH} "LegalCopyright" "imgdedupe contributors, Apache-2.0"
+
+Function .onInit
+  SetShellVarContext current
+  ; /D=... could point anywhere; refuse a non-empty folder that is not ours,
+  ; since upgrading and uninstalling empty the install folder.
+  IfFileExists "$INSTDIR\${EXE}" ok
+  FindFirst $0 $1 "$INSTDIR\*"
+  loop:
+    StrCmp $1 "" done
+    StrCmp $1 "." next
+    StrCmp $1 ".." next
+    FindClose $0
+    MessageBox MB_ICONSTOP "$INSTDIR is not empty and holds no ${APP} install." /SD IDOK
+    Abort
+  next:
+    FindNext $0 $1
+    Goto loop
+  done:
+    FindClose $0
+  ok:
+FunctionEnd
+
+Function un.onInit
+  SetShellVarContext current
+FunctionEnd
+
+Section "Install"
+  ; An upgrade replaces the old bundle whole: stale DLLs from another torch
+  ; or Qt build must not stay next to the new ones. .onInit made sure this
+  ; folder is ours (it holds imgdedupe-gui.exe) or empty.
+  RMDir /r "$INSTDIR"
+  SetOutPath "$INSTDIR"
+  File /r "${BUNDLE}\*"
+  WriteUninstaller "$INSTDIR\uninstall.exe"
+
+  CreateShortcut "$SMPROGRAMS\${APP}.lnk" "$INSTDIR\${EXE}"
+
+  ; Add/Remove Programs ("Apps & features").
+  WriteRegStr HKCU "${UNINST_KEY}" "DisplayName" "${APP}"
+  WriteRegStr HKCU "${UNINST_KEY}" "DisplayVersion" "${VERSION}"
+  WriteRegStr HKCU "${UNINST_KEY}" "Publisher" "imgdedupe contributors"
+  WriteRegStr HKCU "${UNINST_KEY}" "DisplayIcon" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${UNINST_KEY}" "InstallLocation" "$INSTDIR"
+  WriteRegStr HKCU "${UNINST_KEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegStr HKCU "${UNINST_KEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
+  WriteRegDWORD HKCU "${UNINST_KEY}" "NoModify" 1
+  WriteRegDWORD HKCU "${UNINST_KEY}" "NoRepair" 1
+  ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2
+  WriteRegDWORD HKCU "${UNINST_KEY}" "EstimatedSize" $0
+
+  ; Right-click on any image ("image" is the perceived type of .jpg, .png,
+  ; .heic, ...): so no file type's own default handler is touched.
+  WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar" "" "Find similar images"
+  WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar" "Icon" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar\command" "" '"$INSTDIR\${EXE}" --similar "%1"'
+
+  ; Right-click on a folder, and on the empty background of an open folder
+  ; (there %1 is empty; %V is the folder shown).
+  WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan" "" "Find duplicates in this folder"
+  WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan" "Icon" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%1"'
+  WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan" "" "Find duplicates in this folder"
+  WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan" "Icon" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%V"'
+
+  ; "Open with" for images: the Applications key names the program and the
+  ; types it accepts (listed in "Choose another app"); the OpenWithList entry
+  ; puts it in the Open with submenu of every image. Opening an image finds
+  ; images similar to it. Extensions: imgdedupe.core.walk.IMAGE_EXTENSIONS.
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}" "FriendlyAppName" "${APP}"
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\DefaultIcon" "" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\shell\open\command" "" '"$INSTDIR\${EXE}" --similar "%1"'
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".jpg" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".jpeg" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".png" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".webp" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".gif" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".bmp" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".tif" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".tiff" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".heic" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".heif" ""
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".avif" ""
+  WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\OpenWithList\${EXE}" "" ""
+
+  ; Tell Explorer the verbs changed (SHCNE_ASSOCCHANGED) so they show at once.
+  System::Call 'shell32::SHChangeNotify(i 0x08000000, i 0, p 0, p 0)'
+SectionEnd
+
+Section "Uninstall"
+  ; Only the keys and files the installer made; the parents (shell,
+  ; Directory, SystemFileAssociations\image ...) belong to Windows. The
+  ; photos and the cache (%LOCALAPPDATA%\imgdedupe) are never touched.
+  DeleteRegKey HKCU "${UNINST_KEY}"
+  DeleteRegKey HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar"
+  DeleteRegKey HKCU "${CLASSES}\Directory\shell\imgdedupe.scan"
+  DeleteRegKey HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan"
+  DeleteRegKey HKCU "${CLASSES}\Applications\${EXE}"
+  DeleteRegKey HKCU "${CLASSES}\SystemFileAssociations\image\OpenWithList\${EXE}"
+
+  Delete "$SMPROGRAMS\${APP}.lnk"
+  ; The folder is ours (fixed name, .onInit refuses foreign ones), but check
+  ; again before a recursive delete: never empty a folder we did not fill.
+  IfFileExists "$INSTDIR\${EXE}" 0 +2
+    RMDir /r "$INSTDIR"
+  ; Covers an install whose exe is already gone: removes only an empty folder.
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
+
+  System::Call 'shell32::SHChangeNotify(i 0x08000000, i 0, p 0, p 0)'
+SectionEnd

@@ -1,0 +1,95 @@
+"""The macOS bundle's Info.plist (packaging/macos/info_plist.py, fed to
+PyInstaller's BUNDLE by packaging/imgdedupe.spec) and the .dmg script.
+hdiutil only exists on macOS: here the script is only syntax-checked."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import plistlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import imgdedupe
+
+ROOT = Path(__file__).resolve().parents[2]
+MACOS = ROOT / "packaging" / "macos"
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("info_plist", MACOS / "info_plist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def plist() -> dict:
+    """What the spec passes to BUNDLE, after an XML and a binary round trip:
+    anything plistlib cannot write (None, sets, ...) would fail here."""
+    data = _generator().info_plist(imgdedupe.__version__)
+    xml = plistlib.loads(plistlib.dumps(data, fmt=plistlib.FMT_XML))
+    assert plistlib.loads(plistlib.dumps(data, fmt=plistlib.FMT_BINARY)) == xml == data
+    return xml
+
+
+def test_identity_and_version(plist: dict) -> None:
+    assert plist["CFBundleIdentifier"] == "org.imgdedupe.imgdedupe"
+    assert plist["CFBundleName"] == "imgdedupe"
+    assert plist["CFBundleExecutable"] == "imgdedupe-gui"
+    assert plist["CFBundlePackageType"] == "APPL"
+    assert plist["CFBundleShortVersionString"] == imgdedupe.__version__
+    assert plist["CFBundleVersion"] == imgdedupe.__version__
+    # Without an argument the generator reads the same version from source.
+    assert _generator().info_plist()["CFBundleVersion"] == imgdedupe.__version__
+
+
+def test_display_keys(plist: dict) -> None:
+    assert plist["CFBundleIconFile"] == "imgdedupe.icns"
+    assert plist["NSHighResolutionCapable"] is True
+    major, _, minor = plist["LSMinimumSystemVersion"].partition(".")
+    assert major.isdigit() and minor.isdigit()
+
+
+def test_document_types_images_and_folders(plist: dict) -> None:
+    by_type = {ct: d for d in plist["CFBundleDocumentTypes"] for ct in d["LSItemContentTypes"]}
+    assert set(by_type) == {"public.image", "public.folder"}
+    for doc in by_type.values():
+        # Alternate: offered in Open With, never taking over as the default.
+        assert doc["LSHandlerRank"] == "Alternate"
+        assert doc["CFBundleTypeRole"] == "Viewer"
+
+
+def test_find_similar_service(plist: dict) -> None:
+    (service,) = plist["NSServices"]
+    assert service["NSMenuItem"] == {"default": "Find similar images"}
+    assert service["NSMessage"] == "findSimilarImages"
+    assert service["NSSendFileTypes"] == ["public.image"]
+    assert isinstance(service["NSRequiredContext"], dict)
+    assert service["NSPortName"] == plist["CFBundleName"]
+
+
+def test_generator_writes_a_plist_file(tmp_path: Path) -> None:
+    out = tmp_path / "Info.plist"
+    assert _generator().main(["info_plist.py", str(out)]) == 0
+    assert plistlib.loads(out.read_bytes())["CFBundleIdentifier"] == "org.imgdedupe.imgdedupe"
+
+
+def test_make_dmg_script_parses() -> None:
+    script = MACOS / "make_dmg.sh"
+    if os.name != "nt":  # Windows checkouts have no executable bit
+        assert script.stat().st_mode & 0o111, "make_dmg.sh must be executable"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck"):
+        done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+    text = script.read_text()
+    assert "hdiutil create" in text and "dist/imgdedupe.app" in text
+
+
+def test_service_can_be_left_out() -> None:
+    plist = _generator().info_plist(imgdedupe.__version__, services=False)
+    assert "NSServices" not in plist and plist["CFBundleDocumentTypes"]

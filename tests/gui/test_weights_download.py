@@ -37,6 +37,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True  # server_close() must not wait on a stuck handler
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))

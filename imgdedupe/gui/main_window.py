@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QUrl, Signal
@@ -30,17 +28,15 @@ from PySide6.QtWidgets import (
 )
 
 from ..core import calibration
-from ..core.actions import BatchResult, Outcome, UnsafeActionError
 from ..core.decisions import Decisions
 from ..core.embed import BACKBONES
-from ..core.graph import FLOOR_SCORE, drop_paths, groups_at, with_digests
+from ..core.graph import FLOOR_SCORE, drop_paths, groups_at
 from ..core.pipeline import ScanConfig
 from ..core.records import ExactGroupsReady, Group, Member, Notice, Progress, ScanResult
 from ..core.weights import LocatedWeights
-from ..report import write_csv, write_json
-from .actions_controller import ActionsController, trash_name
+from .actions_controller import ActionsController
 from .compare_view import CompareDialog
-from .dialogs import SimilarDialog, confirm_delete, show_error
+from .dialogs import SimilarDialog, show_error
 from .review_panel import ReviewPanel
 from .scan_worker import BackboneCache, ScanController, WorkerError
 from .similar_search import similar_group
@@ -48,6 +44,7 @@ from .tasks import TaskRunner
 from .threshold_bar import ThresholdBar
 from .thumbnails import ThumbnailCache
 from .weights_download import download_weights
+from .window_apply import ApplyMixin
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ class FolderList(QListWidget):
         super().keyPressEvent(event)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ApplyMixin, QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
     groups_shown = Signal()
 
@@ -427,103 +424,6 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.compare_dialog = dialog
         dialog.show()
-
-    # -- apply ------------------------------------------------------------------
-    def apply_deletions(self) -> None:
-        """Confirm, then move the marked files to the trash (undoable)."""
-        groups = self.review.groups_model.groups
-        try:
-            plan = self.actions.plan(groups, self.decisions.marked)
-        except UnsafeActionError as exc:  # the marks broke the rule: never act
-            self._on_failed(WorkerError("Nothing was moved", str(exc), str(exc)))
-            return
-        if not plan.deletions:
-            self._report_refusals("Nothing to move", plan.refused)
-            return
-        members = [m for g in groups for m in g.members
-                   if m.path in {d.file.path for d in plan.deletions}]
-        if not self.confirm(members):
-            return
-        self.phase_label.setText(plan.summary() + "…")
-        self.actions.apply(plan, self._on_failed)
-        self._update_state()
-
-    def confirm(self, members: list[Member]) -> bool:
-        """The confirmation dialog; tests replace it."""
-        return confirm_delete(self, members, trash_name())
-
-    def undo_last(self) -> None:
-        self.actions.undo(self._on_failed)
-        self._update_state()
-
-    def _can_undo(self) -> bool:
-        return self.actions.undoable and not self.actions.busy
-
-    def _on_batch_done(self, result: BatchResult) -> None:
-        moved = {o.path for o in result.with_status("moved")}
-        restored = {o.path for o in result.with_status("restored")}
-        self.removed = (self.removed | moved) - restored
-        for path in moved | restored:
-            self.thumbnails.forget(path)
-        for path in moved:
-            self.decisions.keep(path)
-        problems = [o for o in result.outcomes if o.status in ("refused", "failed")]
-        if moved:
-            self.phase_label.setText(f"Moved {len(moved)} file(s) to {trash_name()}. "
-                                     "Edit ▸ Undo puts them back.")
-        elif restored:
-            self.phase_label.setText(f"Restored {len(restored)} file(s).")
-        if problems:
-            self._report_refusals("Some files were not touched", problems)
-        if self.result is not None and self.result.graph is not None:
-            self.regroup(self.threshold_bar.value())  # restored files may rejoin groups
-        else:
-            self._show_groups(drop_paths(self.review.groups_model.groups, self.removed))
-        self._update_state()
-
-    def _report_refusals(self, title: str, outcomes: Sequence[Outcome]) -> None:
-        lines = [f"{o.path}: {o.reason}" for o in outcomes]
-        self._on_failed(WorkerError(
-            title, f"{len(outcomes)} file(s) were left alone. The details say why "
-                   "(for example, a file changed on disk after the scan).",
-            "\n".join(lines)))
-
-    def mark_not_duplicates(self, group: Group) -> None:
-        self.actions.mark_not_duplicates(group, self._on_marked, self._on_failed)
-
-    def _on_marked(self, marked: tuple[frozenset[str], dict[str, str]]) -> None:
-        digests, by_path = marked
-        if self.result is not None and self.result.graph is not None:
-            self.result = replace(self.result, graph=with_digests(self.result.graph, by_path),
-                                  ignored=(*self.result.ignored, digests))
-            self.regroup(self.threshold_bar.value())
-        self.statusBar().showMessage("Marked as not duplicates; they stay apart in later "
-                                     "scans too.", 6000)
-
-    def export(self) -> None:
-        groups = self.review.groups_model.groups
-        if not groups:
-            self.statusBar().showMessage("Nothing to export yet: scan first.", 5000)
-            return
-        path, chosen = QFileDialog.getSaveFileName(
-            self, "Export groups", "imgdedupe-groups.csv", "CSV (*.csv);;JSON (*.json)")
-        if path:
-            self.export_to(path, json_format=path.lower().endswith(".json")
-                           or chosen.startswith("JSON"))
-
-    def export_to(self, path: str, json_format: bool) -> None:
-        groups = self.review.groups_model.groups
-        try:
-            with open(path, "w", encoding="utf-8", newline="") as stream:
-                if json_format and self.result is not None:
-                    write_json(replace(self.result, groups=groups), stream)
-                else:
-                    write_csv(groups, stream, self.decisions.marked)
-        except OSError as exc:
-            self._on_failed(WorkerError("Export failed", f"Cannot write {path}: {exc.strerror}",
-                                        str(exc)))
-            return
-        self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {path}", 6000)
 
     # -- state ----------------------------------------------------------------
     def _update_state(self) -> None:

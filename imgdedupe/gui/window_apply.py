@@ -1,0 +1,118 @@
+"""The window's actions on files: move to trash, undo, "Not duplicates", export.
+
+A mixin of MainWindow, kept apart so each module reads in one sitting; it
+uses the window's decisions, review panel, result and ActionsController.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from PySide6.QtWidgets import QFileDialog
+
+from ..core.actions import BatchResult, Outcome, UnsafeActionError
+from ..core.graph import drop_paths, with_digests
+from ..core.records import Group, Member
+from ..report import write_csv, write_json
+from .actions_controller import trash_name
+from .dialogs import confirm_delete
+from .scan_worker import WorkerError
+
+
+class ApplyMixin:
+    def apply_deletions(self) -> None:
+        """Confirm, then move the marked files to the trash (undoable)."""
+        groups = self.review.groups_model.groups
+        try:
+            plan = self.actions.plan(groups, self.decisions.marked)
+        except UnsafeActionError as exc:  # the marks broke the rule: never act
+            self._on_failed(WorkerError("Nothing was moved", str(exc), str(exc)))
+            return
+        if not plan.deletions:
+            self._report_refusals("Nothing to move", plan.refused)
+            return
+        members = [m for g in groups for m in g.members
+                   if m.path in {d.file.path for d in plan.deletions}]
+        if not self.confirm(members):
+            return
+        self.phase_label.setText(plan.summary() + "…")
+        self.actions.apply(plan, self._on_failed)
+        self._update_state()
+
+    def confirm(self, members: list[Member]) -> bool:
+        """The confirmation dialog; tests replace it."""
+        return confirm_delete(self, members, trash_name())
+
+    def undo_last(self) -> None:
+        self.actions.undo(self._on_failed)
+        self._update_state()
+
+    def _can_undo(self) -> bool:
+        return self.actions.undoable and not self.actions.busy
+
+    def _on_batch_done(self, result: BatchResult) -> None:
+        moved = {o.path for o in result.with_status("moved")}
+        restored = {o.path for o in result.with_status("restored")}
+        self.removed = (self.removed | moved) - restored
+        for path in moved | restored:
+            self.thumbnails.forget(path)
+        for path in moved:
+            self.decisions.keep(path)
+        problems = [o for o in result.outcomes if o.status in ("refused", "failed")]
+        if moved:
+            self.phase_label.setText(f"Moved {len(moved)} file(s) to {trash_name()}. "
+                                     "Edit ▸ Undo puts them back.")
+        elif restored:
+            self.phase_label.setText(f"Restored {len(restored)} file(s).")
+        if problems:
+            self._report_refusals("Some files were not touched", problems)
+        if self.result is not None and self.result.graph is not None:
+            self.regroup(self.threshold_bar.value())  # restored files may rejoin groups
+        else:
+            self._show_groups(drop_paths(self.review.groups_model.groups, self.removed))
+        self._update_state()
+
+    def _report_refusals(self, title: str, outcomes: Sequence[Outcome]) -> None:
+        lines = [f"{o.path}: {o.reason}" for o in outcomes]
+        self._on_failed(WorkerError(
+            title, f"{len(outcomes)} file(s) were left alone. The details say why "
+                   "(for example, a file changed on disk after the scan).",
+            "\n".join(lines)))
+
+    def mark_not_duplicates(self, group: Group) -> None:
+        self.actions.mark_not_duplicates(group, self._on_marked, self._on_failed)
+
+    def _on_marked(self, marked: tuple[frozenset[str], dict[str, str]]) -> None:
+        digests, by_path = marked
+        if self.result is not None and self.result.graph is not None:
+            self.result = replace(self.result, graph=with_digests(self.result.graph, by_path),
+                                  ignored=(*self.result.ignored, digests))
+            self.regroup(self.threshold_bar.value())
+        self.statusBar().showMessage("Marked as not duplicates; they stay apart in later "
+                                     "scans too.", 6000)
+
+    def export(self) -> None:
+        groups = self.review.groups_model.groups
+        if not groups:
+            self.statusBar().showMessage("Nothing to export yet: scan first.", 5000)
+            return
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export groups", "imgdedupe-groups.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self.export_to(path, json_format=path.lower().endswith(".json")
+                           or chosen.startswith("JSON"))
+
+    def export_to(self, path: str, json_format: bool) -> None:
+        groups = self.review.groups_model.groups
+        try:
+            with open(path, "w", encoding="utf-8", newline="") as stream:
+                if json_format and self.result is not None:
+                    write_json(replace(self.result, groups=groups), stream)
+                else:
+                    write_csv(groups, stream, self.decisions.marked)
+        except OSError as exc:
+            self._on_failed(WorkerError("Export failed", f"Cannot write {path}: {exc.strerror}",
+                                        str(exc)))
+            return
+        self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {path}", 6000)

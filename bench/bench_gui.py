@@ -1,6 +1,7 @@
 """Window responsiveness: event-loop stalls while scanning and with huge results.
 
     QT_QPA_PLATFORM=offscreen python bench/bench_gui.py [--images 2000] [--groups 100000]
+                                                        [--prefilled 100000]
 
 Prints, in one run on one machine:
   * scan: the longest gap between ticks of a 5 ms QTimer on the GUI thread
@@ -9,6 +10,10 @@ Prints, in one run on one machine:
   * results: the time to show --groups synthetic groups (3 members each),
     then the longest gap while the group list is scrolled from top to bottom
     and each group is opened in turn, and the resident memory it cost.
+  * with --prefilled N: the stalls while the window scans N tiny files
+    whose vectors are already cached (bench_rescan's clustered vectors), so
+    only indexing and grouping run: the first scan builds the index, the
+    second reuses it.
 Groups reuse a few hundred real image files, so thumbnails are real decodes;
 what is measured is the GUI thread, which never decodes.
 """
@@ -146,10 +151,39 @@ def bench_results(app: QApplication, window: MainWindow, files: list[Path], grou
           f"RSS +{rss_mb() - before:.0f} MB (now {rss_mb():.0f} MB)")
 
 
+def bench_prefilled(app: QApplication, window: MainWindow, work: Path, count: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_rescan import FakeBackbone, fill_cache, make_tree
+
+    root = work / "prefilled"
+    fill_cache(Path(window.db_path), make_tree(root, count), rotations=True)
+    cache = BackboneCache()
+    cache.get = lambda config: (FakeBackbone(), ())  # type: ignore[method-assign]
+    window.controller.backbones = cache
+    window.folders.clear()
+    window.add_folders([str(root)])
+    for run in ("first scan (builds the index)", "rescan"):
+        meter = StallMeter(label=window.phase_label.text)
+        finished = []
+        window.scan_finished.connect(finished.append)
+        start = time.perf_counter()
+        meter.start()
+        window.start_scan()
+        run_until(app, lambda done=finished: bool(done) and not window.controller.running,
+                  3600)
+        worst = meter.stop()
+        window.scan_finished.disconnect()
+        print(f"{count:,} cached files, {run}: {time.perf_counter() - start:.1f} s, "
+              f"{len(finished[0].groups):,} groups; longest GUI stall {worst:.0f} ms")
+        for gap, label in sorted(meter.stalls, reverse=True)[:3]:
+            print(f"  stall {gap:.0f} ms during: {label}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--groups", type=int, default=100_000)
+    parser.add_argument("--prefilled", type=int, default=0)
     args = parser.parse_args()
     import torch
 
@@ -159,7 +193,7 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     work = Path(tempfile.mkdtemp(prefix="imgdedupe-bench-gui-"))
     try:
-        files = make_images(work / "photos", args.images)
+        files = make_images(work / "photos", max(args.images, 300))
         settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, str(work / "cache.sqlite3"))
         cache = BackboneCache()
@@ -168,8 +202,12 @@ def main() -> None:
         window.controller.backbones = cache
         window.backbone_box.setCurrentText("efficientnet-lite0")
         window.show()
-        bench_scan(app, window, work / "photos", args.images)
-        bench_results(app, window, files, args.groups)
+        if args.images:
+            bench_scan(app, window, work / "photos", args.images)
+        if args.groups:
+            bench_results(app, window, files, args.groups)
+        if args.prefilled:
+            bench_prefilled(app, window, work, args.prefilled)
         window.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -247,6 +247,13 @@ def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservin
     batch_id: int | None = None
     for deletion in plan.deletions:
         seen = deletion.file
+        if seen.content_hash is None:
+            # The window's groups carry no hashes, but the scan hashed every
+            # file that shares its size (all byte copies): with it, a file
+            # replaced by other bytes of the same size and mtime is caught.
+            known = store.cached_hash(seen.path, seen.size, seen.mtime_ns)
+            if known is not None:
+                seen = SeenFile(seen.path, seen.size, seen.mtime_ns, known)
         if cancel is not None and cancel.is_set():
             outcomes.append(Outcome(seen.path, "refused", "cancelled", "cancelled before it moved"))
             continue

@@ -186,6 +186,19 @@ def _decode_opened(im: Image.Image, target: int, max_pixels: int,
             ErrorReason.TOO_LARGE,
             f"{raw_width}x{raw_height} pixels is over the limit of {max_pixels}",
         )
+    if im.format in _DRAFT_FORMATS and im.info.get("progressive") \
+            and raw_width * raw_height > max_pixels // 2:
+        # A progressive JPEG cannot be decoded at a reduced scale the way
+        # draft() decodes a baseline one: libjpeg keeps every coefficient of
+        # the whole picture (about 3 bytes a pixel) until the last scan,
+        # whatever the output size, and a 60-byte file can declare 170 Mpx.
+        # Half the limit bounds one decode to ~270 MB (several run at once).
+        raise DecodeError(
+            ErrorReason.TOO_LARGE,
+            f"progressive JPEG of {raw_width}x{raw_height} pixels is over the limit of "
+            f"{max_pixels // 2} for progressive files (decoding needs about "
+            f"{raw_width * raw_height * 3 // 1_000_000} MB)",
+        )
     if im.tell() != 0:
         # Animations: the first frame stands for the file. Not n_frames,
         # which reads a whole GIF to count them.

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3  # == len(_MIGRATIONS)
 BATCH = 500  # rows per transaction: fewer fsyncs, yet a crash loses little
+BUSY_TIMEOUT_S = 10.0  # how long a write waits for another connection's transaction
 
 # Ordered migrations; index i takes the schema from version i to i + 1.
 # Version 1 holds cache tables only. Tables of user decisions (ignore lists,
@@ -188,6 +189,47 @@ def _statements(script: str) -> Iterator[str]:
         raise ValueError(f"incomplete SQL statement in a migration: {statement!r}")
 
 
+# Primary result codes (the low byte of sqlite_errorcode) that mean the file
+# itself is damaged. Anything else (SQLITE_FULL, SQLITE_READONLY,
+# SQLITE_IOERR, SQLITE_BUSY, SQLITE_CANTOPEN...) is about the disk or
+# another process, and moving the file aside would not help.
+_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL, _READONLY, _BUSY, _LOCKED = 13, 8, 5, 6
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # raised by us (quick_check) or by an older sqlite3 module
+        return "locked" not in str(exc) and not isinstance(exc, sqlite3.OperationalError)
+    return code & 0xFF in _DAMAGE_CODES
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseError:
+    """The DatabaseError (a sentence for the user) for a database that
+    cannot be opened or written although it is not damaged."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc)
+    # With no space at all SQLite cannot even size its shared-memory file
+    # and says "disk I/O error": the free space tells the two apart.
+    if code == _FULL or "disk is full" in text or _no_space_left(path):
+        return DatabaseError(f"cannot write to the database {path}: the disk is full; free "
+                             "some space or choose another --db (what is cached stays intact)")
+    if code == _READONLY or "readonly" in text:
+        return DatabaseError(f"cannot write to the database {path}: it is read-only; choose "
+                             "another --db (what is cached stays intact)")
+    if code in (_BUSY, _LOCKED) or "locked" in text:
+        return DatabaseError(f"the database {path} is in use by another process")
+    return DatabaseError(f"cannot use the database {path}: {text}")
+
+
 def _decode(blob: bytes) -> str:
     return os.fsdecode(blob)
 
@@ -221,11 +263,13 @@ class Store:
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
             raise DatabaseError(f"the database {self.path} is not readable and writable")
         try:
-            return self._connect_and_migrate()
+            return self._connect_when_free()
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise DatabaseError(
-                    f"the database {self.path} is in use by another process") from exc
+            if not _is_damage(exc):
+                # A full disk, a read-only or failing device, another
+                # process's lock: the file is fine, so it stays where it is
+                # (moving it aside would hide the user's undo history).
+                raise _unusable(self.path, exc) from exc
             # A cache is worth less than a working app: move the damaged
             # file aside (never delete it) and start again.
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
@@ -240,17 +284,33 @@ class Store:
             except sqlite3.Error as exc2:
                 raise DatabaseError(f"cannot create the database {self.path}: {exc2}") from exc2
 
+    def _connect_when_free(self) -> sqlite3.Connection:
+        # Some steps of opening (switching a new file to WAL, recovering a
+        # WAL another process left) answer SQLITE_BUSY at once, without
+        # waiting on busy_timeout, while another process opens the same
+        # file: wait for it here, as long as busy_timeout would.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._connect_and_migrate()
+            except sqlite3.OperationalError as exc:
+                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+                busy = code in (_BUSY, _LOCKED) or "locked" in str(exc)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
+
     def _connect_and_migrate(self) -> sqlite3.Connection:
         # SQLite deletes the WAL file when the last connection closes, so a
         # WAL left behind means a session that crashed (or one still open).
         wal = Path(str(self.path) + "-wal")
         unclean = wal.exists() and wal.stat().st_size > 0
         try:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open the database {self.path}: {exc}") from exc
         try:
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -296,12 +356,19 @@ class Store:
         for target in range(version, SCHEMA_VERSION):
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Read again under the write lock: two processes opening one
+                # new database both saw version 0, and the other may have
+                # run this step meanwhile ("table files already exists").
+                if conn.execute("PRAGMA user_version").fetchone()[0] > target:
+                    conn.execute("COMMIT")
+                    continue
                 for statement in _statements(_MIGRATIONS[target]):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target + 1}")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a full disk may have ended it already
+                    conn.execute("ROLLBACK")
                 raise
 
     def close(self) -> None:
@@ -317,18 +384,31 @@ class Store:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise DatabaseError(f"the database {self.path} is busy: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from exc
         try:
             yield self._conn
+        except sqlite3.Error as exc:
+            # A full disk or a read-only device fails the statement, not
+            # the file: SQLite rolls back (it may already have) and the
+            # cache stays as the last commit left it.
+            self._rollback()
+            raise _unusable(self.path, exc) from exc
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self._conn.execute("ROLLBACK")
-            raise DatabaseError(f"cannot write to the database {self.path}: {exc}") from exc
+            self._rollback()
+            raise _unusable(self.path, exc) from exc
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:  # SQLite ends some failed ones itself
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:  # the original error is the one to report
+                log.warning("rollback failed on %s: %s", self.path, exc)
 
     def _write_batches(self, sql: str, rows: Iterable[tuple]) -> None:
         batch: list[tuple] = []
@@ -424,8 +504,11 @@ class Store:
             "WHERE path = ?",
             changed,
         )
+        # OR IGNORE: another writer (a second process, or the window's own
+        # connection) may have added the row since _rows_at looked.
         self._write_batches(
-            "INSERT INTO files(path, size, mtime_ns, last_seen) VALUES (?, ?, ?, ?)", new)
+            "INSERT OR IGNORE INTO files(path, size, mtime_ns, last_seen) VALUES (?, ?, ?, ?)",
+            new)
         self._write_batches("DELETE FROM files WHERE id = ?", stale)
 
     def purge_missing(self, roots: Sequence[str], seen: Iterable[str]) -> int:
@@ -443,6 +526,14 @@ class Store:
                     stale.append((file_id,))
         self._write_batches("DELETE FROM files WHERE id = ?", stale)
         return len(stale)
+
+    def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
+        """The content hash a scan computed for ``path`` as it was at that
+        size and mtime, if it computed one (files sharing a size)."""
+        row = self._conn.execute(
+            "SELECT content_hash FROM files WHERE path = ? AND size = ? AND mtime_ns = ?",
+            (_encode(path), size, mtime_ns)).fetchone()
+        return None if row is None else row[0]
 
     def forget_paths(self, paths: Iterable[str]) -> None:
         self._write_batches("DELETE FROM files WHERE path = ?", ((_encode(p),) for p in paths))

@@ -50,7 +50,8 @@ class Reservation(Protocol):
     destination: str
 
     def commit(self) -> str:
-        """Do the move; returns the destination. Releases itself on failure."""
+        """Claim the name and move; returns the destination. Releases itself
+        on failure."""
         ...
 
     def release(self) -> None:
@@ -161,12 +162,17 @@ def _make_private_dir(path: str) -> None:
 
 
 class _MoveReservation:
-    def __init__(self, source: str, destination: str, sidecar: str | None = None) -> None:
+    def __init__(self, source: str, destination: str, sidecar: str | None = None,
+                 sidecar_content: bytes = b"") -> None:
         self.source = source
         self.destination = destination
-        self.sidecar = sidecar  # the .trashinfo written before the move
+        self.sidecar = sidecar  # the .trashinfo to write just before the move
+        self._sidecar_content = sidecar_content
+        self._claimed = False
 
     def commit(self) -> str:
+        if self.sidecar is not None:
+            self._claim(self.sidecar)
         try:
             move_no_replace(self.source, self.destination)
         except BaseException:
@@ -174,8 +180,30 @@ class _MoveReservation:
             raise
         return self.destination
 
+    def _claim(self, sidecar: str) -> None:
+        # The name is claimed here, not in reserve(): the caller journals
+        # the destination in between, so a crash at any point leaves no
+        # .trashinfo that the journal does not name (recover() removes it
+        # when the file never moved), and no ghost entry in the trash.
+        try:
+            # O_EXCL on the info file is the spec's way to claim a name.
+            fd = os.open(sidecar, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise TrashError(f"another program took the trash name {self.destination!r} "
+                             "meanwhile; the file was not moved (try again)") from None
+        self._claimed = True
+        try:
+            os.write(fd, self._sidecar_content)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            self.release()
+            raise
+        os.close(fd)
+
     def release(self) -> None:
-        if self.sidecar is not None:
+        if self.sidecar is not None and self._claimed:
+            self._claimed = False
             try:
                 os.unlink(self.sidecar)
             except FileNotFoundError:
@@ -248,20 +276,10 @@ class FreedesktopTrash:
         name = os.path.basename(path)
         for n in range(1, 10_000):
             candidate = _numbered(name, n, len(".trashinfo"))
-            if os.path.lexists(os.path.join(files_dir, candidate)):
-                continue
             info = os.path.join(info_dir, candidate + ".trashinfo")
-            try:
-                # O_EXCL on the info file is the spec's way to claim a name.
-                fd = os.open(info, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
+            if os.path.lexists(os.path.join(files_dir, candidate)) or os.path.lexists(info):
                 continue
-            try:
-                os.write(fd, content)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            return _MoveReservation(path, os.path.join(files_dir, candidate), info)
+            return _MoveReservation(path, os.path.join(files_dir, candidate), info, content)
         raise TrashError(f"no free name for {name!r} in {files_dir!r}")
 
     def _home_device(self) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -15,8 +17,8 @@ from . import __version__
 from .core import calibration
 from .core.embed import BACKBONES
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
-from .core.records import ExactGroupsReady, Notice, Progress, ScanResult
-from .report import printable, write_json, write_text
+from .core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
+from .report import group_to_dict, printable, result_to_dict, write_json, write_text
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -24,6 +26,7 @@ EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_MODEL = 4
 EXIT_CANCELLED = 130
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 EPILOG = """\
 Nothing imgdedupe does from the command line changes, moves or deletes your
@@ -39,7 +42,7 @@ Exit codes:
   1    unexpected internal error (please report it)
   2    bad command line, or a path that does not exist
   3    the cache database cannot be used (folder missing, not writable,
-       or in use by another process)
+       disk full, or in use by another process or scan)
   4    model weights missing or damaged
   130  cancelled (Ctrl+C); finished work stays cached
 
@@ -108,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--include-hidden", action="store_true",
                       help="also scan hidden files and folders")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    scan.add_argument("--stream", action="store_true",
+                      help="write events to stdout as they happen, one JSON object a line: "
+                           '{"event": "progress", ...}, "exact_groups" (byte copies, before '
+                           'any image is decoded), "near_exact_groups" (re-encoded or resized '
+                           "copies found by a perceptual hash while the model still runs; each "
+                           'replaces the previous), then "result" (the --json report)')
     _model_options(scan)
 
     similar = sub.add_parser(
@@ -174,13 +183,36 @@ def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # no
     )
 
 
-def _run_scan(config, quiet: bool) -> ScanResult:  # noqa: ANN001
+def _stream_line(kind: str, payload: dict) -> None:
+    sys.stdout.write(json.dumps({"event": kind, **payload}, ensure_ascii=True) + "\n")
+    sys.stdout.flush()  # a reader sees each event as it happens
+
+
+def _stream(event: object) -> None:
+    """One JSON line per event (``scan --stream``)."""
+    if isinstance(event, Progress):
+        _stream_line("progress", {"phase": event.phase, "done": event.done,
+                                  "total": event.total, "message": event.message})
+    elif isinstance(event, Notice):
+        _stream_line("notice", {"code": event.code, "message": event.message})
+    elif isinstance(event, ExactGroupsReady):
+        _stream_line("exact_groups", {"groups": [group_to_dict(g) for g in event.groups]})
+    elif isinstance(event, NearExactGroupsReady):
+        _stream_line("near_exact_groups", {"hashed": event.hashed,
+                                           "groups": [group_to_dict(g) for g in event.groups]})
+    elif isinstance(event, ScanResult):
+        _stream_line("result", result_to_dict(event))
+
+
+def _run_scan(config, quiet: bool, stream: bool = False) -> ScanResult:  # noqa: ANN001
     from .core.pipeline import run_scan
 
     progress = _ProgressLine(not quiet)
     cancel = threading.Event()
     result = None
     for event in run_scan(config, cancel):
+        if stream:
+            _stream(event)
         if isinstance(event, Progress):
             progress(event)
         elif isinstance(event, Notice):
@@ -211,10 +243,10 @@ def _check_paths(paths: list[str]) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     _check_paths(args.paths)
-    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet)
+    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet, args.stream)
     if args.json:
         _write_json_to(args.json, lambda s: write_json(result, s))
-    if args.json != "-":
+    if args.json != "-" and not args.stream:  # stdout carries JSON lines alone
         write_text(result, sys.stdout)
     return EXIT_OK
 
@@ -286,6 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except DatabaseError as exc:
         print(f"imgdedupe: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except sqlite3.Error as exc:  # the engine wraps its own; never a raw traceback
+        print(f"imgdedupe: cannot use the cache database: {exc}", file=sys.stderr)
+        return EXIT_DATABASE
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        # The cache's side files (the pair cache beside the database) or
+        # the --json report on a full or read-only disk.
+        print(f"imgdedupe: cannot write: {exc}", file=sys.stderr)
         return EXIT_DATABASE
     except WeightsError as exc:
         print(f"imgdedupe: {exc}", file=sys.stderr)

@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .ann import PCA_SAMPLE, ArraySource, StreamedForest, VectorSource, streamed_pairs
+
+__all__ = ["PCA_SAMPLE", "ApproximateIndex", "IndexParams", "VectorSource", "exact_pairs",
+           "pair_scores", "similar_pairs", "similar_pairs_cached"]
+
 log = logging.getLogger(__name__)
 
 # Below this many images an exact blocked matrix product is both exact and
@@ -31,7 +36,6 @@ EXACT_LIMIT = 5000
 DEFAULT_PCA_DIMS = 128
 DEFAULT_TREES = 40
 DEFAULT_NEIGHBOURS = 24
-PCA_SAMPLE = 20000  # PCA is fitted on a bounded sample: memory stays flat
 _BLOCK = 1024
 _PAIR_CHUNK = 8192  # pairs scored at once: ~170 MB at 1280-d with rotations
 
@@ -111,37 +115,19 @@ class ApproximateIndex:
     """PCA to ``pca_dims`` then an Annoy angular forest, cached on disk.
 
     The cache key is a digest of the vectors themselves, so the index is
-    rebuilt exactly when the set of vectors changes.
+    rebuilt exactly when the set of vectors changes. (The pipeline does
+    not use this class: it streams its vectors through ``ann`` and keys
+    the forest by the store's vector version, without hashing 2.5 GB.)
     """
 
     def __init__(self, upright: np.ndarray, params: IndexParams,
                  cache_dir: Path | None = None) -> None:
         self.params = params
-        self.dims = int(min(params.pca_dims, upright.shape[1], max(2, len(upright) - 1)))
+        self.dims = _pca_dims(len(upright), upright.shape[1], params)
         key = self._fingerprint(upright, params)
-        self.reused = False
-        pca_file = ann_file = None
-        if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            pca_file = cache_dir / f"{key}.pca.npz"
-            ann_file = cache_dir / f"{key}.ann"
-        from annoy import AnnoyIndex
-
-        self._annoy = AnnoyIndex(self.dims, "angular")
-        if pca_file and ann_file and pca_file.exists() and ann_file.exists():
-            saved = np.load(pca_file)
-            self.mean, self.components = saved["mean"], saved["components"]
-            self._annoy.load(str(ann_file))  # memory-mapped, not read into RAM
-            self.reused = True
-            return
-        self.mean, self.components = self._fit_pca(upright)
-        projected = self.project(upright)
-        for item, vector in enumerate(projected):
-            self._annoy.add_item(item, vector)
-        self._annoy.set_seed(7)  # deterministic forests, deterministic output
-        self._annoy.build(params.trees, n_jobs=1)
-        if pca_file and ann_file:
-            self._save(cache_dir, key, pca_file, ann_file)
+        self._forest = StreamedForest(ArraySource(upright, None), self.dims, params.trees,
+                                      key, cache_dir)
+        self.reused = self._forest.reused
 
     @staticmethod
     def _fingerprint(upright: np.ndarray, params: IndexParams) -> str:
@@ -150,57 +136,19 @@ class ApproximateIndex:
         digest.update(np.ascontiguousarray(upright, dtype=np.float16).tobytes())
         return digest.hexdigest()
 
-    def _fit_pca(self, upright: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from sklearn.decomposition import PCA
-
-        rng = np.random.default_rng(0)
-        sample = upright
-        if len(upright) > PCA_SAMPLE:
-            sample = upright[np.sort(rng.choice(len(upright), PCA_SAMPLE, replace=False))]
-        pca = PCA(n_components=self.dims, svd_solver="randomized", random_state=0)
-        pca.fit(sample.astype(np.float32))
-        return pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
-
-    def _save(self, cache_dir: Path, key: str, pca_file: Path, ann_file: Path) -> None:
-        for old in cache_dir.glob("*.ann"):
-            if old.stem != key:
-                old.unlink(missing_ok=True)
-        for old in cache_dir.glob("*.pca.npz"):
-            if not old.name.startswith(key):
-                old.unlink(missing_ok=True)
-        # Write to temp names and rename, so a crash never leaves a
-        # half-written index that a later run would trust.
-        tmp_ann = ann_file.with_suffix(".ann.tmp")
-        self._annoy.save(str(tmp_ann))
-        tmp_ann.replace(ann_file)
-        tmp_pca = pca_file.with_name(pca_file.name + ".tmp.npz")
-        np.savez(tmp_pca, mean=self.mean, components=self.components)
-        tmp_pca.replace(pca_file)
-        self._annoy.unload()
-        self._annoy.load(str(ann_file))
-
     def project(self, vectors: np.ndarray) -> np.ndarray:
-        projected = (vectors.astype(np.float32) - self.mean) @ self.components.T
-        norms = np.linalg.norm(projected, axis=-1, keepdims=True)
-        return projected / np.maximum(norms, 1e-12)
+        return self._forest.project(vectors)
 
     def neighbours(self, vector: np.ndarray, k: int) -> list[int]:
-        return self._annoy.get_nns_by_vector(vector, k, search_k=-1)
+        return self._forest.neighbours(vector, k)
 
     def candidate_pairs(self, upright: np.ndarray, rotated: np.ndarray | None) -> np.ndarray:
-        k = self.params.neighbours + 1
-        queries = self.project(_as_queries(upright, rotated))
-        lo: list[int] = []
-        hi: list[int] = []
-        for i, per_image in enumerate(queries):
-            for vector in per_image:
-                for j in self.neighbours(vector, k):
-                    if j != i:
-                        lo.append(min(i, j))
-                        hi.append(max(i, j))
-        if not lo:
-            return np.zeros((0, 2), dtype=np.int64)
-        return np.unique(np.stack([lo, hi], axis=1), axis=0).astype(np.int64)
+        keys = self._forest.candidate_keys(ArraySource(upright, rotated), self.params.neighbours)
+        return np.stack(np.divmod(keys, len(upright)), axis=1).astype(np.int64)
+
+
+def _pca_dims(count: int, dim: int, params: IndexParams) -> int:
+    return int(min(params.pca_dims, dim, max(2, count - 1)))
 
 
 def similar_pairs(upright: np.ndarray, rotated: np.ndarray | None, min_cosine: float,
@@ -208,18 +156,27 @@ def similar_pairs(upright: np.ndarray, rotated: np.ndarray | None, min_cosine: f
                   ) -> tuple[np.ndarray, np.ndarray, str]:
     """Pairs (i < j) whose exact score >= min_cosine, the scores, and the
     method used ("exact" or "annoy")."""
+    if len(upright) > params.exact_limit >= 0 and len(upright) >= 2:
+        key = ApproximateIndex._fingerprint(upright, params)
+        return similar_pairs_streamed(ArraySource(upright, rotated), min_cosine, params,
+                                      cache_dir, key)
     upright = np.asarray(upright, dtype=np.float32)
     rotated = None if rotated is None else np.asarray(rotated, dtype=np.float32)
     if len(upright) < 2:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32), "exact"
-    if len(upright) <= params.exact_limit:
-        pairs, scores = exact_pairs(upright, rotated, min_cosine)
-        return pairs, scores, "exact"
-    index = ApproximateIndex(upright, params, cache_dir)
-    candidates = index.candidate_pairs(upright, rotated)
-    scores = pair_scores(upright, rotated, candidates)
-    keep = scores >= min_cosine
-    return candidates[keep], scores[keep], "annoy"
+    pairs, scores = exact_pairs(upright, rotated, min_cosine)
+    return pairs, scores, "exact"
+
+
+def similar_pairs_streamed(source: VectorSource, min_cosine: float, params: IndexParams,
+                           cache_dir: Path | None, key: str
+                           ) -> tuple[np.ndarray, np.ndarray, str]:
+    """``similar_pairs`` of a large ``source``, a chunk in memory at a time
+    (see ``ann``); the forest is cached in ``cache_dir`` under ``key``."""
+    dims = _pca_dims(source.count, source.dim, params)
+    pairs, scores = streamed_pairs(source, min_cosine, dims, params.trees, params.neighbours,
+                                   key, cache_dir)
+    return pairs.astype(np.int64), scores, "annoy"
 
 
 PAIRS_FILE = "pairs.npz"
@@ -227,12 +184,16 @@ _PAIRS_FORMAT = b"pairs-v1"
 
 
 def similar_pairs_cached(identity: bytes, count: int,
-                         load: Callable[[], tuple[np.ndarray, np.ndarray | None]],
+                         load: Callable[[], tuple[np.ndarray, np.ndarray | None] | VectorSource],
                          min_cosine: float, params: IndexParams = IndexParams(),
                          cache_dir: Path | None = None
                          ) -> tuple[np.ndarray, np.ndarray, str]:
     """``similar_pairs`` of the ``count`` vectors that ``load`` returns,
     remembered in ``cache_dir`` so that a rescan loads no vector at all.
+
+    ``load`` returns the vectors as arrays, or a ``VectorSource`` that
+    reads them in chunks (what the pipeline gives: above the exact limit
+    they are never all in memory at once).
 
     ``identity`` must change whenever what ``load`` would return changes
     (the pipeline gives the store's vector version and the ids of the
@@ -249,8 +210,19 @@ def similar_pairs_cached(identity: bytes, count: int,
     cached = _load_pairs(cache_dir, key, min_cosine) if cache_dir is not None else None
     if cached is not None:
         return cached
-    upright, rotated = load()
-    pairs, scores, method = similar_pairs(upright, rotated, min_cosine, params, cache_dir)
+    loaded = load()
+    if isinstance(loaded, tuple):
+        pairs, scores, method = similar_pairs(*loaded, min_cosine, params, cache_dir)
+    elif count > params.exact_limit:
+        # Streamed: at 1M photos the vectors are 10 GB even as float16. The
+        # forest is keyed by the identity, which already changes with any
+        # vector, rather than by a digest of every vector.
+        forest_key = hashlib.blake2b(b"forest-v2" + key.encode(), digest_size=16).hexdigest()
+        pairs, scores, method = similar_pairs_streamed(loaded, min_cosine, params, cache_dir,
+                                                       forest_key)
+    else:
+        upright, rotated = loaded.read(np.arange(count))
+        pairs, scores, method = similar_pairs(upright, rotated, min_cosine, params, cache_dir)
     if cache_dir is not None:
         _save_pairs(cache_dir, key, min_cosine, pairs, scores, method)
     return pairs, scores, method

@@ -1,7 +1,8 @@
 """The scan as a generator of events, cancellable at every yield.
 
     for event in run_scan(config, cancel):
-        ...  # Progress, Notice, ExactGroupsReady, then one ScanResult
+        ...  # Progress, Notice, ExactGroupsReady, NearExactGroupsReady (during
+             # the embedding, when near-exact copies appear), then one ScanResult
 
 Phases: walk -> hash (exact copies) -> decode + embed (only what the cache
 lacks, one image per distinct content) -> index -> group. The generator
@@ -26,17 +27,21 @@ from pathlib import Path
 import numpy as np
 
 from . import calibration
+from .ann import StoreVectors
+from .dblock import ScanLock
 from .embed import Backbone, BackboneInfo, load_backbone
 from .errors import DecodeError, ScanCancelled
 from .graph import FLOOR_SCORE, Content, FileInfo, SimilarityGraph, exact_groups, groups_at
 from .hashing import content_hash
 from .index import IndexParams, similar_pairs_cached
+from .phash import NearExactIndex, near_exact_groups, perceptual_hash
 from .preprocess import decode_for_network, rotated_by
 from .records import (
     ExactGroupsReady,
     FileError,
     Group,
     ImageFile,
+    NearExactGroupsReady,
     Notice,
     Progress,
     ScanResult,
@@ -47,7 +52,7 @@ from .walk import walk
 
 log = logging.getLogger(__name__)
 
-Event = Progress | Notice | ExactGroupsReady | ScanResult
+Event = Progress | Notice | ExactGroupsReady | NearExactGroupsReady | ScanResult
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,11 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     roots = tuple(os.path.abspath(r) for r in config.roots)
     clock.start("open")
     store = Store(config.db_path)  # fails before any work on a bad --db
+    try:
+        lock = ScanLock(config.db_path)  # one scan per database: see core.dblock
+    except BaseException:
+        store.close()
+        raise
     # The cyclic garbage collector is paused while the scan builds its
     # per-file records (5 or so per file, none in a cycle): each full
     # collection walks every live object, and 100k files trigger several,
@@ -110,6 +120,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
         if gc_enabled:
             gc.enable()
         store.close()
+        lock.release()
         clock.stop()
         log.debug("scan took %.2f s", time.perf_counter() - started)
 
@@ -279,8 +290,19 @@ def _cached_contents(contents: dict[str, list[CachedFile]], with_vectors: set[in
                           for c in group)
         else:
             pending.append(key)
-    pending.sort()
+    # By file name, then content: copies usually keep their name (a backup
+    # folder, "IMG_0042 (1).jpg", an export), so they are decoded, hashed
+    # and reported as near-exact copies within seconds of each other rather
+    # than minutes apart. The order changes nothing else: every content is
+    # embedded either way.
+    pending.sort(key=lambda key: (_stem(contents[key][0].path), key))
     return reps, pending
+
+
+def _stem(path: str) -> str:
+    """'IMG_0042' for '/a/IMG_0042 (1).JPG' or '/b/IMG_0042-edited.jpg'."""
+    name = os.path.splitext(os.path.basename(path))[0].lower()
+    return name.split(" (")[0].split("-edited")[0]
 
 
 def _first_with_vector(group: list[CachedFile], with_vectors: set[int]) -> int | None:
@@ -300,14 +322,9 @@ def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
     identity = (f"{store.vector_version(info.model_id)}:{config.rotations}:".encode()
                 + np.asarray(ids, dtype=np.int64).tobytes())
 
-    def load() -> tuple[np.ndarray, np.ndarray | None]:
-        vectors = store.get_vectors(info.model_id, ids, info.dim)
-        upright = np.stack([vectors[i][0] for i in ids]).astype(np.float32)
-        if not config.rotations:
-            return upright, None
-        return upright, np.stack([vectors[i][1] for i in ids]).astype(np.float32)
-
-    return similar_pairs_cached(identity, len(ids), load, min_cosine, config.index, cache_dir)
+    source = StoreVectors(store, info.model_id, ids, info.dim, config.rotations)
+    return similar_pairs_cached(identity, len(ids), lambda: source, min_cosine, config.index,
+                                cache_dir)
 
 
 def _workers(config: ScanConfig) -> int:
@@ -328,6 +345,8 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
         return
     window = batch_size * 3  # decoded images waiting: the model never starves
     done = 0
+    near = NearExactIndex()  # of what this scan decodes (the cache keeps no hash)
+    found = 0
     with ThreadPoolExecutor(max_workers=_workers(config)) as pool:
         futures = {}
         submitted = 0
@@ -336,7 +355,7 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
             nonlocal submitted
             while submitted < total and submitted - done < window:
                 key = pending[submitted]
-                futures[key] = pool.submit(decode_for_network, contents[key][0].path)
+                futures[key] = pool.submit(_decode_and_hash, contents[key][0].path)
                 submitted += 1
 
         top_up()
@@ -345,7 +364,7 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
             images, ok_keys = [], []
             for key in batch_keys:
                 try:
-                    array, width, height = futures.pop(key).result()
+                    array, width, height, phash = futures.pop(key).result()
                 except DecodeError as exc:
                     errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
                     store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
@@ -353,8 +372,12 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                 images.append(array)
                 ok_keys.append(key)
                 dims[key] = (width, height)
+                found += near.add(key, phash)
             done = start + len(batch_keys)
             top_up()
+            if found:  # new near-exact copies: show them before the model runs
+                found = 0
+                yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
             if images:
                 batch = np.stack(images)
                 if config.rotations:
@@ -379,13 +402,23 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                     for c in contents[key]:
                         rows.append((c.file_id, upright[n], rot))
                         sizes.append((c.file_id, *dims[key]))
-                store.put_vectors(backbone.info.model_id, rows)
+                # Sizes first: a crash between the two commits must not leave
+                # vectors (never recomputed) beside unknown sizes (the keeper
+                # rule and the report need them); sizes alone are only re-set.
                 store.set_sizes(sizes)
+                store.put_vectors(backbone.info.model_id, rows)
             if cancel is not None and cancel.is_set():
                 for future in futures.values():
                     future.cancel()
                 _check(cancel)
             yield Progress("embed", done, total)
+
+
+def _decode_and_hash(path: str) -> tuple[np.ndarray, int, int, int]:
+    """In the decode pool: the network input, and its perceptual hash (0.1
+    ms, off the model's thread; the 224 x 224 array is already there)."""
+    array, width, height = decode_for_network(path)
+    return array, width, height, perceptual_hash(array)
 
 
 def _content(key: str, files: list[CachedFile], dims: dict,

@@ -69,7 +69,7 @@ class Member:
 class Group:
     """Duplicates or near-duplicates; ``members[0]`` is the reference."""
 
-    kind: Literal["exact", "similar"]
+    kind: Literal["exact", "similar", "near-exact"]
     members: tuple[Member, ...]
     keeper: str  # suggested path to keep; only a suggestion
 
@@ -101,6 +101,18 @@ class ExactGroupsReady:
     """Byte-identical groups, known before any image is decoded."""
 
     groups: tuple[Group, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NearExactGroupsReady:
+    """Near-exact copies (re-encoded, resized) found by a perceptual hash
+    of the decoded network input while the model still runs: every group
+    found so far (each event replaces the previous one). Kind
+    "near-exact"; a member's ``similarity`` is 100 minus 100/64 per
+    differing hash bit. The final ScanResult's groups are the CNN's."""
+
+    groups: tuple[Group, ...]
+    hashed: int  # images hashed so far in this scan
 
 
 @dataclass(frozen=True)

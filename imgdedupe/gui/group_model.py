@@ -38,7 +38,8 @@ def human_size(n: float) -> str:
 
 def group_summary(group: Group) -> str:
     total = sum(m.size for m in group.members)
-    kind = "exact copies" if group.kind == "exact" else "similar images"
+    kind = {"exact": "exact copies", "near-exact": "near-exact copies"}.get(
+        group.kind, "similar images")
     lowest = min(m.similarity for m in group.members)
     score = "" if group.kind == "exact" else f" · similarity ≥ {lowest:.0f}"
     return f"{len(group.members)} {kind} · {human_size(total)}{score}"

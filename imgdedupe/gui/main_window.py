@@ -32,7 +32,15 @@ from ..core.decisions import Decisions
 from ..core.embed import BACKBONES
 from ..core.graph import FLOOR_SCORE, drop_paths, groups_at
 from ..core.pipeline import ScanConfig
-from ..core.records import ExactGroupsReady, Group, Member, Notice, Progress, ScanResult
+from ..core.records import (
+    ExactGroupsReady,
+    Group,
+    Member,
+    NearExactGroupsReady,
+    Notice,
+    Progress,
+    ScanResult,
+)
 from ..core.weights import LocatedWeights
 from .actions_controller import ActionsController
 from .compare_view import CompareDialog
@@ -85,6 +93,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.removed: set[str] = set()  # moved to the trash since the scan
         self._scan_started = 0.0
         self._regroup_generation = 0
+        self._early: dict[str, tuple[Group, ...]] = {}
         self._dialogs: list[QWidget] = []
         self._build()
         self._connect_controller()
@@ -262,6 +271,7 @@ class MainWindow(ApplyMixin, QMainWindow):
             return
         self._save_settings()
         self._scan_started = time.monotonic()
+        self._early: dict[str, tuple[Group, ...]] = {}
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self.phase_label.setText("Starting…")
@@ -320,12 +330,22 @@ class MainWindow(ApplyMixin, QMainWindow):
 
         self.download_dialog = download_weights(self, self.tasks, done, self._on_failed)
 
-    def _on_exact_groups(self, event: ExactGroupsReady) -> None:
-        if event.groups:
-            self._show_groups(event.groups)
+    def _on_exact_groups(self, event: ExactGroupsReady | NearExactGroupsReady) -> None:
+        """Early results: byte copies at once, then near-exact copies (a
+        perceptual hash) while the model runs. Each kind's latest event
+        replaces its earlier one; the final result replaces both."""
+        kind = "exact" if isinstance(event, ExactGroupsReady) else "near"
+        self._early[kind] = event.groups
+        near_paths = {m.path for g in self._early.get("near", ()) for m in g.members}
+        exact = [g for g in self._early.get("exact", ())
+                 if not any(m.path in near_paths for m in g.members)]
+        groups = tuple(sorted([*exact, *self._early.get("near", ())],
+                              key=lambda g: g.members[0].path))
+        if groups:
+            self._show_groups(groups)
             self.statusBar().showMessage(
-                f"{len(event.groups)} group(s) of exact copies found; "
-                "still looking for similar images…", 5000)
+                f"{len(groups)} group(s) of exact or near-exact copies so far; "
+                "still comparing the other pictures…", 5000)
 
     def _on_result(self, result: ScanResult) -> None:
         self.result = result

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from ..core.embed import Backbone, load_backbone
 from ..core.errors import ImgDedupeError, ScanCancelled
 from ..core.pipeline import ScanConfig, run_scan
-from ..core.records import ExactGroupsReady, Notice, Progress, ScanResult
+from ..core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class BackboneCache:
 class ScanWorker(QObject):
     progress = Signal(object)  # Progress, throttled
     notice = Signal(object)  # Notice
-    exact_groups = Signal(object)  # ExactGroupsReady
+    exact_groups = Signal(object)  # ExactGroupsReady or NearExactGroupsReady
     result = Signal(object)  # ScanResult
     failed = Signal(object)  # WorkerError
     cancelled = Signal()
@@ -102,8 +102,8 @@ class ScanWorker(QObject):
                     self.progress.emit(event)
             elif isinstance(event, Notice):
                 self.notice.emit(event)
-            elif isinstance(event, ExactGroupsReady):
-                self.exact_groups.emit(event)
+            elif isinstance(event, ExactGroupsReady | NearExactGroupsReady):
+                self.exact_groups.emit(event)  # early results, shown before the CNN's
             elif isinstance(event, ScanResult):
                 self.result.emit(event)
 

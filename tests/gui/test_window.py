@@ -369,3 +369,16 @@ sys.exit(0 if handled and opened == ["/photos/a b.jpg"] else 1)
     done = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_exact_and_near_exact_copies_show_before_the_model_finishes(
+        qtbot, window: MainWindow, library: dict[str, Path]) -> None:  # noqa: ANN001
+    window.add_folders([str(library["photo0"].parent)])
+    early: list[set[str]] = []
+    window.groups_shown.connect(lambda: early.append(
+        {g.kind for g in window.review.groups_model.groups}) if window.result is None else None)
+    scan(qtbot, window)
+    assert early, "no groups were shown before the final result"
+    assert "exact" in early[0]  # byte copies come first, before any decoding
+    assert any("near-exact" in kinds for kinds in early)  # then the perceptual hash
+    assert {g.kind for g in window.review.groups_model.groups} <= {"exact", "similar"}

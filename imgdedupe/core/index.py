@@ -12,6 +12,7 @@ pixels were rotated without an EXIF tag.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -252,9 +253,18 @@ def _load_pairs(cache_dir: Path, key: str, min_cosine: float
 
 def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
                 scores: np.ndarray, method: str) -> None:
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # Temp name and rename: a crash never leaves a half-written file.
+    # Temp name and rename: a crash never leaves a half-written file. The
+    # pairs are only a cache: a full or read-only disk costs the next scan
+    # a search, never this scan its result.
     tmp = cache_dir / f"{PAIRS_FILE}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, key=np.str_(key), floor=np.float64(floor), method=np.str_(method),
-             pairs=pairs.astype(np.int32), scores=scores.astype(np.float32))
-    tmp.replace(cache_dir / PAIRS_FILE)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in cache_dir.glob(f"{PAIRS_FILE}.*.tmp.npz"):
+            stale.unlink(missing_ok=True)  # left by a scan killed mid-save
+        np.savez(tmp, key=np.str_(key), floor=np.float64(floor), method=np.str_(method),
+                 pairs=pairs.astype(np.int32), scores=scores.astype(np.float32))
+        tmp.replace(cache_dir / PAIRS_FILE)
+    except OSError as exc:
+        log.warning("could not save the pair cache in %s: %s", cache_dir, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)

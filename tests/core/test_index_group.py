@@ -211,3 +211,18 @@ def test_heap_grouping_equals_the_plain_definition():
 
         assert greedy_star_groups(n, pairs, scores, 0.7, tie_break) == \
             _plain_star_groups(pairs, scores, 0.7, tie_break)
+
+
+def test_a_pair_cache_that_cannot_be_written_is_skipped_not_fatal(tmp_path) -> None:  # noqa: ANN001
+    from imgdedupe.core.index import _save_pairs
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    # Must not raise: the pairs are only a cache.
+    _save_pairs(blocker / "index", "key", 0.5, np.zeros((1, 2), np.int64),
+                np.ones(1, np.float32), "exact")
+    stale = tmp_path / "cache"
+    stale.mkdir()
+    (stale / "pairs.npz.123.tmp.npz").write_bytes(b"half written")
+    _save_pairs(stale, "key", 0.5, np.zeros((1, 2), np.int64), np.ones(1, np.float32), "exact")
+    assert [p.name for p in stale.iterdir()] == ["pairs.npz"]

@@ -43,6 +43,9 @@ ROTATED_NEIGHBOURS = 4
 # 100k-photo index. 16 per neighbour halves that; on bench_scale's planted
 # near-duplicates, recall moved from 0.967 to 0.958 (docs/performance.md).
 SEARCH_K_PER_NEIGHBOUR = 16
+# Images per step of work that holds the GIL (a list conversion): small
+# enough that the window's thread gets it back within a few milliseconds.
+GIL_BLOCK = 256
 
 
 class VectorSource(Protocol):
@@ -148,17 +151,17 @@ class StreamedForest:
         if source.count > PCA_SAMPLE:
             positions = np.sort(rng.choice(source.count, PCA_SAMPLE, replace=False))
         sample = np.asarray(source.read(positions)[0], dtype=np.float32)
-        # The top eigenvectors of the 1280 x 1280 covariance (only those
-        # are computed): exact and deterministic, ~1 s where scikit-learn's
+        # The top eigenvectors of the 1280 x 1280 covariance: exact and
+        # deterministic, well under a second, where scikit-learn's
         # randomized SVD of the 20,000 x 1280 sample took 4.4 s on the
-        # 2-core build machine (and a full eigh 3.3 s).
-        from scipy.linalg import eigh
-
+        # 2-core build machine. numpy's eigh, not scipy's subset eigh: it
+        # computes all 1280 (0.27 s vs 0.15 s) but releases the GIL, and
+        # scipy's held it for 140 ms, a visible freeze of the window.
         mean = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
         centred = sample - mean
         covariance = (centred.T @ centred).astype(np.float64)
-        dim = len(covariance)
-        _, vectors = eigh(covariance, subset_by_index=[dim - self.dims, dim - 1])
+        _, vectors = np.linalg.eigh(covariance)
+        vectors = vectors[:, -self.dims:]
         top = vectors[:, ::-1].T  # largest first
         # A fixed sign per component (largest entry positive), as SVD-based
         # PCA does, so the same vectors always give the same forest.
@@ -220,12 +223,18 @@ class StreamedForest:
             if rotated is not None:
                 # Lists of floats: Annoy reads a numpy row one numpy scalar
                 # at a time, 7 us of a 30 us query.
-                projected = self.project(rotated).tolist()  # (c, 3, dims)
-                for i, per_image in zip(owners, projected, strict=True):
-                    for vector in per_image:
-                        results.append(annoy.get_nns_by_vector(
-                            vector, k_rotated, search_k=k_rotated * SEARCH_K_PER_NEIGHBOUR))
-                        owner_of.append(i)
+                # In blocks of GIL_BLOCK images: tolist() and fromiter() hold
+                # the GIL throughout, and over a whole chunk (1.5M floats)
+                # that froze the window for ~140 ms.
+                for block in range(0, len(rotated), GIL_BLOCK):
+                    projected = self.project(rotated[block:block + GIL_BLOCK]).tolist()
+                    for i, per_image in zip(owners[block:block + GIL_BLOCK], projected,
+                                            strict=True):
+                        for vector in per_image:
+                            results.append(annoy.get_nns_by_vector(
+                                vector, k_rotated,
+                                search_k=k_rotated * SEARCH_K_PER_NEIGHBOUR))
+                            owner_of.append(i)
             lengths = np.fromiter(map(len, results), np.int64, len(results))
             j = np.fromiter(itertools.chain.from_iterable(results), np.int64,
                             int(lengths.sum()))

@@ -10,17 +10,9 @@ from typing import TextIO
 
 from . import __version__
 from .core.records import FileError, Group, ScanResult
+from .core.units import human_size
 
 JSON_FORMAT = 1
-
-
-def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def group_to_dict(group: Group) -> dict:
@@ -96,7 +88,7 @@ def write_text(result: ScanResult, stream: TextIO) -> None:
             dims = f"{m.width}x{m.height}" if m.width else "?x?"
             exact = "exact" if m.exact else "     "
             stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
-                         f"{_human_size(m.size):>9}  {printable(m.path)}\n")
+                         f"{human_size(m.size):>9}  {printable(m.path)}\n")
         stream.write("\n")
     if result.errors:
         stream.write(f"{len(result.errors)} file(s) could not be used:\n")

@@ -32,6 +32,7 @@ from .trash import (
     default_trash,
     move_no_replace,
 )
+from .units import human_size
 
 __all__ = [
     "ActionError", "UnsafeActionError", "SeenFile", "Deletion", "DeletionPlan", "Outcome",
@@ -115,7 +116,7 @@ class DeletionPlan:
     def summary(self) -> str:
         """One line for the confirmation dialog."""
         text = (f"Move {self.files} file{'s' if self.files != 1 else ''} "
-                f"({_human_bytes(self.total_bytes)}) to the trash")
+                f"({human_size(self.total_bytes)}) to the trash")
         if self.refused:
             text += f"; {len(self.refused)} marked file(s) will be kept (see the reasons)"
         return text
@@ -128,15 +129,6 @@ class BatchResult:
 
     def with_status(self, status: Status) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == status]
-
-
-def _human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} bytes"  # unreachable; keeps mypy sure of a return
 
 
 # -- planning ---------------------------------------------------------------

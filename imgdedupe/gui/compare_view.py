@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.records import Member
-from .group_model import human_size
+from ..core.units import human_size
 from .scan_worker import WorkerError
 from .tasks import TaskRunner
 from .thumbnails import load_thumbnail

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.records import Group, Member
+from ..core.units import human_size
 from .delegate import CELL, ThumbnailDelegate
-from .group_model import MEMBER_ROLE, MemberModel, human_size
+from .group_model import MEMBER_ROLE, MemberModel
 from .scan_worker import WorkerError
 
 

@@ -14,6 +14,7 @@ from PySide6.QtGui import QIcon
 
 from ..core.decisions import Decisions
 from ..core.records import Group, Member
+from ..core.units import human_size
 from .thumbnails import ThumbnailCache
 
 MEMBER_ROLE = Qt.ItemDataRole.UserRole + 1  # the Member / Group record
@@ -26,14 +27,6 @@ GROUP_ROLE = Qt.ItemDataRole.UserRole + 6  # the Group a member belongs to
 FETCH_CHUNK = 500
 
 Index = QModelIndex | QPersistentModelIndex
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def group_summary(group: Group) -> str:

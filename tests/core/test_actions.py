@@ -89,7 +89,7 @@ def test_trash_then_undo_round_trip_in_the_freedesktop_trash(tmp_path, db, fdo):
     originals = {str(c): c.read_bytes() for c in copies}
     plan = plan_deletions([[seen(keep), *map(seen, copies)]], {str(c) for c in copies})
     assert (plan.files, plan.total_bytes) == (2, 8192)
-    assert plan.summary().startswith("Move 2 files (8.2 KB) to the trash")
+    assert plan.summary().startswith("Move 2 files (8.0 KB) to the trash")  # 8192 bytes
 
     result = trash_files(db, plan, fdo, description="2 copies")
     trash_dir = tmp_path / "data" / "Trash"

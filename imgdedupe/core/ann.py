@@ -51,9 +51,12 @@ GIL_BLOCK = 256
 class VectorSource(Protocol):
     """The vectors of ``count`` images, in index order, read in pieces."""
 
-    count: int
-    dim: int
-    rotations: bool
+    @property
+    def count(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def rotations(self) -> bool: ...
 
     def read(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(upright (n, dim), rotated (n, 3, dim) or None) of the images at
@@ -238,10 +241,10 @@ class StreamedForest:
             lengths = np.fromiter(map(len, results), np.int64, len(results))
             j = np.fromiter(itertools.chain.from_iterable(results), np.int64,
                             int(lengths.sum()))
-            i = np.repeat(np.asarray(owner_of, dtype=np.int64), lengths)
-            keep = i != j
-            i, j = i[keep], j[keep]
-            found.append(np.unique(np.minimum(i, j) * n + np.maximum(i, j)))
+            owner = np.repeat(np.asarray(owner_of, dtype=np.int64), lengths)
+            keep = owner != j
+            owner, j = owner[keep], j[keep]
+            found.append(np.unique(np.minimum(owner, j) * n + np.maximum(owner, j)))
         if not found:
             return np.zeros(0, dtype=np.int64)
         return np.unique(np.concatenate(found))

@@ -81,7 +81,7 @@ class Decisions:
         longer sit in any group are dropped; a group that would now be
         wholly marked keeps its suggested keeper. Returns the paths unmarked."""
         self._groups = tuple(groups)
-        self._group_index: dict[str, list[int]] = {}
+        self._group_index = {}
         for n, group in enumerate(self._groups):
             for member in group.members:
                 self._group_index.setdefault(member.path, []).append(n)

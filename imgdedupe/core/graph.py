@@ -131,7 +131,7 @@ def _similar_groups(graph: SimilarityGraph, pairs: np.ndarray, cosines: np.ndarr
     # One interpolation for all members, not one numpy call each.
     linked_cosines = [cosine for _, linked in stars for _, cosine in linked]
     score_of = dict(zip(linked_cosines, calibration.cosine_to_score(
-        graph.backbone, linked_cosines).tolist(), strict=True))
+        graph.backbone, np.asarray(linked_cosines)).tolist(), strict=True))
     groups = []
     for reference, linked in stars:
         members: list[Member] = []

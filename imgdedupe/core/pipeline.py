@@ -335,7 +335,7 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
                    contents: dict[str, list[CachedFile]], pending: list[str],
                    reps: dict[str, int], dims: dict, errors: list[FileError],
                    cancel: threading.Event | None
-                   ) -> Iterator[Progress]:
+                   ) -> Iterator[Progress | NearExactGroupsReady]:
     """Decode in a thread pool that runs ahead of the model, embed in
     batches, and write each batch to the cache before going on."""
     batch_size = config.batch_size or (128 if backbone.device.startswith("cuda") else 16)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -467,7 +467,8 @@ class Store:
             rows = [found[key] if row is None else row
                     for key, row in zip(keys, rows, strict=True)]
         make = CachedFile._make
-        return [make((r[0], f.path, *r[1:])) for r, f in zip(rows, files, strict=True)]
+        complete = cast(list[tuple], rows)  # every file has its row by now
+        return [make((r[0], f.path, *r[1:])) for r, f in zip(complete, files, strict=True)]
 
     _ROW = "id, size, mtime_ns, content_hash, width, height, error_reason, error_detail"
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -94,6 +93,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self._scan_started = 0.0
         self._regroup_generation = 0
         self._early: dict[str, tuple[Group, ...]] = {}
+        self._embed_clock: tuple[float, int] | None = None
         self._dialogs: list[QWidget] = []
         self._build()
         self._connect_controller()
@@ -271,7 +271,8 @@ class MainWindow(ApplyMixin, QMainWindow):
             return
         self._save_settings()
         self._scan_started = time.monotonic()
-        self._early: dict[str, tuple[Group, ...]] = {}
+        self._early = {}
+        self._embed_clock = None
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self.phase_label.setText("Starting…")
@@ -298,7 +299,9 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.phase_label.setText(text)
 
     def _rate_and_eta(self, done: int, total: int) -> str:
-        if not hasattr(self, "_embed_clock") or self._embed_clock[1] > done:
+        """Images/s and time left, measured from the first embed progress of
+        this scan (model loading and cached files would skew it)."""
+        if self._embed_clock is None or self._embed_clock[1] > done:
             self._embed_clock = (time.monotonic(), done)
             return ""
         started, first = self._embed_clock
@@ -497,10 +500,3 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
-
-def url_paths(urls: list[QUrl]) -> list[str]:
-    return [u.toLocalFile() for u in urls if u.isLocalFile()]
-
-
-def sample_folder() -> Path:
-    return Path(__file__).resolve().parents[2] / "resources" / "samples"

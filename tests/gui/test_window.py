@@ -382,3 +382,19 @@ def test_exact_and_near_exact_copies_show_before_the_model_finishes(
     assert "exact" in early[0]  # byte copies come first, before any decoding
     assert any("near-exact" in kinds for kinds in early)  # then the perceptual hash
     assert {g.kind for g in window.review.groups_model.groups} <= {"exact", "similar"}
+
+
+def test_progress_shows_phase_counts_rate_and_time_left(window: MainWindow,
+                                                        monkeypatch) -> None:  # noqa: ANN001
+    from imgdedupe.core.records import Progress
+    from imgdedupe.gui import main_window
+
+    clock = iter([100.0, 102.0])
+    monkeypatch.setattr(main_window.time, "monotonic", lambda: next(clock))
+    window._on_progress(Progress("walk", 1500))
+    assert window.phase_label.text() == "Finding photos: 1,500"
+    window._on_progress(Progress("embed", 10, 110))  # starts the rate clock
+    window._on_progress(Progress("embed", 30, 110))  # 20 images in 2 s
+    assert window.phase_label.text() == (
+        "Comparing pictures: 30 of 110 · 10.0 images/s · about 8 s left")
+    assert window.progress_bar.maximum() == 110 and window.progress_bar.value() == 30

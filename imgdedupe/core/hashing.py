@@ -7,8 +7,6 @@ only those are read; in a photo library that is a small minority.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from collections.abc import Iterable
 
 from .errors import DecodeError
 from .records import ErrorReason
@@ -33,10 +31,3 @@ def content_hash(path: str) -> str:
         raise DecodeError(ErrorReason.IO_ERROR, f"read error: {exc}") from exc
     return digest.hexdigest()
 
-
-def sizes_shared(sizes: Iterable[tuple[int, int]]) -> set[int]:
-    """Of (key, size) items, the keys whose size occurs more than once."""
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for key, size in sizes:
-        by_size[size].append(key)
-    return {k for keys in by_size.values() if len(keys) > 1 for k in keys}

@@ -100,21 +100,35 @@ def run_until(app: QApplication, done, timeout_s: float) -> None:  # noqa: ANN00
         time.sleep(0.001)
 
 
-def bench_scan(app: QApplication, window: MainWindow, folder: Path, count: int) -> None:
-    window.add_folders([str(folder)])
+def timed_scan(app: QApplication, window: MainWindow):  # noqa: ANN201
+    """Scan the window's folders; returns (result, seconds, stall meter)."""
     meter = StallMeter(label=window.phase_label.text)
-    finished = []
-    window.scan_finished.connect(finished.append)
+    finished: list = []
+
+    def done(result: object) -> None:
+        finished.append(result)
+
+    window.scan_finished.connect(done)
     start = time.perf_counter()
     meter.start()
     window.start_scan()
     run_until(app, lambda: bool(finished) and not window.controller.running, 3600)
-    worst = meter.stop()
-    elapsed = time.perf_counter() - start
-    print(f"scan of {count} photos: {elapsed:.1f} s ({count / elapsed:.1f} images/s); "
-          f"longest GUI stall {worst:.0f} ms (target < 100 ms)")
-    for gap, label in sorted(meter.stalls, reverse=True)[:5]:
+    meter.stop()
+    window.scan_finished.disconnect(done)
+    return finished[0], time.perf_counter() - start, meter
+
+
+def print_stalls(meter: StallMeter, most: int) -> None:
+    for gap, label in sorted(meter.stalls, reverse=True)[:most]:
         print(f"  stall {gap:.0f} ms during: {label}")
+
+
+def bench_scan(app: QApplication, window: MainWindow, folder: Path, count: int) -> None:
+    window.add_folders([str(folder)])
+    _, elapsed, meter = timed_scan(app, window)
+    print(f"scan of {count} photos: {elapsed:.1f} s ({count / elapsed:.1f} images/s); "
+          f"longest GUI stall {meter.worst_ms:.0f} ms (target < 100 ms)")
+    print_stalls(meter, 5)
 
 
 def bench_results(app: QApplication, window: MainWindow, files: list[Path], groups: int) -> None:
@@ -163,20 +177,10 @@ def bench_prefilled(app: QApplication, window: MainWindow, work: Path, count: in
     window.folders.clear()
     window.add_folders([str(root)])
     for run in ("first scan (builds the index)", "rescan"):
-        meter = StallMeter(label=window.phase_label.text)
-        finished = []
-        window.scan_finished.connect(finished.append)
-        start = time.perf_counter()
-        meter.start()
-        window.start_scan()
-        run_until(app, lambda done=finished: bool(done) and not window.controller.running,
-                  3600)
-        worst = meter.stop()
-        window.scan_finished.disconnect()
-        print(f"{count:,} cached files, {run}: {time.perf_counter() - start:.1f} s, "
-              f"{len(finished[0].groups):,} groups; longest GUI stall {worst:.0f} ms")
-        for gap, label in sorted(meter.stalls, reverse=True)[:3]:
-            print(f"  stall {gap:.0f} ms during: {label}")
+        result, elapsed, meter = timed_scan(app, window)
+        print(f"{count:,} cached files, {run}: {elapsed:.1f} s, "
+              f"{len(result.groups):,} groups; longest GUI stall {meter.worst_ms:.0f} ms")
+        print_stalls(meter, 3)
 
 
 def main() -> None:

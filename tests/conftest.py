@@ -6,12 +6,14 @@ reproducible, licence-free and can be made in whatever shape a test needs.
 
 from __future__ import annotations
 
+import http.server
 import os
 import random
 import shutil
 import struct
+import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,3 +225,47 @@ def photo_tree(tmp_path: Path) -> PhotoTree:
 def photo_maker() -> Callable[..., Image.Image]:
     """``make_photo`` for tests that cannot import conftest."""
     return make_photo
+
+
+class FileServer:
+    """A loopback HTTP server of in-memory files: the net, offline."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        files = self.files
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                body = files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # client went away (cancel test)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True  # server_close() must not wait on a stuck handler
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server() -> Iterator[FileServer]:
+    """``server.files[path] = bytes`` serves them at ``server.base + path``."""
+    srv = FileServer()
+    yield srv
+    srv.close()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,49 +197,8 @@ def test_load_state_dict(weights_file: Path, tmp_path: Path) -> None:
 # ------------------------------------------------------------- download
 
 
-class _Server:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        files = self.files
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
-                body = files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # client went away (cancel test)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True  # server_close() must not wait on a stuck handler
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server()
-    yield srv
-    srv.close()
-
-
-@pytest.fixture
-def served(server: _Server, weights_file: Path, spec: WeightsSpec) -> WeightsSpec:
+def served(server, weights_file: Path, spec: WeightsSpec) -> WeightsSpec:
     server.files["/" + FILENAME] = weights_file.read_bytes()
     return replace(spec, url=f"{server.base}/{FILENAME}")
 
@@ -258,7 +215,7 @@ def test_download_ok(tmp_path: Path, served: WeightsSpec, digest: str) -> None:
     assert list(dest.parent.iterdir()) == [dest]
 
 
-def test_download_wrong_bytes(tmp_path: Path, server: _Server, served: WeightsSpec) -> None:
+def test_download_wrong_bytes(tmp_path: Path, server, served: WeightsSpec) -> None:
     server.files["/" + FILENAME] = b"x" * 100_000
     dest = tmp_path / "dl" / FILENAME
     with pytest.raises(WeightsChecksumError):
@@ -276,7 +233,7 @@ def test_download_cancel(tmp_path: Path, served: WeightsSpec) -> None:
     assert list(dest.parent.iterdir()) == []
 
 
-def test_download_404(tmp_path: Path, server: _Server, served: WeightsSpec) -> None:
+def test_download_404(tmp_path: Path, server, served: WeightsSpec) -> None:
     dest = tmp_path / "dl" / FILENAME
     with pytest.raises(WeightsError, match="404"):
         download(server.base + "/missing", dest, expected=served)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,37 +16,16 @@ PAYLOAD = b"pretend weights " * 40_000  # 640 KB: several progress steps
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, bytes]]:
-    files: dict[str, bytes] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True  # server_close() must not wait on a stuck handler
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+def served(server, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+           tmp_path: Path) -> dict[str, bytes]:
+    """Files the window's download fetches, from the shared loopback server."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.delenv("IMGDEDUPE_WEIGHTS", raising=False)
     monkeypatch.setattr(weights_download, "default_bundled_dirs", lambda: [])
-    spec = WeightsSpec("resnet50-test.pth", f"http://127.0.0.1:{httpd.server_address[1]}/w",
-                       "", hashlib.sha256(PAYLOAD).hexdigest())
+    spec = WeightsSpec("resnet50-test.pth", f"{server.base}/w", "",
+                       hashlib.sha256(PAYLOAD).hexdigest())
     monkeypatch.setattr(weights_download, "RESNET50_IMAGENET1K_V2", spec)
-    yield files
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    return server.files
 
 
 def test_fallback_notice_offers_a_checked_download(qtbot, window: MainWindow,  # noqa: ANN001

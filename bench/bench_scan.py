@@ -35,19 +35,28 @@ from imgdedupe.core.records import ScanResult
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
 
-def make_photos(folder: Path, count: int, size: tuple[int, int] = (4000, 3000)) -> None:
-    """12 MP camera-like JPEGs from the bundled CC0 photos, each one distinct."""
-    sources = sorted(p for p in SAMPLES.rglob("*.jpg") if "broken" not in p.name)
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True)
+def photo_sources() -> list[Path]:
+    return sorted(p for p in SAMPLES.rglob("*.jpg") if "broken" not in p.name)
+
+
+def make_photo(folder: Path, n: int, sources: list[Path],
+               size: tuple[int, int] = (4000, 3000)) -> None:
+    """Photo ``n``: a 12 MP camera-like JPEG from a bundled CC0 photo, with
+    its own brightness and grain (so no two files are byte copies)."""
+    rng = np.random.default_rng(n)
+    base = Image.open(sources[n % len(sources)]).convert("RGB").resize(size)
+    base = ImageEnhance.Brightness(base).enhance(0.8 + 0.4 * rng.random())
+    noise = rng.integers(-6, 7, size=(size[1] // 8, size[0] // 8, 3), dtype=np.int16)
+    grain = Image.fromarray(np.uint8(noise + 128)).resize(size)
+    photo = Image.blend(base, grain, 0.06)
+    (folder / f"{n // 24:02d}").mkdir(parents=True, exist_ok=True)
+    photo.save(folder / f"{n // 24:02d}" / f"IMG_{n:05d}.jpg", quality=92)
+
+
+def make_photos(folder: Path, count: int) -> None:
+    sources = photo_sources()
     for n in range(count):
-        base = Image.open(sources[n % len(sources)]).convert("RGB").resize(size)
-        base = ImageEnhance.Brightness(base).enhance(0.8 + 0.4 * rng.random())
-        noise = rng.integers(-6, 7, size=(size[1] // 8, size[0] // 8, 3), dtype=np.int16)
-        grain = Image.fromarray(np.uint8(noise + 128)).resize(size)
-        photo = Image.blend(base, grain, 0.06)
-        (folder / f"{n // 24:02d}").mkdir(exist_ok=True)
-        photo.save(folder / f"{n // 24:02d}" / f"IMG_{n:05d}.jpg", quality=92)
+        make_photo(folder, n, sources)
 
 
 def ceiling(backbone, batch: int, repeats: int) -> float:  # noqa: ANN001

@@ -73,17 +73,21 @@ class Backbone:
     def device(self) -> str:
         return self._device
 
-    def to(self, device: str, *, channels_last: bool = False,
+    def to(self, device: str, *, channels_last: bool | None = None,
            bf16: bool | None = None) -> Backbone:
         """Move to ``cpu`` or ``cuda``; CUDA runs in fp16 (twice the
-        throughput, and cosine scores change by < 1e-3). On a CPU, ``bf16``
-        (None: for a verified backbone on a CPU that computes it natively, see
-        BF16_SUFFIX) runs the
-        network under bfloat16 autocast and marks the model id."""
+        throughput, and cosine scores change by < 1e-3) and, by default
+        (``channels_last`` None), in the channels-last layout that cuDNN's
+        fp16 tensor-core convolutions use natively (bench/bench_gpu.py
+        measures both). On a CPU, ``bf16`` (None: for a verified backbone on
+        a CPU that computes it natively, see BF16_SUFFIX) runs the network
+        under bfloat16 autocast and marks the model id."""
         import torch
 
         self._device = device
         self._half = device.startswith("cuda")
+        if channels_last is None:
+            channels_last = self._half
         if bf16 is None:
             bf16 = self.info.name in BF16_VERIFIED and cpu_bf16_native()
         self._bf16 = not self._half and bf16
@@ -100,6 +104,13 @@ class Backbone:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Return float32 (N, dim) unit vectors for uint8 (N, H, W, 3) images."""
+        return self.embed_turns(images, (0,))[0]
+
+    def embed_turns(self, images: np.ndarray, quarter_turns: Sequence[int]) -> np.ndarray:
+        """Vectors of the images turned by 90 degrees ``quarter_turns``
+        times each: float32 (len(quarter_turns), N, dim). The batch is
+        uploaded once and turned where the model runs; on a GPU that saves
+        three uploads and three host-side copies of it per batch."""
         import torch
 
         if images.ndim != 4 or images.shape[-1] != 3:
@@ -107,15 +118,25 @@ class Backbone:
         # One forward at a time: torch already uses every core for a batch.
         with self._lock, torch.inference_mode(), \
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
-            x = torch.from_numpy(np.ascontiguousarray(images)).to(self._device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2)
-            x = x.half() if self._half else x.float()
-            x = (x - self._mean.to(x)) / self._std.to(x)
-            if self._channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            features = self._module(x).float()
-            features = torch.nn.functional.normalize(features, dim=1)
-            return features.cpu().numpy()
+            x = torch.from_numpy(np.ascontiguousarray(images))
+            if self._half:
+                # Page-locked staging: the upload is a DMA that does not go
+                # through a pageable bounce buffer (torch caches the blocks).
+                x = x.pin_memory()
+            x = x.to(self._device, non_blocking=True)
+            outputs = []
+            for turns in quarter_turns:
+                # As preprocess.rotated_by does on the host: turned pixels,
+                # contiguous, so every turn gives the numbers it always gave.
+                turned = torch.rot90(x, turns, dims=(1, 2)).contiguous() if turns % 4 else x
+                y = turned.permute(0, 3, 1, 2)
+                y = y.half() if self._half else y.float()
+                y = (y - self._mean.to(y)) / self._std.to(y)
+                if self._channels_last:
+                    y = y.contiguous(memory_format=torch.channels_last)
+                features = self._module(y).float()
+                outputs.append(torch.nn.functional.normalize(features, dim=1))
+            return torch.stack(outputs).cpu().numpy()
 
 
 def cpu_bf16_native() -> bool:

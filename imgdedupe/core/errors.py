@@ -35,6 +35,10 @@ class DecodeError(ImgDedupeError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self):  # noqa: ANN204
+        # Crosses from a decode process: rebuilt from both fields, not args.
+        return type(self), (self.reason, self.detail)
+
 
 class ScanCancelled(ImgDedupeError):
     """The caller set the cancel event; partial work is already cached."""

@@ -26,6 +26,7 @@ class ErrorReason:
     SYMLINK_LOOP = "symlink_loop"
     IO_ERROR = "io_error"
     DECODE_FAILED = "decode_failed"
+    DECODER_CRASHED = "decoder_crashed"
 
 
 @dataclass(frozen=True, slots=True)

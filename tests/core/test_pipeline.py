@@ -178,16 +178,16 @@ def test_bad_files_are_reported_and_the_scan_goes_on(photo_tree, tmp_path, lite0
 
 def test_file_deleted_between_walk_and_decode_is_reported(tmp_path, lite0, monkeypatch):
     p = make_library(tmp_path / "lib")
-    from imgdedupe.core import pipeline
+    from imgdedupe.core import decode_pool
 
-    real = pipeline.decode_for_network
+    real = decode_pool.decode_for_network
 
     def vanish_then_decode(path: str):  # noqa: ANN202
         if path == p["hubble"] and os.path.exists(path):
             os.remove(path)
         return real(path)
 
-    monkeypatch.setattr(pipeline, "decode_for_network", vanish_then_decode)
+    monkeypatch.setattr(decode_pool, "decode_for_network", vanish_then_decode)
     config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
     result, _ = scan(config, lite0)
     assert [(e.path, e.reason) for e in result.errors] == [(p["hubble"], ErrorReason.VANISHED)]
@@ -232,6 +232,21 @@ def test_resnet50_plumbing_with_random_weights(tmp_path):
     result, _ = scan(config, backbone)
     assert result.model_id.startswith("resnet50:random")
     assert result.stats.embedded == 11
+
+
+def test_turning_where_the_model_runs_matches_turning_on_the_host(lite0):
+    import numpy as np
+
+    from imgdedupe.core.preprocess import decode_for_network, rotated_by
+
+    batch = np.stack([decode_for_network(str(SAMPLES / "Phone" / "PXL_20230814_093012.jpg"))[0],
+                      decode_for_network(str(SAMPLES / "Holiday" / "IMG_0001.jpg"))[0]])
+    turned = lite0.embed_turns(batch, (0, 1, 2, 3))
+    assert turned.shape == (4, 2, 1280)
+    for quarter_turns in range(4):
+        np.testing.assert_allclose(turned[quarter_turns],
+                                   lite0.embed(rotated_by(batch, quarter_turns)), atol=1e-5)
+    assert float(np.sum(turned[0, 0] * turned[1, 0])) < 0.99  # the turns really differ
 
 
 def test_missing_resnet_weights_fall_back_visibly(tmp_path, monkeypatch):

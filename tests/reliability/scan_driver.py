@@ -33,7 +33,7 @@ torch.set_num_threads(1)
 import numpy as np  # noqa: E402
 
 from imgdedupe import report  # noqa: E402
-from imgdedupe.core import embed, pipeline  # noqa: E402
+from imgdedupe.core import decode_pool, embed, pipeline  # noqa: E402
 from imgdedupe.core import store as store_module  # noqa: E402
 from imgdedupe.core.embed import load_backbone  # noqa: E402
 from imgdedupe.core.pipeline import ScanConfig, run_scan  # noqa: E402
@@ -85,17 +85,17 @@ class _Hooks:
             hooks.die_if("hash")
             return real_hash(path)
 
-        real_decode = pipeline.decode_for_network
+        real_decode = decode_pool.decode_for_network
 
         def decode_for_network(path: str):  # noqa: ANN202
             hooks.die_if("decode")
             return real_decode(path)
 
-        real_embed = embed.Backbone.embed
+        real_embed = embed.Backbone.embed_turns
 
-        def forward(self, images):  # noqa: ANN001, ANN202
+        def forward(self, images, quarter_turns):  # noqa: ANN001, ANN202
             hooks.die_if("embed")
-            return real_embed(self, images)
+            return real_embed(self, images, quarter_turns)
 
         real_write = Store._write_batches
 
@@ -139,8 +139,8 @@ class _Hooks:
         store_module._statements = statements
         pipeline.walk = walk
         pipeline.content_hash = content_hash
-        pipeline.decode_for_network = decode_for_network
-        embed.Backbone.embed = forward
+        decode_pool.decode_for_network = decode_for_network
+        embed.Backbone.embed_turns = forward
         Store._write_batches = write_batches
         np.savez = savez
         pipeline.groups_at = groups_at

@@ -1,0 +1,130 @@
+"""The pool that decodes files ahead of the model: threads or processes.
+
+Threads share one GIL. On a CPU the model is the bottleneck and threads are
+enough (Pillow's draft decode and resize release the GIL). On a GPU the
+model is ~20x faster than decoding, and the GIL becomes the limit: on a
+16-core H100 machine a 16-thread pool decoded 527 12 MP photos/s alone, but
+only ~200/s beside the model, whose hundreds of small calls per forward
+each wait their turn for the GIL behind 16 decoders (docs/performance.md,
+GPU). Processes each have their own GIL, so the model thread runs freely.
+
+A decoder that crashes its process (a hostile file hitting a bug in a
+native codec) breaks a process pool, failing every file in flight. The
+pool then starts afresh and decodes those suspects one at a time in a
+process of their own, so the one file that crashes it is named and
+reported, and every other file is decoded. (In a thread pool the same
+crash ends the app: one more reason processes are worth their start-up.)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from .errors import DecodeError
+from .phash import perceptual_hash
+from .preprocess import decode_for_network
+from .records import ErrorReason
+
+Decoded = tuple[np.ndarray, int, int, int]
+
+# Below this many files a process pool's start-up (each worker imports
+# numpy and Pillow: ~0.3 s) costs more than the GIL it frees.
+PROCESSES_FROM = 256
+
+
+def decode_and_hash(path: str) -> Decoded:
+    """In the pool: the network input, its full-size width and height, and
+    its perceptual hash (0.1 ms, off the model's thread; the 224 x 224 array
+    is already there)."""
+    array, width, height = decode_for_network(path)
+    return array, width, height, perceptual_hash(array)
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent has threads (and maybe a CUDA context),
+    # which a forked child inherits in whatever state they were in.
+    return ProcessPoolExecutor(max_workers=workers,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+class DecodePool:
+    """Submit files by key, take their results in any order.
+
+    ``result`` returns what ``work`` returned or raises DecodeError; a
+    crashed decoder process becomes a DecodeError for that one file.
+    """
+
+    def __init__(self, processes: bool, workers: int,
+                 work: Callable[[str], Decoded] | None = None) -> None:
+        self.processes = processes
+        self._workers = workers
+        # ``work`` must be importable by name for a process pool (a module-
+        # level function); the default is looked up now, so tests can swap it.
+        self._work = work or decode_and_hash
+        self._executor: Executor = (_process_pool(workers) if processes
+                                    else ThreadPoolExecutor(max_workers=workers))
+        self._futures: dict[str, Future] = {}
+        self._paths: dict[str, str] = {}
+        self._suspects: set[str] = set()
+
+    def submit(self, key: str, path: str) -> None:
+        self._paths[key] = path
+        self._futures[key] = self._executor.submit(self._work, path)
+
+    def result(self, key: str) -> Decoded:
+        if key in self._suspects:
+            self._suspects.discard(key)
+            return self._alone(self._paths.pop(key))
+        future, path = self._futures.pop(key), self._paths.pop(key)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._restart()
+            return self._alone(path)
+
+    def _restart(self) -> None:
+        """Every file in flight is a suspect: the crash failed them all."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._suspects.update(self._futures)
+        self._futures.clear()
+        self._executor = _process_pool(self._workers)
+
+    def _alone(self, path: str) -> Decoded:
+        with _process_pool(1) as quarantine:
+            try:
+                return quarantine.submit(self._work, path).result()
+            except BrokenProcessPool:
+                raise DecodeError(
+                    ErrorReason.DECODER_CRASHED,
+                    "the image decoder crashed on this file (it was decoded in a process "
+                    "of its own, so the scan went on)") from None
+
+    def cancel_pending(self) -> None:
+        for future in self._futures.values():
+            future.cancel()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def choose_processes(mode: str, device: str, files: int) -> bool:
+    """``mode`` is ScanConfig.decode_pool: auto, threads or processes."""
+    if mode not in ("auto", "threads", "processes"):
+        raise ValueError(f"decode_pool must be auto, threads or processes, not {mode!r}")
+    if mode != "auto":
+        return mode == "processes"
+    # A CPU model is slower than threaded decoding (measured: the model
+    # waits for nothing), so processes would only add memory and start-up.
+    return device.startswith("cuda") and files >= PROCESSES_FROM and (os.cpu_count() or 1) > 2

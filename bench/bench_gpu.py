@@ -199,7 +199,8 @@ def main() -> None:
                       f"{rates['seconds']} s): embed phase {rates['embed_phase_rate']:.0f} "
                       f"images/s = {rates['embed_phase_rate'] / ceiling:.2f} x its decode "
                       f"ceiling; end to end {rates['end_to_end_rate']:.0f} images/s = "
-                      f"{rates['end_to_end_rate'] / ceiling:.2f} x; in the model {rates['model_seconds']} s; "
+                      f"{rates['end_to_end_rate'] / ceiling:.2f} x; in the model "
+                      f"{rates['model_seconds']} s; "
                       f"phases {rates['timings']}")
         report["scans"] = scans
         for kind in ("threads", "processes"):

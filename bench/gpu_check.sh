@@ -4,7 +4,7 @@
 # runs the CUDA tests and the pipeline tests on the GPU, then bench_gpu.py.
 # Logs and figures go to $OUT (the device tool brings them back).
 #
-#   bench/gpu_check.sh            # on the GPU machine, from the repo root
+#   bench/gpu_check.sh [bench_gpu.py options]   # on the GPU machine, repo root
 #
 # Make .whl/ first, on the build machine (Python 3.12 wheels for the GPU
 # image; annoy has no binary wheel on PyPI, so it is built here):
@@ -22,5 +22,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 nproc | tee -a "$OUT/gpu.txt"
 # pytest-qt is not on the GPU image: its ini key only warns there.
 timeout 180 python3 -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \
-    tests/core/test_cuda.py tests/core/test_pipeline.py tests/core/test_decode_pool.py -rs 2>&1 | tee "$OUT/pytest.log"
-timeout 330 python3 bench/bench_gpu.py --json "$OUT/bench_gpu.json" 2>&1 | tee "$OUT/bench_gpu.log"
+    ${GPU_TESTS:-tests/core/test_cuda.py tests/core/test_pipeline.py tests/core/test_decode_pool.py} -rs 2>&1 | tee "$OUT/pytest.log"
+timeout 330 python3 bench/bench_gpu.py --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log"

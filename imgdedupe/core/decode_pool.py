@@ -46,6 +46,10 @@ def decode_and_hash(path: str) -> Decoded:
     return array, width, height, perceptual_hash(array)
 
 
+def _ready() -> None:
+    """A no-op: its return tells that a worker process has started."""
+
+
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the parent has threads (and maybe a CUDA context),
     # which a forked child inherits in whatever state they were in.
@@ -72,8 +76,17 @@ class DecodePool:
         self._futures: dict[str, Future] = {}
         self._paths: dict[str, str] = {}
         self._suspects: set[str] = set()
+        self._used = False
+
+    def warm_up(self) -> None:
+        """Start every worker now (a process imports numpy and Pillow
+        first, ~0.5 s), so that it is ready when the first file comes."""
+        if self.processes:
+            for _ in range(self._workers):
+                self._executor.submit(_ready)
 
     def submit(self, key: str, path: str) -> None:
+        self._used = True
         self._paths[key] = path
         self._futures[key] = self._executor.submit(self._work, path)
 
@@ -110,7 +123,9 @@ class DecodePool:
             future.cancel()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # Not waiting when nothing was asked for: a pool warmed up for a scan
+        # that then found every vector cached need not finish starting.
+        self._executor.shutdown(wait=self._used, cancel_futures=True)
 
     def __enter__(self) -> DecodePool:
         return self

@@ -30,7 +30,7 @@ from . import calibration
 from .ann import StoreVectors
 from .dblock import ScanLock
 from .decode_pool import DecodePool, choose_processes
-from .embed import Backbone, BackboneInfo, load_backbone
+from .embed import Backbone, BackboneInfo, load_backbone, resolve_device
 from .errors import DecodeError, ScanCancelled
 from .graph import FLOOR_SCORE, Content, FileInfo, SimilarityGraph, exact_groups, groups_at
 from .hashing import content_hash
@@ -145,28 +145,37 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     yield ExactGroupsReady(tuple(_exact_groups(contents, dims)))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
+    # The decode pool starts first: its worker processes (on a GPU) start
+    # while the model loads; which files need decoding is known only after.
     clock.start("load_model")
-    if backbone is None:
-        backbone, loaded_notices = load_backbone(
-            config.backbone, weights=config.weights, device=config.device,
-            allow_download=config.allow_download,
-            bundled_dirs=None if config.bundled_weights_dirs is None
-            else [Path(d) for d in config.bundled_weights_dirs])
-        for notice in loaded_notices:
-            notices.append(notice)
-            yield notice
-    info = backbone.info
-    clock.start("embed")
-    # Which file's cached vector stands for each content. Only ids are read
-    # here: the vectors themselves are loaded only if the pairs must be
-    # searched again (see _pairs).
-    reps, pending = _cached_contents(contents, store.vector_ids(
-        info.model_id, config.rotations), errors)
-    from_cache = len(reps)
-    if pending and gc_enabled:
-        gc.enable()  # hours of decoding and embedding: collect as usual
-    yield from _embed_pending(config, backbone, store, contents, pending, reps, dims, errors,
-                              cancel)
+    device = backbone.device if backbone is not None else resolve_device(config.device)
+    pool = DecodePool(choose_processes(config.decode_pool, device, len(contents)),
+                      _workers(config))
+    pool.warm_up()
+    try:
+        if backbone is None:
+            backbone, loaded_notices = load_backbone(
+                config.backbone, weights=config.weights, device=config.device,
+                allow_download=config.allow_download,
+                bundled_dirs=None if config.bundled_weights_dirs is None
+                else [Path(d) for d in config.bundled_weights_dirs])
+            for notice in loaded_notices:
+                notices.append(notice)
+                yield notice
+        info = backbone.info
+        clock.start("embed")
+        # Which file's cached vector stands for each content. Only ids are read
+        # here: the vectors themselves are loaded only if the pairs must be
+        # searched again (see _pairs).
+        reps, pending = _cached_contents(contents, store.vector_ids(
+            info.model_id, config.rotations), errors)
+        from_cache = len(reps)
+        if pending and gc_enabled:
+            gc.enable()  # hours of decoding and embedding: collect as usual
+        yield from _embed_pending(config, backbone, pool, store, contents, pending, reps, dims,
+                                  errors, cancel)
+    finally:
+        pool.close()
     gc.disable()
     embedded = len(reps) - from_cache
 
@@ -332,13 +341,14 @@ def _workers(config: ScanConfig) -> int:
     return config.decode_workers or max(2, os.cpu_count() or 2)
 
 
-def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
+def _embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, store: Store,
                    contents: dict[str, list[CachedFile]], pending: list[str],
                    reps: dict[str, int], dims: dict, errors: list[FileError],
                    cancel: threading.Event | None
                    ) -> Iterator[Progress | NearExactGroupsReady]:
-    """Decode in a thread pool that runs ahead of the model, embed in
-    batches, and write each batch to the cache before going on."""
+    """Decode in ``pool`` (threads or processes), running ahead of the
+    model; embed in batches, and write each batch to the cache before going
+    on."""
     batch_size = config.batch_size or (128 if backbone.device.startswith("cuda") else 16)
     total = len(pending)
     yield Progress("embed", 0, total)
@@ -348,73 +358,71 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, store: Store,
     done = 0
     near = NearExactIndex()  # of what this scan decodes (the cache keeps no hash)
     found = 0
-    processes = choose_processes(config.decode_pool, backbone.device, total)
-    with DecodePool(processes, _workers(config)) as pool:
-        submitted = 0
+    submitted = 0
 
-        def top_up() -> None:
-            nonlocal submitted
-            while submitted < total and submitted - done < window:
-                key = pending[submitted]
-                pool.submit(key, contents[key][0].path)
-                submitted += 1
+    def top_up() -> None:
+        nonlocal submitted
+        while submitted < total and submitted - done < window:
+            key = pending[submitted]
+            pool.submit(key, contents[key][0].path)
+            submitted += 1
 
+    top_up()
+    for start in range(0, total, batch_size):
+        batch_keys = pending[start:start + batch_size]
+        images, ok_keys = [], []
+        for key in batch_keys:
+            try:
+                array, width, height, phash = pool.result(key)
+            except DecodeError as exc:
+                errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
+                store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
+                continue
+            images.append(array)
+            ok_keys.append(key)
+            dims[key] = (width, height)
+            found += near.add(key, phash)
+        done = start + len(batch_keys)
         top_up()
-        for start in range(0, total, batch_size):
-            batch_keys = pending[start:start + batch_size]
-            images, ok_keys = [], []
-            for key in batch_keys:
-                try:
-                    array, width, height, phash = pool.result(key)
-                except DecodeError as exc:
-                    errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
-                    store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
-                    continue
-                images.append(array)
-                ok_keys.append(key)
-                dims[key] = (width, height)
-                found += near.add(key, phash)
-            done = start + len(batch_keys)
-            top_up()
-            if found:  # new near-exact copies: show them before the model runs
-                found = 0
-                yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
-            if images:
-                batch = np.stack(images)
-                if config.rotations and backbone.device == "cpu":
-                    # One call per rotation, not one of all four: a cancel
-                    # then waits for a quarter of the work (< 1 s on a CPU).
-                    vectors = []
-                    for quarter_turns in range(4):
-                        _check(cancel)
-                        vectors.append(backbone.embed_turns(batch, (quarter_turns,))[0])
-                    upright, rotated = vectors[0], np.stack(vectors[1:], axis=1)
-                elif config.rotations:  # a GPU: one upload, four forwards in ~50 ms
-                    turned = backbone.embed_turns(batch, (0, 1, 2, 3))
-                    upright, rotated = turned[0], np.moveaxis(turned[1:], 0, 1)
-                else:
-                    upright, rotated = backbone.embed(batch), None
-                # Score with what the cache holds (float16), so a first scan
-                # and a rescan from the cache give identical numbers.
-                upright = upright.astype(np.float16)
-                rotated = None if rotated is None else rotated.astype(np.float16)
-                rows = []
-                sizes = []
-                for n, key in enumerate(ok_keys):
-                    rot = None if rotated is None else rotated[n]
-                    reps[key] = contents[key][0].file_id
-                    for c in contents[key]:
-                        rows.append((c.file_id, upright[n], rot))
-                        sizes.append((c.file_id, *dims[key]))
-                # Sizes first: a crash between the two commits must not leave
-                # vectors (never recomputed) beside unknown sizes (the keeper
-                # rule and the report need them); sizes alone are only re-set.
-                store.set_sizes(sizes)
-                store.put_vectors(backbone.info.model_id, rows)
-            if cancel is not None and cancel.is_set():
-                pool.cancel_pending()
-                _check(cancel)
-            yield Progress("embed", done, total)
+        if found:  # new near-exact copies: show them before the model runs
+            found = 0
+            yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
+        if images:
+            batch = np.stack(images)
+            if config.rotations and backbone.device == "cpu":
+                # One call per rotation, not one of all four: a cancel
+                # then waits for a quarter of the work (< 1 s on a CPU).
+                vectors = []
+                for quarter_turns in range(4):
+                    _check(cancel)
+                    vectors.append(backbone.embed_turns(batch, (quarter_turns,))[0])
+                upright, rotated = vectors[0], np.stack(vectors[1:], axis=1)
+            elif config.rotations:  # a GPU: one upload, four forwards in ~50 ms
+                turned = backbone.embed_turns(batch, (0, 1, 2, 3))
+                upright, rotated = turned[0], np.moveaxis(turned[1:], 0, 1)
+            else:
+                upright, rotated = backbone.embed(batch), None
+            # Score with what the cache holds (float16), so a first scan
+            # and a rescan from the cache give identical numbers.
+            upright = upright.astype(np.float16)
+            rotated = None if rotated is None else rotated.astype(np.float16)
+            rows = []
+            sizes = []
+            for n, key in enumerate(ok_keys):
+                rot = None if rotated is None else rotated[n]
+                reps[key] = contents[key][0].file_id
+                for c in contents[key]:
+                    rows.append((c.file_id, upright[n], rot))
+                    sizes.append((c.file_id, *dims[key]))
+            # Sizes first: a crash between the two commits must not leave
+            # vectors (never recomputed) beside unknown sizes (the keeper
+            # rule and the report need them); sizes alone are only re-set.
+            store.set_sizes(sizes)
+            store.put_vectors(backbone.info.model_id, rows)
+        if cancel is not None and cancel.is_set():
+            pool.cancel_pending()
+            _check(cancel)
+        yield Progress("embed", done, total)
 
 
 def _content(key: str, files: list[CachedFile], dims: dict,

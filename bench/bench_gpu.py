@@ -150,6 +150,9 @@ def main() -> None:
     parser.add_argument("--json", help="write every figure here too")
     parser.add_argument("--skip-ceilings", action="store_true",
                         help="no model ceilings (they are far above decoding on a GPU)")
+    parser.add_argument("--pools", nargs="+", default=["threads", "processes"],
+                        choices=["threads", "processes"], help="decode pools to measure")
+    parser.add_argument("--skip-nvjpeg", action="store_true")
     parser.add_argument("--both-layouts", action="store_true",
                         help="also time the model in NCHW (channels-last is the default)")
     parser.add_argument("--device", default="cuda",
@@ -198,14 +201,14 @@ def main() -> None:
         report["model_ceilings"] = ceilings
 
         decode = {}
-        for kind in ("threads", "processes"):
+        for kind in args.pools:
             decode[kind] = decode_ceiling(paths, workers, kind == "processes")
             print(f"decode ceiling, {workers} {kind} (draft decode + resize + hash): "
                   f"{decode[kind]:.0f} images/s")
         report["decode_ceiling"] = decode
         scans = {}
         for name in ("resnet50", "efficientnet-lite0"):
-            for kind in ("threads", "processes"):
+            for kind in args.pools:
                 rates = scan_rates(folder, work / f"{name}-{kind}.db", name, workers, device, kind)
                 scans[f"{name} {kind}"] = rates
                 ceiling = decode[kind]
@@ -219,14 +222,14 @@ def main() -> None:
                       f"{r['end_to_end_rate'] / ceiling:.2f} x; in the model "
                       f"{r['model_seconds']} s; phases {r['timings']}")
         report["scans"] = scans
-        for kind in ("threads", "processes"):
+        for kind in args.pools:
             again = decode_ceiling(paths, workers, kind == "processes")
             report[f"decode_ceiling_again_{kind}"] = again
             print(f"decode ceiling, {kind}, again after the scans: {again:.0f} images/s")
         decode = max(decode.values())
         try:
-            if device != "cuda":
-                raise RuntimeError("nvjpeg needs the GPU")
+            if device != "cuda" or args.skip_nvjpeg:
+                raise RuntimeError("not measured (no GPU, or --skip-nvjpeg)")
             gpu_decode = nvjpeg_rate(paths, workers)
             report["nvjpeg"] = gpu_decode
             print(f"nvjpeg decode + GPU resize ({workers} reader threads): {gpu_decode:.0f} "

@@ -42,9 +42,16 @@ def photo_sources() -> list[Path]:
 def make_photo(folder: Path, n: int, sources: list[Path],
                size: tuple[int, int] = (4000, 3000)) -> None:
     """Photo ``n``: a 12 MP camera-like JPEG from a bundled CC0 photo, with
-    its own brightness and grain (so no two files are byte copies)."""
+    its own framing (a crop of 50-100% of the source), brightness and grain.
+    The framing keeps them apart as a library's photos are: with brightness
+    alone, every photo was a near-exact copy of the hundreds made from the
+    same source, which no real library looks like."""
     rng = np.random.default_rng(n)
-    base = Image.open(sources[n % len(sources)]).convert("RGB").resize(size)
+    source = Image.open(sources[n % len(sources)]).convert("RGB")
+    scale = 0.5 + 0.5 * rng.random()
+    w, h = int(source.width * scale), int(source.height * scale)
+    x, y = rng.integers(0, source.width - w + 1), rng.integers(0, source.height - h + 1)
+    base = source.crop((x, y, x + w, y + h)).resize(size)
     base = ImageEnhance.Brightness(base).enhance(0.8 + 0.4 * rng.random())
     noise = rng.integers(-6, 7, size=(size[1] // 8, size[0] // 8, 3), dtype=np.int16)
     grain = Image.fromarray(np.uint8(noise + 128)).resize(size)

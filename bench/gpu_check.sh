@@ -23,6 +23,6 @@ nproc | tee -a "$OUT/gpu.txt"
 # pytest-qt is not on the GPU image: its ini key only warns there.
 # GPU_TESTS: the test files to run (split into words on purpose).
 # shellcheck disable=SC2086
-timeout 180 python3 -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \
+[ "${GPU_TESTS:-}" = none ] || timeout 180 python3 -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \
     ${GPU_TESTS:-tests/core/test_cuda.py tests/core/test_pipeline.py tests/core/test_decode_pool.py} -rs 2>&1 | tee "$OUT/pytest.log"
 timeout 330 python3 bench/bench_gpu.py --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log"

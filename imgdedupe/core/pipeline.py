@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 Event = Progress | Notice | ExactGroupsReady | NearExactGroupsReady | ScanResult
 
 
+# How often the growing list of near-exact groups is sent while the model
+# runs (see _embed_pending).
+NEAR_EXACT_EVERY_S = 1.0
+
+
 @dataclass(frozen=True)
 class ScanConfig:
     roots: tuple[str, ...]
@@ -358,6 +363,7 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, sto
     done = 0
     near = NearExactIndex()  # of what this scan decodes (the cache keeps no hash)
     found = 0
+    shown_at = -NEAR_EXACT_EVERY_S
     submitted = 0
 
     def top_up() -> None:
@@ -384,8 +390,12 @@ def _embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, sto
             found += near.add(key, phash)
         done = start + len(batch_keys)
         top_up()
-        if found:  # new near-exact copies: show them before the model runs
-            found = 0
+        # New near-exact copies: show them before the model runs. The list
+        # is rebuilt whole, so at most once a second (and at the end): at a
+        # GPU's pace, once per batch grew quadratic in a library of bursts.
+        now = time.perf_counter()
+        if found and (now - shown_at >= NEAR_EXACT_EVERY_S or done == total):
+            found, shown_at = 0, now
             yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
         if images:
             batch = np.stack(images)

@@ -2,11 +2,12 @@
 
 Threads share one GIL. On a CPU the model is the bottleneck and threads are
 enough (Pillow's draft decode and resize release the GIL). On a GPU the
-model is ~20x faster than decoding, and the GIL becomes the limit: on a
-16-core H100 machine a 16-thread pool decoded 527 12 MP photos/s alone, but
-only ~200/s beside the model, whose hundreds of small calls per forward
-each wait their turn for the GIL behind 16 decoders (docs/performance.md,
-GPU). Processes each have their own GIL, so the model thread runs freely.
+model is ~20x faster than decoding, and the GIL is shared by 16 decoders,
+the model's hundreds of small calls per forward and the scan's own
+bookkeeping. Processes each have their own GIL: on a 16-core H100 machine
+16 of them decoded 10-25% more photos/s than 16 threads, and the model's
+calls took a quarter of the time while they ran (docs/performance.md,
+GPU). They cost a start-up, so they are used for large GPU scans only.
 
 A decoder that crashes its process (a hostile file hitting a bug in a
 native codec) breaks a process pool, failing every file in flight. The
@@ -33,9 +34,13 @@ from .records import ErrorReason
 
 Decoded = tuple[np.ndarray, int, int, int]
 
-# Below this many files a process pool's start-up (each worker imports
-# numpy and Pillow: ~0.3 s) costs more than the GIL it frees.
-PROCESSES_FROM = 256
+# Below this many files a process pool's start-up costs more than it
+# wins. Measured on a 16-core H100 machine (docs/performance.md, GPU): 16
+# processes decode 10-25% faster than 16 threads (598-688 vs 477-624 12 MP
+# photos/s), but the first batch reaches the model ~1.6 s later (each
+# worker imports numpy, Pillow and the main module); the two break even
+# at ~4,000 photos.
+PROCESSES_FROM = 5000
 
 
 def decode_and_hash(path: str) -> Decoded:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from imgdedupe.core.ann import ArraySource, exact_scores, streamed_pairs
+from imgdedupe.core.ann import ArraySource, exact_scores, sorted_unique, streamed_pairs
 from imgdedupe.core.index import IndexParams, exact_pairs, pair_scores, similar_pairs
 
 
@@ -57,3 +59,9 @@ def test_float16_source_scores_like_the_cache_does(tmp_path):
                       tmp_path / "b")
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1], atol=1e-6)
+
+
+@given(st.lists(st.integers(min_value=-(2**62), max_value=2**62), max_size=300))
+def test_sorted_unique_is_np_unique(values):
+    array = np.asarray(values, dtype=np.int64)
+    np.testing.assert_array_equal(sorted_unique(array), np.unique(array))

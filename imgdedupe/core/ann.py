@@ -22,6 +22,7 @@ import itertools
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +47,8 @@ SEARCH_K_PER_NEIGHBOUR = 16
 # Images per step of work that holds the GIL (a list conversion): small
 # enough that the window's thread gets it back within a few milliseconds.
 GIL_BLOCK = 256
+# Annoy searches without the GIL: queries scale with cores (see candidate_keys).
+QUERY_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 class VectorSource(Protocol):
@@ -225,43 +228,61 @@ class StreamedForest:
 
     def candidate_keys(self, source: VectorSource, neighbours: int) -> np.ndarray:
         """Sorted unique ``lo * count + hi`` of every candidate pair: the
-        Annoy neighbours of each image's upright and rotated vectors."""
+        Annoy neighbours of each image's upright and rotated vectors.
+
+        The queries run on QUERY_THREADS threads, a block of GIL_BLOCK
+        images each: Annoy releases the GIL while it searches, which is
+        most of a query's time (at 100k photos the queries were 17.5 s of
+        34, on one core)."""
         n, k = source.count, neighbours + 1
         k_rotated = min(k, ROTATED_NEIGHBOURS + 1)
-        annoy = self._annoy
         found: list[np.ndarray] = []
-        for start, upright, rotated in chunks(source):
-            owners = range(start, start + len(upright))
-            # The upright vector is the item itself: no projection, no
-            # conversion of 128 floats to a Python list per query.
-            results = [annoy.get_nns_by_item(i, k, search_k=k * SEARCH_K_PER_NEIGHBOUR)
-                       for i in owners]
-            owner_of = list(owners)
-            if rotated is not None:
-                # Lists of floats: Annoy reads a numpy row one numpy scalar
-                # at a time, 7 us of a 30 us query.
-                # In blocks of GIL_BLOCK images: tolist() and fromiter() hold
-                # the GIL throughout, and over a whole chunk (1.5M floats)
-                # that froze the window for ~140 ms.
-                for block in range(0, len(rotated), GIL_BLOCK):
-                    projected = self.project(rotated[block:block + GIL_BLOCK]).tolist()
-                    for i, per_image in zip(owners[block:block + GIL_BLOCK], projected,
-                                            strict=True):
-                        for vector in per_image:
-                            results.append(annoy.get_nns_by_vector(
-                                vector, k_rotated,
-                                search_k=k_rotated * SEARCH_K_PER_NEIGHBOUR))
-                            owner_of.append(i)
-            lengths = np.fromiter(map(len, results), np.int64, len(results))
-            j = np.fromiter(itertools.chain.from_iterable(results), np.int64,
-                            int(lengths.sum()))
-            owner = np.repeat(np.asarray(owner_of, dtype=np.int64), lengths)
-            keep = owner != j
-            owner, j = owner[keep], j[keep]
-            found.append(sorted_unique(np.minimum(owner, j) * n + np.maximum(owner, j)))
+        with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
+            for start, upright, rotated in chunks(source):
+                jobs = []
+                for block in range(0, len(upright), GIL_BLOCK):
+                    owners = range(start + block, start + min(block + GIL_BLOCK, len(upright)))
+                    jobs.append(pool.submit(self._upright_queries, owners, k))
+                    if rotated is not None:
+                        jobs.append(pool.submit(self._rotated_queries, owners,
+                                                rotated[block:block + GIL_BLOCK], k_rotated))
+                owner_of: list[int] = []
+                results: list[list[int]] = []
+                for job in jobs:
+                    owners_done, results_done = job.result()
+                    owner_of += owners_done
+                    results += results_done
+                lengths = np.fromiter(map(len, results), np.int64, len(results))
+                j = np.fromiter(itertools.chain.from_iterable(results), np.int64,
+                                int(lengths.sum()))
+                owner = np.repeat(np.asarray(owner_of, dtype=np.int64), lengths)
+                keep = owner != j
+                owner, j = owner[keep], j[keep]
+                found.append(sorted_unique(np.minimum(owner, j) * n + np.maximum(owner, j)))
         if not found:
             return np.zeros(0, dtype=np.int64)
         return sorted_unique(np.concatenate(found))
+
+    def _upright_queries(self, owners: range, k: int) -> tuple[list[int], list[list[int]]]:
+        # The upright vector is the item itself: no projection, no
+        # conversion of 128 floats to a Python list per query.
+        search_k = k * SEARCH_K_PER_NEIGHBOUR
+        return list(owners), [self._annoy.get_nns_by_item(i, k, search_k=search_k)
+                              for i in owners]
+
+    def _rotated_queries(self, owners: range, rotated: np.ndarray, k: int
+                         ) -> tuple[list[int], list[list[int]]]:
+        # Lists of floats: Annoy reads a numpy row one numpy scalar at a
+        # time, 7 us of a 30 us query. A block at a time: tolist() holds
+        # the GIL throughout, and over a whole chunk (1.5M floats) that
+        # froze the window for ~140 ms.
+        search_k = k * SEARCH_K_PER_NEIGHBOUR
+        owner_of, results = [], []
+        for i, per_image in zip(owners, self.project(rotated).tolist(), strict=True):
+            for vector in per_image:
+                results.append(self._annoy.get_nns_by_vector(vector, k, search_k=search_k))
+                owner_of.append(i)
+        return owner_of, results
 
     def close(self) -> None:
         self._annoy.unload()

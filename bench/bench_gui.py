@@ -38,7 +38,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from imgdedupe.core.embed import load_backbone  # noqa: E402
 from imgdedupe.core.records import Group, Member  # noqa: E402
 from imgdedupe.gui.main_window import MainWindow  # noqa: E402
 from imgdedupe.gui.scan_worker import BackboneCache  # noqa: E402
@@ -200,10 +199,7 @@ def main() -> None:
         files = make_images(work / "photos", max(args.images, 300))
         settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
         window = MainWindow(settings, str(work / "cache.sqlite3"))
-        cache = BackboneCache()
-        cache._key, cache._value = None, load_backbone("efficientnet-lite0", device="cpu")
-        cache.get = lambda config: cache._value  # type: ignore[method-assign]
-        window.controller.backbones = cache
+        # The window's own model cache, as the app runs it: the offline model.
         window.backbone_box.setCurrentText("efficientnet-lite0")
         window.show()
         if args.images:

@@ -8,6 +8,7 @@ never run while the worker is busy.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -52,6 +53,13 @@ class BackboneCache:
                                             device=config.device,
                                             allow_download=config.allow_download)
                 self._key = key
+                # torch and the model are ~270k Python objects that live as
+                # long as the app. Every full collection of the cyclic GC
+                # walked them all, holding the GIL for ~150 ms: the window
+                # froze once or twice a scan (bench/bench_gui.py). Frozen,
+                # they are left out of collections; refcounting still frees
+                # them, so only a cycle that is garbage right now would stay.
+                gc.freeze()
             return self._value
 
 

@@ -76,9 +76,9 @@ def ceiling(backbone, batch: int, repeats: int) -> float:  # noqa: ANN001
 
 
 def scan(root: Path, db: Path, backbone, rotations: bool,  # noqa: ANN001
-         workers: int = 0) -> tuple[ScanResult, float]:
+         workers: int = 0, pool: str = "auto") -> tuple[ScanResult, float]:
     config = ScanConfig(roots=(str(root),), db_path=str(db), backbone=backbone.info.name,
-                        rotations=rotations, decode_workers=workers)
+                        rotations=rotations, decode_workers=workers, decode_pool=pool)
     start = time.perf_counter()
     result = [e for e in run_scan(config, backbone=backbone)][-1]
     return result, time.perf_counter() - start
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--decode-workers", type=int, default=0, help="0: one per core")
+    parser.add_argument("--decode-pool", default="auto", choices=["auto", "threads", "processes"])
     args = parser.parse_args()
     import torch
 
@@ -123,7 +124,7 @@ def main() -> None:
         print(f"model forward ceiling: {forward_rate:.1f} forwards/s "
               f"= {ceiling_rate:.1f} images/s")
         result, elapsed = scan(work / "photos", work / "c.db", backbone, args.rotations,
-                               args.decode_workers)
+                               args.decode_workers, args.decode_pool)
         assert result.stats.embedded == args.images, result.stats
         rate = args.images / elapsed
         print(f"end-to-end scan: {elapsed:.1f} s = {rate:.1f} images/s "

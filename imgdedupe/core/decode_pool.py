@@ -11,8 +11,8 @@ GPU). They cost a start-up, so they are used for large GPU scans only.
 
 A decoder that crashes its process (a hostile file hitting a bug in a
 native codec) breaks a process pool, failing every file in flight. The
-pool then starts afresh and decodes those suspects one at a time in a
-process of their own, so the one file that crashes it is named and
+pool then starts afresh, and those suspects are decoded one at a time in
+a separate one-process pool, so the one file that crashes it is named and
 reported, and every other file is decoded. (In a thread pool the same
 crash ends the app: one more reason processes are worth their start-up.)
 """
@@ -82,6 +82,7 @@ class DecodePool:
         self._paths: dict[str, str] = {}
         self._suspects: set[str] = set()
         self._used = False
+        self._quarantine: ProcessPoolExecutor | None = None
 
     def warm_up(self) -> None:
         """Start every worker now (a process imports numpy and Pillow
@@ -114,14 +115,20 @@ class DecodePool:
         self._executor = _process_pool(self._workers)
 
     def _alone(self, path: str) -> Decoded:
-        with _process_pool(1) as quarantine:
-            try:
-                return quarantine.submit(self._work, path).result()
-            except BrokenProcessPool:
-                raise DecodeError(
-                    ErrorReason.DECODER_CRASHED,
-                    "the image decoder crashed on this file (it was decoded in a process "
-                    "of its own, so the scan went on)") from None
+        """Decode one suspect in the one-process quarantine pool, which
+        holds one file at a time: a crash there names that file. The pool
+        is kept for the next suspect (a new process costs ~0.5 s)."""
+        if self._quarantine is None:
+            self._quarantine = _process_pool(1)
+        try:
+            return self._quarantine.submit(self._work, path).result()
+        except BrokenProcessPool:
+            self._quarantine.shutdown(wait=True)
+            self._quarantine = None
+            raise DecodeError(
+                ErrorReason.DECODER_CRASHED,
+                "the image decoder crashed on this file (it was decoded in a process "
+                "of its own, so the scan went on)") from None
 
     def cancel_pending(self) -> None:
         for future in self._futures.values():
@@ -131,6 +138,8 @@ class DecodePool:
         # Not waiting when nothing was asked for: a pool warmed up for a scan
         # that then found every vector cached need not finish starting.
         self._executor.shutdown(wait=self._used, cancel_futures=True)
+        if self._quarantine is not None:
+            self._quarantine.shutdown(wait=True)
 
     def __enter__(self) -> DecodePool:
         return self

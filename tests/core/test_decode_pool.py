@@ -57,9 +57,10 @@ def test_processes_decode_the_same_pixels_as_threads(photos, tmp_path):
 
 
 def test_a_crashing_decoder_costs_one_file(photos, tmp_path, photo_maker):
-    crash = str(tmp_path / "crash.jpg")
+    crash, crash_too = str(tmp_path / "crash.jpg"), str(tmp_path / "crash2.jpg")
     photo_maker(crash, seed=99)
-    paths = [*photos[:3], crash, *photos[3:]]
+    photo_maker(crash_too, seed=98)
+    paths = [*photos[:3], crash, photos[3], crash_too, *photos[4:]]
     decoded, failed = [], []
     with DecodePool(True, 2, work=crash_on_marked) as pool:
         for path in paths:
@@ -73,7 +74,8 @@ def test_a_crashing_decoder_costs_one_file(photos, tmp_path, photo_maker):
         # The pool still works after the crash.
         pool.submit("again", photos[0])
         assert pool.result("again")[0].shape == (224, 224, 3)
-    assert failed == [(crash, ErrorReason.DECODER_CRASHED)]
+    assert failed == [(crash, ErrorReason.DECODER_CRASHED),
+                      (crash_too, ErrorReason.DECODER_CRASHED)]
     assert decoded == photos
 
 

@@ -44,6 +44,7 @@ from ..core.weights import LocatedWeights
 from .actions_controller import ActionsController
 from .compare_view import CompareDialog
 from .dialogs import SimilarDialog, show_error
+from .progress_text import ProgressText
 from .review_panel import ReviewPanel
 from .scan_worker import BackboneCache, ScanController, WorkerError
 from .similar_search import similar_group
@@ -54,11 +55,6 @@ from .weights_download import download_weights
 from .window_apply import ApplyMixin
 
 log = logging.getLogger(__name__)
-
-PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
-               "embed": "Comparing pictures", "index": "Indexing", "group": "Grouping",
-               "done": "Done"}
-
 
 class FolderList(QListWidget):
     """The folders to scan; Delete removes the selected ones."""
@@ -93,7 +89,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self._scan_started = 0.0
         self._regroup_generation = 0
         self._early: dict[str, tuple[Group, ...]] = {}
-        self._embed_clock: tuple[float, int] | None = None
+        self.progress_text = ProgressText()
         self._dialogs: list[QWidget] = []
         self._build()
         self._connect_controller()
@@ -272,7 +268,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self._save_settings()
         self._scan_started = time.monotonic()
         self._early = {}
-        self._embed_clock = None
+        self.progress_text.reset()
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self.phase_label.setText("Starting…")
@@ -284,34 +280,12 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.phase_label.setText("Cancelling…")
 
     def _on_progress(self, event: Progress) -> None:
-        name = PHASE_NAMES.get(event.phase, event.phase)
-        text = f"{name}: {event.done:,}"
         if event.total:
-            text += f" of {event.total:,}"
             self.progress_bar.setRange(0, event.total)
             self.progress_bar.setValue(event.done)
         else:
             self.progress_bar.setRange(0, 0)
-        if event.phase == "embed" and event.total and event.done:
-            text += self._rate_and_eta(event.done, event.total)
-        if event.message and not event.done:
-            text = f"{name}: {event.message}"
-        self.phase_label.setText(text)
-
-    def _rate_and_eta(self, done: int, total: int) -> str:
-        """Images/s and time left, measured from the first embed progress of
-        this scan (model loading and cached files would skew it)."""
-        if self._embed_clock is None or self._embed_clock[1] > done:
-            self._embed_clock = (time.monotonic(), done)
-            return ""
-        started, first = self._embed_clock
-        elapsed = time.monotonic() - started
-        if elapsed < 0.5 or done <= first:
-            return ""
-        rate = (done - first) / elapsed
-        left = (total - done) / rate
-        eta = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
-        return f" · {rate:.1f} images/s · about {eta} left"
+        self.phase_label.setText(self.progress_text.describe(event))
 
     def _on_notice(self, notice: Notice) -> None:
         if notice.code == "backbone_fallback":

@@ -387,10 +387,10 @@ def test_exact_and_near_exact_copies_show_before_the_model_finishes(
 def test_progress_shows_phase_counts_rate_and_time_left(window: MainWindow,
                                                         monkeypatch) -> None:  # noqa: ANN001
     from imgdedupe.core.records import Progress
-    from imgdedupe.gui import main_window
+    from imgdedupe.gui import progress_text
 
     clock = iter([100.0, 102.0])
-    monkeypatch.setattr(main_window.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress_text.time, "monotonic", lambda: next(clock))
     window._on_progress(Progress("walk", 1500))
     assert window.phase_label.text() == "Finding photos: 1,500"
     window._on_progress(Progress("embed", 10, 110))  # starts the rate clock

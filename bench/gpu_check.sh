@@ -25,4 +25,4 @@ nproc | tee -a "$OUT/gpu.txt"
 # shellcheck disable=SC2086
 [ "${GPU_TESTS:-}" = none ] || timeout 180 python3 -m pytest -q -p no:cacheprovider -W ignore::pytest.PytestConfigWarning \
     ${GPU_TESTS:-tests/core/test_cuda.py tests/core/test_pipeline.py tests/core/test_decode_pool.py} -rs 2>&1 | tee "$OUT/pytest.log"
-timeout 330 python3 bench/bench_gpu.py --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log"
+timeout 540 python3 bench/bench_gpu.py --json "$OUT/bench_gpu.json" "$@" 2>&1 | tee "$OUT/bench_gpu.log"

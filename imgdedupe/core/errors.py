@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 
 class ImgDedupeError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -42,3 +44,9 @@ class DecodeError(ImgDedupeError):
 
 class ScanCancelled(ImgDedupeError):
     """The caller set the cancel event; partial work is already cached."""
+
+
+def raise_if_cancelled(cancel: threading.Event | None) -> None:
+    """The scan's cancel point: every step calls it between units of work."""
+    if cancel is not None and cancel.is_set():
+        raise ScanCancelled("scan cancelled; finished work is cached")

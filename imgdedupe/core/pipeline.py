@@ -31,11 +31,11 @@ from .ann import StoreVectors
 from .dblock import ScanLock
 from .decode_pool import DecodePool, choose_processes
 from .embed import Backbone, BackboneInfo, load_backbone, resolve_device
-from .errors import DecodeError, ScanCancelled
+from .embed_step import embed_pending
+from .errors import DecodeError, raise_if_cancelled
 from .graph import FLOOR_SCORE, Content, FileInfo, SimilarityGraph, exact_groups, groups_at
 from .hashing import content_hash
 from .index import IndexParams, similar_pairs_cached
-from .phash import NearExactIndex, near_exact_groups
 from .records import (
     ExactGroupsReady,
     FileError,
@@ -53,11 +53,6 @@ from .walk import walk
 log = logging.getLogger(__name__)
 
 Event = Progress | Notice | ExactGroupsReady | NearExactGroupsReady | ScanResult
-
-
-# How often the growing list of near-exact groups is sent while the model
-# runs (see _embed_pending).
-NEAR_EXACT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -93,11 +88,6 @@ class _Clock:
             elapsed = time.perf_counter() - self._start
             self.timings[self._phase] = round(self.timings.get(self._phase, 0.0) + elapsed, 4)
             self._phase = None
-
-
-def _check(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise ScanCancelled("scan cancelled; finished work is cached")
 
 
 def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
@@ -177,7 +167,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         from_cache = len(reps)
         if pending and gc_enabled:
             gc.enable()  # hours of decoding and embedding: collect as usual
-        yield from _embed_pending(config, backbone, pool, store, contents, pending, reps, dims,
+        yield from embed_pending(config, backbone, pool, store, contents, pending, reps, dims,
                                   errors, cancel)
     finally:
         pool.close()
@@ -193,7 +183,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     floor_cosine = calibration.score_to_cosine(info.name, floor)
     pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
                                    info)
-    _check(cancel)
+    raise_if_cancelled(cancel)
     yield Progress("index", len(usable), len(usable), method)
     clock.start("group")
     marks = tuple(store.ignore_marks().values())
@@ -223,9 +213,9 @@ def _walk(config: ScanConfig, roots: tuple[str, ...], errors: list[FileError],
         else:
             files.append(item)
         if len(files) % 500 == 0:
-            _check(cancel)
+            raise_if_cancelled(cancel)
             yield Progress("walk", len(files))
-    _check(cancel)
+    raise_if_cancelled(cancel)
     yield Progress("walk", len(files), len(files))
     return files
 
@@ -247,7 +237,7 @@ def _hash_contents(config: ScanConfig, store: Store, cached: list[CachedFile],
                 errors.append(FileError(c.path, exc.reason, exc.detail))
                 gone.add(c.file_id)
             if done % 50 == 0:
-                _check(cancel)
+                raise_if_cancelled(cancel)
                 yield Progress("hash", done, len(to_hash))
     store.set_hashes(hashes.items())
     contents: dict[str, list[CachedFile]] = defaultdict(list)
@@ -344,95 +334,6 @@ def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
 
 def _workers(config: ScanConfig) -> int:
     return config.decode_workers or max(2, os.cpu_count() or 2)
-
-
-def _embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, store: Store,
-                   contents: dict[str, list[CachedFile]], pending: list[str],
-                   reps: dict[str, int], dims: dict, errors: list[FileError],
-                   cancel: threading.Event | None
-                   ) -> Iterator[Progress | NearExactGroupsReady]:
-    """Decode in ``pool`` (threads or processes), running ahead of the
-    model; embed in batches, and write each batch to the cache before going
-    on."""
-    batch_size = config.batch_size or (128 if backbone.device.startswith("cuda") else 16)
-    total = len(pending)
-    yield Progress("embed", 0, total)
-    if not total:
-        return
-    window = batch_size * 3  # decoded images waiting: the model never starves
-    done = 0
-    near = NearExactIndex()  # of what this scan decodes (the cache keeps no hash)
-    found = 0
-    shown_at = -NEAR_EXACT_EVERY_S
-    submitted = 0
-
-    def top_up() -> None:
-        nonlocal submitted
-        while submitted < total and submitted - done < window:
-            key = pending[submitted]
-            pool.submit(key, contents[key][0].path)
-            submitted += 1
-
-    top_up()
-    for start in range(0, total, batch_size):
-        batch_keys = pending[start:start + batch_size]
-        images, ok_keys = [], []
-        for key in batch_keys:
-            try:
-                array, width, height, phash = pool.result(key)
-            except DecodeError as exc:
-                errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
-                store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
-                continue
-            images.append(array)
-            ok_keys.append(key)
-            dims[key] = (width, height)
-            found += near.add(key, phash)
-        done = start + len(batch_keys)
-        top_up()
-        # New near-exact copies: show them before the model runs. The list
-        # is rebuilt whole, so at most once a second (and at the end): at a
-        # GPU's pace, once per batch grew quadratic in a library of bursts.
-        now = time.perf_counter()
-        if found and (now - shown_at >= NEAR_EXACT_EVERY_S or done == total):
-            found, shown_at = 0, now
-            yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
-        if images:
-            batch = np.stack(images)
-            if config.rotations and backbone.device == "cpu":
-                # One call per rotation, not one of all four: a cancel
-                # then waits for a quarter of the work (< 1 s on a CPU).
-                vectors = []
-                for quarter_turns in range(4):
-                    _check(cancel)
-                    vectors.append(backbone.embed_turns(batch, (quarter_turns,))[0])
-                upright, rotated = vectors[0], np.stack(vectors[1:], axis=1)
-            elif config.rotations:  # a GPU: one upload, four forwards in ~50 ms
-                turned = backbone.embed_turns(batch, (0, 1, 2, 3))
-                upright, rotated = turned[0], np.moveaxis(turned[1:], 0, 1)
-            else:
-                upright, rotated = backbone.embed(batch), None
-            # Score with what the cache holds (float16), so a first scan
-            # and a rescan from the cache give identical numbers.
-            upright = upright.astype(np.float16)
-            rotated = None if rotated is None else rotated.astype(np.float16)
-            rows = []
-            sizes = []
-            for n, key in enumerate(ok_keys):
-                rot = None if rotated is None else rotated[n]
-                reps[key] = contents[key][0].file_id
-                for c in contents[key]:
-                    rows.append((c.file_id, upright[n], rot))
-                    sizes.append((c.file_id, *dims[key]))
-            # Sizes first: a crash between the two commits must not leave
-            # vectors (never recomputed) beside unknown sizes (the keeper
-            # rule and the report need them); sizes alone are only re-set.
-            store.set_sizes(sizes)
-            store.put_vectors(backbone.info.model_id, rows)
-        if cancel is not None and cancel.is_set():
-            pool.cancel_pending()
-            _check(cancel)
-        yield Progress("embed", done, total)
 
 
 def _content(key: str, files: list[CachedFile], dims: dict,

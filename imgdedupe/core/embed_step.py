@@ -30,10 +30,10 @@ NEAR_EXACT_EVERY_S = 1.0
 
 
 def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, store: Store,
-                   contents: dict[str, list[CachedFile]], pending: list[str],
-                   reps: dict[str, int], dims: dict, errors: list[FileError],
-                   cancel: threading.Event | None
-                   ) -> Iterator[Progress | NearExactGroupsReady]:
+                  contents: dict[str, list[CachedFile]], pending: list[str],
+                  reps: dict[str, int], dims: dict, errors: list[FileError],
+                  cancel: threading.Event | None
+                  ) -> Iterator[Progress | NearExactGroupsReady]:
     """Decode in ``pool`` (threads or processes), running ahead of the
     model; embed in batches, and write each batch to the cache before going
     on."""

@@ -67,7 +67,6 @@ class VectorSource(Protocol):
         ...
 
 
-
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """``np.unique`` of a 1-d integer array, by sorting. numpy 2's
     np.unique hashes integers instead: on 4M random int64 keys it took
@@ -80,6 +79,7 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     first[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     return ordered[first]
+
 
 @dataclass
 class ArraySource:

@@ -23,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import PCA_SAMPLE, ArraySource, StreamedForest, VectorSource, streamed_pairs
+from .ann import (
+    PCA_SAMPLE,
+    ArraySource,
+    StreamedForest,
+    VectorSource,
+    queries_of,
+    streamed_pairs,
+)
 
 __all__ = ["PCA_SAMPLE", "ApproximateIndex", "IndexParams", "VectorSource", "exact_pairs",
            "pair_scores", "similar_pairs", "similar_pairs_cached"]
@@ -49,19 +56,12 @@ class IndexParams:
     neighbours: int = DEFAULT_NEIGHBOURS
 
 
-def _as_queries(upright: np.ndarray, rotated: np.ndarray | None) -> np.ndarray:
-    """(N, Q, D): every query vector of every image, upright first."""
-    if rotated is None:
-        return upright[:, None, :]
-    return np.concatenate([upright[:, None, :], rotated], axis=1)
-
-
 def pair_scores(upright: np.ndarray, rotated: np.ndarray | None,
                 pairs: np.ndarray) -> np.ndarray:
     """Exact rotation-aware cosine for each (i, j) row of ``pairs``."""
     if len(pairs) == 0:
         return np.zeros(0, dtype=np.float32)
-    queries = _as_queries(upright, rotated)
+    queries = queries_of(upright, rotated)
     out = np.empty(len(pairs), dtype=np.float32)
     # In chunks: gathering every pair's query vectors at once needs
     # pairs x 4 x dim floats, over 100 GB for 100k photos' candidates.
@@ -78,7 +78,7 @@ def exact_pairs(upright: np.ndarray, rotated: np.ndarray | None,
     """All pairs i < j with score >= min_cosine, by blocked matrix products
     (never an N x N matrix in memory at once)."""
     n = len(upright)
-    queries = _as_queries(upright, rotated)
+    queries = queries_of(upright, rotated)
     found_i: list[np.ndarray] = []
     found_j: list[np.ndarray] = []
     found_s: list[np.ndarray] = []

@@ -9,8 +9,9 @@ so the command line and the window can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -28,6 +29,17 @@ class FileInfo:
     path: str
     size: int
     mtime_ns: int
+
+
+class FileLike(Protocol):
+    """A file as a group member needs it: graph.FileInfo, store.CachedFile."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +146,29 @@ def _similar_groups(graph: SimilarityGraph, pairs: np.ndarray, cosines: np.ndarr
         graph.backbone, np.asarray(linked_cosines)).tolist(), strict=True))
     groups = []
     for reference, linked in stars:
-        members: list[Member] = []
-        copy_sets = 0
-        for node, cosine in [(reference, 1.0), *linked]:
-            content = contents[node]
-            copy_set = None
-            if len(content.files) > 1:
-                copy_set, copy_sets = copy_sets, copy_sets + 1
-            score = 100.0 if node == reference else score_of[cosine]
-            members += [_member(f, score, copy_set, content) for f in content.files]
-        members_t = tuple(members)
-        groups.append(Group("similar", members_t, suggest_keeper(members_t)))
+        members = star_members(
+            (contents[node].files, 100.0 if node == reference else score_of[cosine],
+             contents[node].width, contents[node].height)
+            for node, cosine in [(reference, 1.0), *linked])
+        groups.append(Group("similar", members, suggest_keeper(members)))
     return groups
+
+
+def star_members(contents: Iterable[tuple[Sequence[FileLike], float, int | None, int | None]]
+                 ) -> tuple[Member, ...]:
+    """One group's members from its contents, reference first: (files,
+    similarity, width, height) each. A content's byte copies share a
+    ``copy_set`` number, counted from 0 within the group; a lone file has
+    none. The similar and the near-exact groups both number them so."""
+    members: list[Member] = []
+    copy_sets = 0
+    for files, similarity, width, height in contents:
+        copy_set = None
+        if len(files) > 1:
+            copy_set, copy_sets = copy_sets, copy_sets + 1
+        members += [Member(f.path, round(float(similarity), 2), copy_set, f.size, width, height,
+                           f.mtime_ns) for f in files]
+    return tuple(members)
 
 
 def with_digests(graph: SimilarityGraph, digests: dict[str, str]) -> SimilarityGraph:

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from .graph import star_members
 from .group import greedy_star_groups
-from .records import Group, Member
+from .records import Group
 from .select import suggest_keeper
 
 HASH_BITS = 64
@@ -119,16 +120,9 @@ def near_exact_groups(near: NearExactIndex, contents: dict[str, list[Any]],
     path order); ``dims``: content key -> pixel size."""
     groups = []
     for reference, linked in near.groups():
-        members: list[Member] = []
-        copy_sets = 0
-        for key, distance in [(reference, 0), *linked]:
-            files, (width, height) = contents[key], dims[key]
-            copy_set = None
-            if len(files) > 1:
-                copy_set, copy_sets = copy_sets, copy_sets + 1
-            similarity = 100.0 - 100.0 * distance / HASH_BITS
-            members += [Member(f.path, round(similarity, 2), copy_set, f.size, width, height,
-                               f.mtime_ns) for f in files]
-        groups.append(Group("near-exact", tuple(members), suggest_keeper(members)))
+        members = star_members(
+            (contents[key], 100.0 - 100.0 * distance / HASH_BITS, *dims[key])
+            for key, distance in [(reference, 0), *linked])
+        groups.append(Group("near-exact", members, suggest_keeper(members)))
     groups.sort(key=lambda g: g.members[0].path)
     return tuple(groups)

@@ -204,6 +204,15 @@ def _is_damage(exc: sqlite3.Error) -> bool:
     return code & 0xFF in _DAMAGE_CODES
 
 
+def _primary_code(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Another connection holds the lock (older sqlite3 modules give no code)."""
+    return _primary_code(exc) in (_BUSY, _LOCKED) or "locked" in str(exc)
+
+
 def _no_space_left(path: Path) -> bool:
     try:
         st = os.statvfs(path.parent)
@@ -215,7 +224,7 @@ def _no_space_left(path: Path) -> bool:
 def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseError:
     """The DatabaseError (a sentence for the user) for a database that
     cannot be opened or written although it is not damaged."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    code = _primary_code(exc)
     text = str(exc)
     # With no space at all SQLite cannot even size its shared-memory file
     # and says "disk I/O error": the free space tells the two apart.
@@ -225,7 +234,7 @@ def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseError:
     if code == _READONLY or "readonly" in text:
         return DatabaseError(f"cannot write to the database {path}: it is read-only; choose "
                              "another --db (what is cached stays intact)")
-    if code in (_BUSY, _LOCKED) or "locked" in text:
+    if _is_busy(exc):
         return DatabaseError(f"the database {path} is in use by another process")
     return DatabaseError(f"cannot use the database {path}: {text}")
 
@@ -294,9 +303,7 @@ class Store:
             try:
                 return self._connect_and_migrate()
             except sqlite3.OperationalError as exc:
-                code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-                busy = code in (_BUSY, _LOCKED) or "locked" in str(exc)
-                if not busy or time.monotonic() >= deadline:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
 

@@ -12,10 +12,8 @@ pixels were rotated without an EXIF tag.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import os
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from .ann import (
     queries_of,
     streamed_pairs,
 )
+from .cachefile import save_npz
 
 __all__ = ["PCA_SAMPLE", "ApproximateIndex", "IndexParams", "VectorSource", "exact_pairs",
            "pair_scores", "similar_pairs", "similar_pairs_cached"]
@@ -253,18 +252,8 @@ def _load_pairs(cache_dir: Path, key: str, min_cosine: float
 
 def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
                 scores: np.ndarray, method: str) -> None:
-    # Temp name and rename: a crash never leaves a half-written file. The
-    # pairs are only a cache: a full or read-only disk costs the next scan
-    # a search, never this scan its result.
-    tmp = cache_dir / f"{PAIRS_FILE}.{os.getpid()}.tmp.npz"
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        for stale in cache_dir.glob(f"{PAIRS_FILE}.*.tmp.npz"):
-            stale.unlink(missing_ok=True)  # left by a scan killed mid-save
-        np.savez(tmp, key=np.str_(key), floor=np.float64(floor), method=np.str_(method),
-                 pairs=pairs.astype(np.int32), scores=scores.astype(np.float32))
-        tmp.replace(cache_dir / PAIRS_FILE)
-    except OSError as exc:
-        log.warning("could not save the pair cache in %s: %s", cache_dir, exc)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+    save_npz(cache_dir / PAIRS_FILE, {
+        "key": np.asarray(key), "floor": np.asarray(floor, dtype=np.float64),
+        "method": np.asarray(method),
+        "pairs": pairs.astype(np.int32), "scores": scores.astype(np.float32)},
+        "pair cache")

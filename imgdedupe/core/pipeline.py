@@ -20,20 +20,28 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
 
-from . import calibration
+from . import calibration, scan_memo
 from .ann import StoreVectors
 from .dblock import ScanLock
 from .decode_pool import DecodePool, choose_processes
-from .embed import Backbone, BackboneInfo, load_backbone, resolve_device
+from .embed import Backbone, build_backbone, plan_backbone, resolve_device
 from .embed_step import embed_pending
 from .errors import DecodeError, raise_if_cancelled
-from .graph import FLOOR_SCORE, Content, FileInfo, SimilarityGraph, exact_groups, groups_at
+from .graph import (
+    FLOOR_SCORE,
+    Content,
+    ContentTable,
+    FileInfo,
+    SimilarityGraph,
+    exact_groups,
+    groups_at,
+)
 from .hashing import content_hash
 from .index import IndexParams, similar_pairs_cached
 from .records import (
@@ -48,7 +56,7 @@ from .records import (
     ScanStats,
 )
 from .store import CachedFile, Store
-from .walk import walk
+from .walk import walk_batches
 
 log = logging.getLogger(__name__)
 
@@ -127,51 +135,73 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     errors: list[FileError] = []
     notices: list[Notice] = []
 
-    # 1. Walk, and bring the cache's rows up to date.
+    # 1. Walk. What it found, with the model id and the settings, decides
+    # whether the last scan's answer still holds (core.scan_memo).
     clock.start("walk")
     files = yield from _walk(config, roots, errors, cancel)
+    clock.start("plan")
+    if backbone is None:
+        if config.device == "cuda":
+            resolve_device("cuda")  # asked for and missing: say so, memo or not
+        plan = plan_backbone(
+            config.backbone, weights=config.weights, device=config.device,
+            allow_download=config.allow_download,
+            bundled_dirs=None if config.bundled_weights_dirs is None
+            else [Path(d) for d in config.bundled_weights_dirs])
+        name, model_id = plan.name, plan.model_id
+        for notice in plan.notices:
+            notices.append(notice)
+            yield notice
+    else:
+        name, model_id = backbone.info.name, backbone.info.model_id
+    memo_path = _cache_dir(config, model_id) / scan_memo.FILE_NAME
+    tree = scan_memo.tree_digest(files, errors)
+    marks = tuple(store.ignore_marks().values())
+    settings = _memo_settings(config, roots, name)
+    memo = scan_memo.load(memo_path, scan_memo.memo_key(
+        tree, settings, model_id, store.vector_version(model_id), marks))
+    if memo is not None:
+        yield from _replay(memo, config, notices, name, model_id, clock)
+        return
+
+    # 2. Bring the cache's rows up to date, and find exact copies: hash
+    # only files whose size is shared.
     clock.start("sync")
     cached = store.sync_tree(roots, files)
-
-    # 2. Exact copies: hash only files whose size is shared.
     clock.start("hash")
+    unsettled = len(errors)
     contents = yield from _hash_contents(config, store, cached, errors, cancel)
+    settled = len(errors) == unsettled  # an unreadable file may be readable next time
     dims = _PixelSizes(contents)
     yield ExactGroupsReady(tuple(_exact_groups(contents, dims)))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
     # The decode pool starts first: its worker processes (on a GPU) start
     # while the model loads; which files need decoding is known only after.
-    clock.start("load_model")
-    device = backbone.device if backbone is not None else resolve_device(config.device)
-    pool = DecodePool(choose_processes(config.decode_pool, device, len(contents)),
-                      _workers(config))
-    pool.warm_up()
-    try:
-        if backbone is None:
-            backbone, loaded_notices = load_backbone(
-                config.backbone, weights=config.weights, device=config.device,
-                allow_download=config.allow_download,
-                bundled_dirs=None if config.bundled_weights_dirs is None
-                else [Path(d) for d in config.bundled_weights_dirs])
-            for notice in loaded_notices:
-                notices.append(notice)
-                yield notice
-        info = backbone.info
-        clock.start("embed")
-        # Which file's cached vector stands for each content. Only ids are read
-        # here: the vectors themselves are loaded only if the pairs must be
-        # searched again (see _pairs).
-        reps, pending = _cached_contents(contents, store.vector_ids(
-            info.model_id, config.rotations), errors)
-        from_cache = len(reps)
-        if pending and gc_enabled:
+    clock.start("embed")
+    # Which file's cached vector stands for each content. Only ids are read
+    # here: the vectors themselves are loaded only if the pairs must be
+    # searched again (see _pairs).
+    reps, pending = _cached_contents(contents, store.vector_ids(model_id, config.rotations),
+                                     errors)
+    from_cache = len(reps)
+    if pending:
+        if gc_enabled:
             gc.enable()  # hours of decoding and embedding: collect as usual
-        yield from embed_pending(config, backbone, pool, store, contents, pending, reps, dims,
-                                  errors, cancel)
-    finally:
-        pool.close()
-    gc.disable()
+        clock.start("load_model")
+        device = backbone.device if backbone is not None else resolve_device(config.device)
+        pool = DecodePool(choose_processes(config.decode_pool, device, len(contents)),
+                          _workers(config))
+        pool.warm_up()
+        try:
+            if backbone is None:
+                backbone = build_backbone(plan, config.device)
+            clock.start("embed")
+            yield from embed_pending(config, backbone, pool, store, contents, pending, reps,
+                                     dims, errors, cancel)
+        finally:
+            pool.close()
+        gc.disable()
     embedded = len(reps) - from_cache
 
     # 4. Index and 5. group. Pairs are scored down to the slider's floor,
@@ -180,18 +210,25 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     usable = sorted(reps)  # the index's order: by content
     yield Progress("index", 0, len(usable))
     floor = min(FLOOR_SCORE, config.threshold)
-    floor_cosine = calibration.score_to_cosine(info.name, floor)
+    floor_cosine = calibration.score_to_cosine(name, floor)
+    dim = backbone.info.dim if backbone is not None else _DIMS[name]
     pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
-                                   info)
+                                   model_id, dim)
     raise_if_cancelled(cancel)
     yield Progress("index", len(usable), len(usable), method)
     clock.start("group")
-    marks = tuple(store.ignore_marks().values())
-    graph = _graph(info.name, usable, contents, dims, pairs, scores, floor, marks, store)
+    graph, hashed = _graph(name, usable, contents, dims, pairs, scores, floor, marks, store)
     groups = groups_at(graph, config.threshold, marks)
     clock.stop()
     yield Progress("done", 1, 1)
     errors.sort(key=lambda e: e.path)
+    if settled and hashed:
+        scan_memo.save(memo_path, scan_memo.memo_key(
+            tree, settings, model_id, store.vector_version(model_id), marks),
+            # The exact groups as a rescan would announce them: with the
+            # pixel sizes this scan decoded.
+            scan_memo.Memo(groups, tuple(_exact_groups(contents, dims)), tuple(errors),
+                           len(files), len(contents), len(reps), graph, marks))
     stats = ScanStats(
         files_seen=len(files),
         unique_contents=len(contents),
@@ -200,19 +237,53 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         failed=len(errors),
         timings=dict(clock.timings),
     )
-    yield ScanResult(groups, tuple(errors), stats, tuple(notices), info.name,
-                     info.model_id, config.threshold, graph, marks)
+    yield ScanResult(groups, tuple(errors), stats, tuple(notices), name, model_id,
+                     config.threshold, graph, marks)
+
+
+# Vector sizes by backbone, for a scan that loads no model.
+_DIMS = {"resnet50": 2048, "efficientnet-lite0": 1280}
+
+
+def _memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict:
+    """The settings a scan's answer depends on (see core.scan_memo)."""
+    floor = min(FLOOR_SCORE, config.threshold)
+    return {
+        "roots": roots,
+        "include_hidden": config.include_hidden,
+        "threshold": config.threshold,
+        "rotations": config.rotations,
+        "index": asdict(config.index),
+        "cosines": [calibration.score_to_cosine(name, score)
+                    for score in (config.threshold, floor)],
+    }
+
+
+def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], name: str,
+            model_id: str, clock: _Clock) -> Iterator[Event]:
+    """The events of a scan whose answer the memo holds."""
+    yield ExactGroupsReady(memo.exact_groups)
+    clock.stop()
+    yield Progress("done", 1, 1)
+    stats = ScanStats(files_seen=memo.files_seen, unique_contents=memo.unique_contents,
+                      embedded=0, from_cache=memo.from_cache, failed=len(memo.errors),
+                      timings=dict(clock.timings))
+    yield ScanResult(memo.groups, memo.errors, stats, tuple(notices), name, model_id,
+                     config.threshold, memo.graph, memo.ignored)
 
 
 def _walk(config: ScanConfig, roots: tuple[str, ...], errors: list[FileError],
           cancel: threading.Event | None) -> Generator[Progress, None, list[ImageFile]]:
     files: list[ImageFile] = []
-    for item in walk(roots, include_hidden=config.include_hidden, cancel=cancel):
-        if isinstance(item, FileError):
-            errors.append(item)
-        else:
-            files.append(item)
-        if len(files) % 500 == 0:
+    reported = 0
+    for batch in walk_batches(roots, include_hidden=config.include_hidden, cancel=cancel):
+        problems = [item for item in batch if isinstance(item, FileError)]
+        if problems:
+            errors += problems
+            batch = [item for item in batch if not isinstance(item, FileError)]
+        files += batch  # type: ignore[arg-type]  # errors were taken out above
+        if len(files) - reported >= 500:
+            reported = len(files)
             raise_if_cancelled(cancel)
             yield Progress("walk", len(files))
     raise_if_cancelled(cancel)
@@ -318,18 +389,22 @@ def _first_with_vector(group: list[CachedFile], with_vectors: set[int]) -> int |
 
 
 def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
-           info: BackboneInfo) -> tuple[np.ndarray, np.ndarray, str]:
+           model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray, str]:
     """Similar pairs among the vectors of ``ids`` (file ids). They are
     cached beside the index, keyed by the store's vector version and the
     ids: when no vector changed, a rescan loads none."""
-    cache_dir = Path(config.db_path).with_suffix(".index") / info.model_id.replace(":", "_")
     # Read before the vectors: a write in between only makes the key stale.
-    identity = (f"{store.vector_version(info.model_id)}:{config.rotations}:".encode()
+    identity = (f"{store.vector_version(model_id)}:{config.rotations}:".encode()
                 + np.asarray(ids, dtype=np.int64).tobytes())
 
-    source = StoreVectors(store, info.model_id, ids, info.dim, config.rotations)
+    source = StoreVectors(store, model_id, ids, dim, config.rotations)
     return similar_pairs_cached(identity, len(ids), lambda: source, min_cosine, config.index,
-                                cache_dir)
+                                _cache_dir(config, model_id))
+
+
+def _cache_dir(config: ScanConfig, model_id: str) -> Path:
+    """Where the index, the pair cache and the scan memo of a model live."""
+    return Path(config.db_path).with_suffix(".index") / model_id.replace(":", "_")
 
 
 def _workers(config: ScanConfig) -> int:
@@ -349,7 +424,7 @@ def _exact_groups(contents: dict[str, list[CachedFile]], dims: dict) -> list[Gro
 
 def _graph(backbone: str, usable: list[str], contents: dict[str, list[CachedFile]],
            dims: dict, pairs: np.ndarray, scores: np.ndarray, floor: float,
-           marks: tuple[frozenset[str], ...], store: Store) -> SimilarityGraph:
+           marks: tuple[frozenset[str], ...], store: Store) -> tuple[SimilarityGraph, bool]:
     """The graph of the contents that can group at any threshold >= floor:
     those in a scored pair, and byte copies. The other 99% of a library
     never group, and are left out (at 100k files, building them cost more
@@ -362,26 +437,60 @@ def _graph(backbone: str, usable: list[str], contents: dict[str, list[CachedFile
                   | {k for k, f in contents.items() if len(f) > 1})
     node_of = {k: n for n, k in enumerate(keys)}
     remap = np.array([node_of.get(k, -1) for k in usable], dtype=np.int64)
-    digests = _digests_for_marks(keys, contents, store) if marks else {}
-    nodes = tuple(_content(k, contents[k], dims, digests.get(k)) for k in keys)
+    digests, hashed = _digests_for_marks(keys, contents, store) if marks else ({}, True)
+    nodes = _content_table(keys, contents, dims, digests)
     graph_pairs = remap[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
-    return SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32), floor)
+    graph = SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32), floor)
+    return graph, hashed
+
+
+def _content_table(keys: list[str], contents: dict[str, list[CachedFile]], dims: dict,
+                   digests: dict[str, str]) -> ContentTable:
+    """The graph's nodes by column: no object per file (see ContentTable)."""
+    paths: list[str] = []
+    sizes: list[int] = []
+    mtimes: list[int] = []
+    starts = [0]
+    widths: list[int | None] = []
+    heights: list[int | None] = []
+    decoded = dims.get  # sizes this scan decoded; dims[key] falls back to the cache
+    for key in keys:
+        files = contents[key]
+        if len(files) == 1:  # the common case, without a call per file
+            c = files[0]
+            paths.append(c.path)
+            sizes.append(c.size)
+            mtimes.append(c.mtime_ns)
+            width, height = decoded(key) or (c.width, c.height)
+        else:
+            paths += [c.path for c in files]
+            sizes += [c.size for c in files]
+            mtimes += [c.mtime_ns for c in files]
+            width, height = dims[key]
+        starts.append(len(paths))
+        widths.append(width)
+        heights.append(height)
+    known = [digests.get(key) or (None if key.startswith("id:") else key) for key in keys]
+    return ContentTable(paths, sizes, mtimes, starts, widths, heights, known)
 
 
 def _digests_for_marks(keys: list[str], contents: dict[str, list[CachedFile]],
-                       store: Store) -> dict[str, str]:
-    """Content hashes of the paired files that have none yet. A "Not
-    duplicates" mark is keyed by content, and a renamed or moved file is a
-    new row without a hash; only paired files are hashed, not the library."""
+                       store: Store) -> tuple[dict[str, str], bool]:
+    """Content hashes of the paired files that have none yet, and whether
+    every one could be read. A "Not duplicates" mark is keyed by content,
+    and a renamed or moved file is a new row without a hash; only paired
+    files are hashed, not the library."""
     digests: dict[str, str] = {}
     rows: list[tuple[int, str]] = []
+    complete = True
     for key in keys:
         if key.startswith("id:"):
             files = contents[key]
             try:
                 digests[key] = content_hash(files[0].path)
             except DecodeError:
+                complete = False
                 continue  # unreadable now: no mark can apply to it
             rows += [(c.file_id, digests[key]) for c in files]
     store.set_hashes(rows)
-    return digests
+    return digests, complete

@@ -7,7 +7,7 @@ without copies or locks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from .graph import SimilarityGraph
@@ -29,10 +29,11 @@ class ErrorReason:
     DECODER_CRASHED = "decoder_crashed"
 
 
-@dataclass(frozen=True, slots=True)
-class ImageFile:
+class ImageFile(NamedTuple):
     """A file found by the walk. ``path`` is absolute; it may hold
-    surrogate escapes for names that are not valid UTF-8."""
+    surrogate escapes for names that are not valid UTF-8. A named tuple,
+    immutable like the records below but made in half the time: a rescan
+    makes one per file, and ``zip(*files)`` gives its columns at C speed."""
 
     path: str
     size: int

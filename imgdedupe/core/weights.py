@@ -101,9 +101,18 @@ def _verify(path: Path, spec: WeightsSpec) -> str:
 
 
 def _default_hub_dir() -> Path:
-    import torch.hub  # lazy: see module docstring
+    """torch.hub's checkpoints folder. Worked out as torch.hub.get_dir()
+    does ($TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch; then
+    hub/) unless torch is already imported: finding the weights must not
+    import torch (half a second) on a rescan that runs no model."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        import torch.hub  # already imported: free, and honours torch.hub.set_dir
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 def locate_weights(

@@ -16,6 +16,8 @@ from imgdedupe.core.records import ErrorReason, FileError, ImageFile
 from imgdedupe.core.walk import IMAGE_EXTENSIONS, has_image_extension, walk
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from conftest import PhotoTree
 
 needs_symlinks = pytest.mark.skipif(
@@ -197,14 +199,29 @@ def test_broken_link_is_reported_vanished(tmp_path: Path) -> None:
     ]
 
 
-def test_file_vanishing_during_the_walk(tmp_path: Path) -> None:
+def test_file_vanishing_during_the_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = _touch_image(tmp_path / "a.jpg")
     gone = _touch_image(tmp_path / "b.jpg")
-    results: list[ImageFile | FileError] = []
-    for item in walk([tmp_path]):
-        results.append(item)
-        if item.path == first:
-            os.remove(gone)  # listed already, not yet looked at
+    real_scandir = os.scandir
+
+    class ListThenDelete:
+        """os.scandir whose folder loses b.jpg once it is listed, before
+        the walk looks at it (what another program does mid-scan)."""
+
+        def __init__(self, path: str) -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Iterator[os.DirEntry[str]]:
+            entries = list(self._it)
+            if os.path.exists(gone):
+                os.remove(gone)
+            return iter(entries)
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+    monkeypatch.setattr("imgdedupe.core.walk.os.scandir", ListThenDelete)
+    results = list(walk([tmp_path]))
     if sys.platform == "win32":
         pytest.skip("Windows lists sizes with the names: nothing left to vanish")
     assert _images(results) == [first]

@@ -72,12 +72,13 @@ class _Hooks:
 
     def install(self) -> None:
         hooks = self
-        real_walk = pipeline.walk
+        real_walk = pipeline.walk_batches
 
-        def walk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            for item in real_walk(*args, **kwargs):
-                hooks.die_if("walk")
-                yield item
+        def walk_batches(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            for batch in real_walk(*args, **kwargs):
+                for _ in batch:
+                    hooks.die_if("walk")  # a point per file found, as before batches
+                yield batch
 
         real_hash = pipeline.content_hash
 
@@ -114,7 +115,9 @@ class _Hooks:
         real_savez = np.savez
 
         def savez(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            if hooks.tick("pairs_cache"):
+            # core.cachefile writes both caches: the pairs, then the scan memo.
+            point = "scan_memo" if "scan-memo" in os.fspath(file) else "pairs_cache"
+            if hooks.tick(point):
                 # The temp file half-written, never renamed into place.
                 real_savez(file, *args, **kwargs)
                 with open(file, "r+b") as handle:
@@ -137,7 +140,7 @@ class _Hooks:
                 yield statement
 
         store_module._statements = statements
-        pipeline.walk = walk
+        pipeline.walk_batches = walk_batches
         pipeline.content_hash = content_hash
         decode_pool.decode_for_network = decode_for_network
         embed.Backbone.embed_turns = forward

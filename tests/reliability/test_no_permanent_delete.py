@@ -46,10 +46,10 @@ ALLOWED = {
         "a partial or damaged model-weights download",
     ("core/ann.py", "_remove_stale", "old.unlink"):
         "stale approximate-index files in the cache folder beside the database",
-    ("core/index.py", "_save_pairs", "stale.unlink"):
-        "a pair-cache temp file left by a scan killed mid-save, in the cache folder",
-    ("core/index.py", "_save_pairs", "tmp.unlink"):
-        "this scan's own pair-cache temp file, when saving it failed",
+    ("core/cachefile.py", "save_npz", "stale.unlink"):
+        "a pair-cache or scan-memo temp file left by a scan killed mid-save, in the cache folder",
+    ("core/cachefile.py", "save_npz", "tmp.unlink"):
+        "this scan's own pair-cache or scan-memo temp file, when saving it failed",
 }
 
 

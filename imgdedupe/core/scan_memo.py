@@ -1,0 +1,221 @@
+"""The last complete scan's answer, reused while nothing it rests on changed.
+
+Most scans are rescans of a library that has not changed since the last
+one (the window rescans on start; a user runs the CLI again). Those still
+walk and stat every file, since only that shows what changed, but then
+nothing else needs doing: no row to sync, no hash, no vector, no pair. At
+100k files the sync, the pair cache and the graph took 0.8 s on top of the
+walk's 0.4 s (docs/performance.md, ## Rescan).
+
+The memo is keyed by everything the answer is a function of:
+
+* the walk's output: every path, size and mtime_ns, and the walk's own
+  problems. A changed, added, removed or renamed file changes it, as it
+  changes the cache's own key (path + size + mtime_ns);
+* the settings that shape the answer: roots, hidden files, threshold,
+  rotations, the index parameters, and the calibrated cosines of the
+  threshold and the slider's floor (a new calibration is a new answer);
+* the model id and the store's vector version, which counts every vector
+  written or deleted (database triggers) and holds the database's random
+  epoch, so a rebuilt or replaced cache never matches;
+* the "Not duplicates" marks.
+
+A scan whose answer rests on something outside the key is not memoised:
+one that could not hash a file (a permission that may be fixed without
+touching the file's mtime). Unusable memos (corrupt, another version, a
+full disk on writing) are ignored: the scan runs as if there were none.
+Everything is numpy arrays and JSON (no pickle), written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .cachefile import save_npz
+from .graph import ContentTable, SimilarityGraph
+from .records import FileError, Group, ImageFile, Member
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2  # bump when the layout below or what the key covers changes
+FILE_NAME = "scan-memo.npz"
+
+
+@dataclass(frozen=True)
+class Memo:
+    """What a rescan replays: the ScanResult's contents, less this run's
+    notices and timings."""
+
+    groups: tuple[Group, ...]
+    exact_groups: tuple[Group, ...]  # what ExactGroupsReady announced
+    errors: tuple[FileError, ...]
+    files_seen: int
+    unique_contents: int
+    from_cache: int
+    graph: SimilarityGraph
+    ignored: tuple[frozenset[str], ...]
+
+
+def tree_digest(files: Sequence[ImageFile], walk_errors: Sequence[FileError]) -> str:
+    """A digest of the walk's output, in its order (which is deterministic)."""
+    h = hashlib.blake2b(digest_size=32)
+    paths, sizes, mtimes = zip(*files, strict=True) if files else ((), (), ())
+    h.update(_joined(paths))
+    h.update(np.array(sizes, dtype=np.int64).tobytes())
+    h.update(np.array(mtimes, dtype=np.int64).tobytes())
+    h.update(json.dumps([[e.path, e.reason, e.detail] for e in walk_errors]).encode())
+    return h.hexdigest()
+
+
+def memo_key(tree: str, settings: dict, model_id: str, vector_version: str,
+             ignored: Sequence[frozenset[str]]) -> str:
+    marks = sorted(sorted(mark) for mark in ignored)
+    text = json.dumps([FORMAT, tree, settings, model_id, vector_version, marks],
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load(path: Path, key: str) -> Memo | None:
+    """The memo saved under ``key``, or None when there is none that fits."""
+    try:
+        # Opened here: np.load leaves its own file open when the zip is bad.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
+            meta = json.loads(data["meta"].tobytes())
+            if meta.get("format") != FORMAT or meta.get("key") != key:
+                return None
+            arrays = {name: data[name] for name in data.files if name != "meta"}
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001  # a memo is only ever an optimisation
+        log.warning("ignoring the scan memo %s: %s", path, exc)
+        return None
+    try:
+        return _memo_of(meta, arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        log.warning("ignoring the scan memo %s: %s", path, exc)
+        return None
+
+
+def save(path: Path, key: str, memo: Memo) -> None:
+    """Write the memo atomically; a failure only costs the next rescan time."""
+    graph = memo.graph
+    paths, sizes, mtimes, starts, widths, heights, digests = graph.contents.columns()
+    file_of = {name: j for j, name in enumerate(paths)}  # groups name files by number
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "errors": [[e.path, e.reason, e.detail] for e in memo.errors],
+        "counts": [memo.files_seen, memo.unique_contents, memo.from_cache],
+        "graph": [graph.backbone, graph.floor_score],
+        "ignored": [sorted(mark) for mark in memo.ignored],
+    }
+    arrays: dict[str, np.ndarray] = {
+        # ensure_ascii: paths that are not valid UTF-8 hold lone surrogates,
+        # which JSON escapes (and reads back) only so.
+        "meta": np.frombuffer(json.dumps(meta, ensure_ascii=True).encode(), dtype=np.uint8),
+        "paths": np.frombuffer(_joined(paths), dtype=np.uint8),
+        "sizes": np.asarray(sizes, dtype=np.int64),
+        "mtimes": np.asarray(mtimes, dtype=np.int64),
+        "starts": np.asarray(starts, dtype=np.int64),
+        "widths": np.asarray([-1 if w is None else w for w in widths], dtype=np.int64),
+        "heights": np.asarray([-1 if h is None else h for h in heights], dtype=np.int64),
+        "digests": np.frombuffer(_joined([d or "" for d in digests]), dtype=np.uint8),
+        # int32: half the bytes to read back (40 MB of pairs at 100k files).
+        "pairs": np.asarray(graph.pairs, dtype=np.int32).reshape(-1, 2),
+        "cosines": np.asarray(graph.cosines, dtype=np.float32),
+        **_group_columns("", memo.groups, file_of),
+        **_group_columns("exact_", memo.exact_groups, file_of),
+    }
+    save_npz(path, arrays, "scan memo")
+
+
+# -- encoding ---------------------------------------------------------------
+
+def _joined(texts: Sequence[str]) -> bytes:
+    # NUL never occurs in a path or a hex digest. surrogatepass round-trips
+    # any str, including the surrogate escapes of undecodable file names.
+    return "\0".join(texts).encode("utf-8", "surrogatepass")
+
+
+def _split(data: np.ndarray, count: int) -> list[str]:
+    if count == 0:
+        return []
+    texts = data.tobytes().decode("utf-8", "surrogatepass").split("\0")
+    if len(texts) != count:
+        raise ValueError(f"expected {count} names, found {len(texts)}")
+    return texts
+
+
+_KINDS: tuple[Literal["exact", "similar", "near-exact"], ...] = ("exact", "similar", "near-exact")
+
+
+def _group_columns(prefix: str, groups: Sequence[Group], file_of: dict[str, int]
+                   ) -> dict[str, np.ndarray]:
+    """Groups by column, each member a file of the graph's table: a
+    library's 5,000 groups read back in milliseconds, where JSON took 26."""
+    members = [m for g in groups for m in g.members]
+    columns: dict[str, np.ndarray] = {
+        "group_kinds": np.asarray([_KINDS.index(g.kind) for g in groups], dtype=np.uint8),
+        "group_keepers": np.asarray([file_of[g.keeper] for g in groups], dtype=np.int32),
+        "group_starts": np.cumsum([0] + [len(g.members) for g in groups], dtype=np.int64),
+        "member_files": np.asarray([file_of[m.path] for m in members], dtype=np.int32),
+        "member_scores": np.asarray([m.similarity for m in members], dtype=np.float64),
+        "member_copy_sets": np.asarray([-1 if m.copy_set is None else m.copy_set
+                                        for m in members], dtype=np.int32),
+        "member_widths": np.asarray([-1 if m.width is None else m.width for m in members],
+                                    dtype=np.int64),
+        "member_heights": np.asarray([-1 if m.height is None else m.height for m in members],
+                                     dtype=np.int64),
+    }
+    return {prefix + name: column for name, column in columns.items()}
+
+
+def _groups_of(prefix: str, arrays: dict[str, np.ndarray], table: ContentTable
+               ) -> tuple[Group, ...]:
+    paths, sizes, mtimes = table.columns()[:3]
+    files = arrays[prefix + "member_files"].tolist()
+    scores = arrays[prefix + "member_scores"].tolist()
+    copy_sets = arrays[prefix + "member_copy_sets"].tolist()
+    widths = arrays[prefix + "member_widths"].tolist()
+    heights = arrays[prefix + "member_heights"].tolist()
+    members = [Member(paths[j], score, None if copy_set < 0 else copy_set, sizes[j],
+                      None if width < 0 else width, None if height < 0 else height, mtimes[j])
+               for j, score, copy_set, width, height
+               in zip(files, scores, copy_sets, widths, heights, strict=True)]
+    starts = arrays[prefix + "group_starts"].tolist()
+    kinds = arrays[prefix + "group_kinds"].tolist()
+    keepers = arrays[prefix + "group_keepers"].tolist()
+    return tuple(
+        Group(_KINDS[kind], tuple(members[starts[n]:starts[n + 1]]), paths[keeper])
+        for n, (kind, keeper) in enumerate(zip(kinds, keepers, strict=True)))
+
+
+def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
+    starts = arrays["starts"].tolist()
+    widths = arrays["widths"].tolist()
+    heights = arrays["heights"].tolist()
+    table = ContentTable(
+        _split(arrays["paths"], starts[-1]),
+        arrays["sizes"].tolist(),
+        arrays["mtimes"].tolist(),
+        starts,
+        [None if w < 0 else w for w in widths],
+        [None if h < 0 else h for h in heights],
+        [d or None for d in _split(arrays["digests"], len(starts) - 1)],
+    )
+    backbone, floor = meta["graph"]
+    graph = SimilarityGraph(backbone, table, arrays["pairs"], arrays["cosines"], floor)
+    groups = _groups_of("", arrays, table)
+    files_seen, unique_contents, from_cache = meta["counts"]
+    return Memo(groups, _groups_of("exact_", arrays, table),
+                tuple(FileError(*row) for row in meta["errors"]), files_seen,
+                unique_contents, from_cache, graph,
+                tuple(frozenset(mark) for mark in meta["ignored"]))

@@ -36,11 +36,13 @@ Decoded = tuple[np.ndarray, int, int, int]
 
 # Below this many files a process pool's start-up costs more than it
 # wins. Measured on a 16-core H100 machine (docs/performance.md, GPU): 16
-# processes decode 10-25% faster than 16 threads (598-688 vs 477-624 12 MP
-# photos/s), but the first batch reaches the model ~1.6 s later (each
-# worker imports numpy, Pillow and the main module); the two break even
-# at ~4,000 photos.
-PROCESSES_FROM = 5000
+# processes decode 10-25% faster than 16 threads (598-691 vs 477-644 12 MP
+# photos/s) and keep 580 photos/s inside a scan against 400-449 for
+# threads, but the first batch reaches the model 0.6-1.6 s later (each
+# worker imports numpy, Pillow and the main module). At 1,024 photos
+# threads won; at 4,096 processes finished the embedding 1.8-2.9 s sooner.
+# The break-even lies between ~1,200 and ~4,800 photos by those figures.
+PROCESSES_FROM = 3000
 
 
 def decode_and_hash(path: str) -> Decoded:

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
@@ -30,9 +30,9 @@ from . import calibration, scan_memo
 from .ann import StoreVectors
 from .dblock import ScanLock
 from .decode_pool import DecodePool, choose_processes
-from .embed import Backbone, build_backbone, plan_backbone, resolve_device
+from .embed import Backbone, BackbonePlan, build_backbone, plan_backbone, resolve_device
 from .embed_step import embed_pending
-from .errors import DecodeError, raise_if_cancelled
+from .errors import DecodeError, ImgDedupeError, raise_if_cancelled
 from .graph import (
     FLOOR_SCORE,
     Content,
@@ -98,10 +98,16 @@ class _Clock:
             self._phase = None
 
 
+BackboneLoader = Callable[[BackbonePlan], Backbone]
+
+
 def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
-             backbone: Backbone | None = None) -> Iterator[Event]:
+             backbone: Backbone | None = None,
+             load: BackboneLoader | None = None) -> Iterator[Event]:
     """Scan ``config.roots``; see the module docstring. ``backbone`` lets a
-    caller (tests, the GUI) reuse an already loaded model."""
+    caller (tests) reuse an already loaded model. ``load`` (the window's
+    model cache) is asked for the planned model only if something must be
+    embedded; by default the scan builds it (embed.build_backbone)."""
     clock = _Clock()
     started = time.perf_counter()
     roots = tuple(os.path.abspath(r) for r in config.roots)
@@ -119,7 +125,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        yield from _scan(config, roots, store, clock, cancel, backbone, gc_enabled)
+        yield from _scan(config, roots, store, clock, cancel, backbone, load, gc_enabled)
     finally:
         if gc_enabled:
             gc.enable()
@@ -131,7 +137,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
 
 def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Clock,
           cancel: threading.Event | None, backbone: Backbone | None,
-          gc_enabled: bool) -> Iterator[Event]:
+          load: BackboneLoader | None, gc_enabled: bool) -> Iterator[Event]:
     errors: list[FileError] = []
     notices: list[Notice] = []
 
@@ -195,7 +201,11 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         pool.warm_up()
         try:
             if backbone is None:
-                backbone = build_backbone(plan, config.device)
+                yield Progress("embed", 0, len(pending), "loading the model")
+                backbone = load(plan) if load is not None else build_backbone(plan, config.device)
+                if backbone.info.model_id != plan.model_id:  # never mix two models' vectors
+                    raise ImgDedupeError(f"the model loaded ({backbone.info.model_id}) is not "
+                                         f"the one planned ({plan.model_id})")
             clock.start("embed")
             yield from embed_pending(config, backbone, pool, store, contents, pending, reps,
                                      dims, errors, cancel)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.embed import Backbone, load_backbone
+from ..core.embed import Backbone, BackbonePlan, load_backbone
 from ..core.errors import ImgDedupeError, ScanCancelled
 from ..core.pipeline import ScanConfig, run_scan
 from ..core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
@@ -101,7 +101,7 @@ class ScanWorker(QObject):
         self.progress.emit(Progress("walk", 0, None, "starting"))
         last = 0.0
         last_phase = ""
-        for event in run_scan(self._config, self._cancel, backbone=self._backbone_or_none()):
+        for event in run_scan(self._config, self._cancel, load=self._load_backbone):
             if isinstance(event, Progress):
                 now = time.monotonic()
                 if event.phase != last_phase or now - last >= PROGRESS_INTERVAL_S \
@@ -115,14 +115,12 @@ class ScanWorker(QObject):
             elif isinstance(event, ScanResult):
                 self.result.emit(event)
 
-    def _backbone_or_none(self) -> Backbone | None:
-        # Loading the model is part of the scan (it may fail, or fall back
-        # with a notice); the cache only spares a reload on the next scan.
-        self.progress.emit(Progress("walk", 0, None, "loading the model"))
-        backbone, notices = self._backbones.get(self._config)
-        for notice in notices:
-            self.notice.emit(notice)
-        return backbone
+    def _load_backbone(self, plan: BackbonePlan) -> Backbone:
+        # Asked for by the scan only when something must be embedded: the
+        # rescan of an unchanged library replays its memo without a model.
+        # The scan has already shown the plan's notices (a fallback); the
+        # cache spares a reload on the next scan of this session.
+        return self._backbones.get(self._config)[0]
 
 
 class ScanController(QObject):

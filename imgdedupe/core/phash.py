@@ -72,6 +72,7 @@ class NearExactIndex:
             raise ValueError(f"band lookups find distances up to {len(_BANDS) - 1}")
         self.max_distance = max_distance
         self._hashes: dict[str, int] = {}
+        self._first_with: dict[int, str] = {}  # hash value -> the first key that had it
         self._bands: list[defaultdict[int, list[str]]] = [defaultdict(list) for _ in _BANDS]
         self.pairs: dict[tuple[str, str], int] = {}  # (key, key) sorted -> distance
 
@@ -82,6 +83,18 @@ class NearExactIndex:
         """Add one content's hash; return how many new pairs it made."""
         if key in self._hashes:
             return 0
+        first = self._first_with.get(value)
+        if first is not None:
+            # The very same hash as an earlier photo: pair it with that one
+            # alone, and keep it out of the bands. A folder of 2,000 blank
+            # scans or burst frames otherwise made 2M pairs (each compared
+            # on every add, and regrouped every second). The star grouping
+            # still puts it in its twin's group: it is 0 bits from the
+            # twin, which is at least as close to the rest as it is.
+            self._hashes[key] = value
+            self.pairs[(min(key, first), max(key, first))] = 0
+            return 1
+        self._first_with[value] = key
         found = 0
         seen: set[str] = set()
         for (shift, width), band in zip(_BANDS, self._bands, strict=True):

@@ -136,3 +136,16 @@ def test_cli_stream_writes_json_lines(tmp_path, capsys):
     near = [line for line in lines if line["event"] == "near_exact_groups"][-1]
     assert len(near["groups"]) == 3 and near["groups"][0]["kind"] == "near-exact"
     assert lines[-1]["groups"]
+
+
+def test_identical_hashes_pair_with_their_first_holder_only():
+    """2,000 blank scans share one hash: linear pairs, not 2M, and one group."""
+    index = NearExactIndex()
+    blank, near_blank = 0x0F0F_0F0F_0F0F_0F0F, 0x0F0F_0F0F_0F0F_0F0E  # 1 bit apart
+    for n in range(2000):
+        index.add(f"blank{n:04d}", blank)
+    index.add("zz-near", near_blank)
+    assert len(index.pairs) == 2000  # 1,999 twins of blank0000, and the near one
+    [(reference, members)] = index.groups()
+    assert reference == "blank0000"
+    assert sorted(m for m, _ in members) == [f"blank{n:04d}" for n in range(1, 2000)] + ["zz-near"]

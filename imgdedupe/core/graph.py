@@ -82,26 +82,6 @@ class ContentTable(Sequence[Content]):
         self._starts, self._widths, self._heights = starts, widths, heights
         self._digests = digests
 
-    @classmethod
-    def of(cls, contents: Iterable[Content]) -> ContentTable:
-        paths: list[str] = []
-        sizes: list[int] = []
-        mtimes: list[int] = []
-        starts = [0]
-        widths: list[int | None] = []
-        heights: list[int | None] = []
-        digests: list[str | None] = []
-        for content in contents:
-            for f in content.files:
-                paths.append(f.path)
-                sizes.append(f.size)
-                mtimes.append(f.mtime_ns)
-            starts.append(len(paths))
-            widths.append(content.width)
-            heights.append(content.height)
-            digests.append(content.digest)
-        return cls(paths, sizes, mtimes, starts, widths, heights, digests)
-
     def columns(self) -> tuple[list[str], list[int], list[int], list[int],
                                list[int | None], list[int | None], list[str | None]]:
         """The constructor's arguments, in order (shared, not copied)."""

@@ -159,10 +159,10 @@ def measure(db: Path, rotations: bool) -> dict:
         floor = min(FLOOR_SCORE, config.threshold)
         floor_cosine = calibration.score_to_cosine(MODEL.name, floor)
         pairs, scores, method = _pairs(config, store, [contents[k][0].file_id for k in usable],
-                                       floor_cosine, MODEL)
+                                       floor_cosine, MODEL.model_id, MODEL.dim)
         indexed = time.perf_counter()
         dims = _PixelSizes(contents)
-        graph = _graph(MODEL.name, usable, contents, dims, pairs, scores, floor, (), store)
+        graph, _ = _graph(MODEL.name, usable, contents, dims, pairs, scores, floor, (), store)
         groups = groups_at(graph, config.threshold)
         done = time.perf_counter()
     return {"index_s": indexed - start, "group_s": done - indexed, "method": method,

@@ -69,22 +69,29 @@ class ContentTable(Sequence[Content]):
 
     __slots__ = ("_paths", "_sizes", "_mtimes", "_starts", "_widths", "_heights", "_digests")
 
-    def __init__(self, paths: list[str], sizes: list[int], mtimes: list[int],
-                 starts: list[int], widths: list[int | None], heights: list[int | None],
-                 digests: list[str | None]) -> None:
+    def __init__(self, paths: Sequence[str], sizes: Sequence[int] | np.ndarray,
+                 mtimes: Sequence[int] | np.ndarray, starts: Sequence[int] | np.ndarray,
+                 widths: Sequence[int | None] | np.ndarray,
+                 heights: Sequence[int | None] | np.ndarray,
+                 digests: Sequence[str | None]) -> None:
         """Content i's files are ``paths[starts[i]:starts[i + 1]]`` (and
         their sizes and mtimes); ``starts`` has one entry more than there
-        are contents."""
-        if not (len(paths) == len(sizes) == len(mtimes) == starts[-1]
-                and len(starts) - 1 == len(widths) == len(heights) == len(digests)):
+        are contents. A width or height of None (or -1) and a digest of
+        None (or "") are unknown. Numbers are kept as int64 arrays, so a
+        memo's columns load without a Python int per file."""
+        self._paths, self._digests = paths, digests
+        self._sizes, self._mtimes = _int64(sizes), _int64(mtimes)
+        self._starts = _int64(starts)
+        self._widths, self._heights = _int64(widths), _int64(heights)
+        if not (len(paths) == len(self._sizes) == len(self._mtimes) == self._starts[-1]
+                and len(self._starts) - 1 == len(self._widths) == len(self._heights)
+                == len(digests)):
             raise ValueError("ContentTable columns disagree in length")
-        self._paths, self._sizes, self._mtimes = paths, sizes, mtimes
-        self._starts, self._widths, self._heights = starts, widths, heights
-        self._digests = digests
 
-    def columns(self) -> tuple[list[str], list[int], list[int], list[int],
-                               list[int | None], list[int | None], list[str | None]]:
-        """The constructor's arguments, in order (shared, not copied)."""
+    def columns(self) -> tuple[Sequence[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                               np.ndarray, Sequence[str | None]]:
+        """Paths, sizes, mtimes, starts, widths, heights (-1: unknown) and
+        digests (None or "": unknown), shared, not copied."""
         return (self._paths, self._sizes, self._mtimes, self._starts, self._widths,
                 self._heights, self._digests)
 
@@ -103,10 +110,12 @@ class ContentTable(Sequence[Content]):
         if not -n <= index < n:
             raise IndexError(index)
         index %= n
-        first, end = self._starts[index], self._starts[index + 1]
-        files = tuple(FileInfo(self._paths[j], self._sizes[j], self._mtimes[j])
+        first, end = int(self._starts[index]), int(self._starts[index + 1])
+        files = tuple(FileInfo(self._paths[j], int(self._sizes[j]), int(self._mtimes[j]))
                       for j in range(first, end))
-        return Content(files, self._widths[index], self._heights[index], self._digests[index])
+        width, height = int(self._widths[index]), int(self._heights[index])
+        return Content(files, None if width < 0 else width, None if height < 0 else height,
+                       self._digests[index] or None)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence):
@@ -117,18 +126,16 @@ class ContentTable(Sequence[Content]):
 
     def copied(self) -> Iterator[Content]:
         """The contents with more than one file (byte copies), in order."""
-        starts = self._starts
-        for i in range(len(self)):
-            if starts[i + 1] - starts[i] > 1:
-                yield self[i]
+        for i in np.flatnonzero(np.diff(self._starts) > 1).tolist():
+            yield self[i]
 
     def digests(self) -> list[str | None]:
-        return list(self._digests)
+        return [d or None for d in self._digests]
 
     def with_digests(self, by_path: dict[str, str]) -> ContentTable:
         """A copy whose contents know the given {path: content hash}."""
-        digests = list(self._digests)
-        starts = self._starts
+        digests = self.digests()
+        starts = self._starts.tolist()
         for i in range(len(self)):
             for j in range(starts[i], starts[i + 1]):
                 if self._paths[j] in by_path:
@@ -136,6 +143,12 @@ class ContentTable(Sequence[Content]):
                     break
         return ContentTable(self._paths, self._sizes, self._mtimes, starts, self._widths,
                             self._heights, digests)
+
+
+def _int64(values: Sequence[int | None] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(np.int64, copy=False)
+    return np.array([-1 if v is None else v for v in values], dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,8 @@ def save(path: Path, key: str, memo: Memo) -> None:
         # which JSON escapes (and reads back) only so.
         "meta": np.frombuffer(json.dumps(meta, ensure_ascii=True).encode(), dtype=np.uint8),
         "paths": np.frombuffer(_joined(paths), dtype=np.uint8),
-        "sizes": np.asarray(sizes, dtype=np.int64),
-        "mtimes": np.asarray(mtimes, dtype=np.int64),
-        "starts": np.asarray(starts, dtype=np.int64),
-        "widths": np.asarray([-1 if w is None else w for w in widths], dtype=np.int64),
-        "heights": np.asarray([-1 if h is None else h for h in heights], dtype=np.int64),
+        "sizes": sizes, "mtimes": mtimes, "starts": starts, "widths": widths,
+        "heights": heights,
         "digests": np.frombuffer(_joined([d or "" for d in digests]), dtype=np.uint8),
         # int32: half the bytes to read back (40 MB of pairs at 100k files).
         "pairs": np.asarray(graph.pairs, dtype=np.int32).reshape(-1, 2),
@@ -181,15 +178,15 @@ def _group_columns(prefix: str, groups: Sequence[Group], file_of: dict[str, int]
 def _groups_of(prefix: str, arrays: dict[str, np.ndarray], table: ContentTable
                ) -> tuple[Group, ...]:
     paths, sizes, mtimes = table.columns()[:3]
-    files = arrays[prefix + "member_files"].tolist()
-    scores = arrays[prefix + "member_scores"].tolist()
-    copy_sets = arrays[prefix + "member_copy_sets"].tolist()
-    widths = arrays[prefix + "member_widths"].tolist()
-    heights = arrays[prefix + "member_heights"].tolist()
-    members = [Member(paths[j], score, None if copy_set < 0 else copy_set, sizes[j],
-                      None if width < 0 else width, None if height < 0 else height, mtimes[j])
-               for j, score, copy_set, width, height
-               in zip(files, scores, copy_sets, widths, heights, strict=True)]
+    files = arrays[prefix + "member_files"]
+    members = [Member(paths[j], score, None if copy_set < 0 else copy_set, size,
+                      None if width < 0 else width, None if height < 0 else height, mtime)
+               for j, score, copy_set, size, width, height, mtime in zip(
+                   files.tolist(), arrays[prefix + "member_scores"].tolist(),
+                   arrays[prefix + "member_copy_sets"].tolist(), sizes[files].tolist(),
+                   arrays[prefix + "member_widths"].tolist(),
+                   arrays[prefix + "member_heights"].tolist(), mtimes[files].tolist(),
+                   strict=True)]
     starts = arrays[prefix + "group_starts"].tolist()
     kinds = arrays[prefix + "group_kinds"].tolist()
     keepers = arrays[prefix + "group_keepers"].tolist()
@@ -199,18 +196,10 @@ def _groups_of(prefix: str, arrays: dict[str, np.ndarray], table: ContentTable
 
 
 def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
-    starts = arrays["starts"].tolist()
-    widths = arrays["widths"].tolist()
-    heights = arrays["heights"].tolist()
+    starts = arrays["starts"]
     table = ContentTable(
-        _split(arrays["paths"], starts[-1]),
-        arrays["sizes"].tolist(),
-        arrays["mtimes"].tolist(),
-        starts,
-        [None if w < 0 else w for w in widths],
-        [None if h < 0 else h for h in heights],
-        [d or None for d in _split(arrays["digests"], len(starts) - 1)],
-    )
+        _split(arrays["paths"], int(starts[-1])), arrays["sizes"], arrays["mtimes"], starts,
+        arrays["widths"], arrays["heights"], _split(arrays["digests"], len(starts) - 1))
     backbone, floor = meta["graph"]
     graph = SimilarityGraph(backbone, table, arrays["pairs"], arrays["cosines"], floor)
     groups = _groups_of("", arrays, table)

@@ -24,14 +24,13 @@ import numpy as np
 from .ann import (
     PCA_SAMPLE,
     ArraySource,
-    StreamedForest,
     VectorSource,
     queries_of,
     streamed_pairs,
 )
 from .cachefile import save_npz
 
-__all__ = ["PCA_SAMPLE", "ApproximateIndex", "IndexParams", "VectorSource", "exact_pairs",
+__all__ = ["PCA_SAMPLE", "IndexParams", "VectorSource", "exact_pairs",
            "pair_scores", "similar_pairs", "similar_pairs_cached"]
 
 log = logging.getLogger(__name__)
@@ -111,40 +110,14 @@ def _symmetric_max(i: np.ndarray, j: np.ndarray, s: np.ndarray
     return pairs, s[first].astype(np.float32)
 
 
-class ApproximateIndex:
-    """PCA to ``pca_dims`` then an Annoy angular forest, cached on disk.
-
-    The cache key is a digest of the vectors themselves, so the index is
-    rebuilt exactly when the set of vectors changes. (The pipeline does
-    not use this class: it streams its vectors through ``ann`` and keys
-    the forest by the store's vector version, without hashing 2.5 GB.)
-    """
-
-    def __init__(self, upright: np.ndarray, params: IndexParams,
-                 cache_dir: Path | None = None) -> None:
-        self.params = params
-        self.dims = _pca_dims(len(upright), upright.shape[1], params)
-        key = self._fingerprint(upright, params)
-        self._forest = StreamedForest(ArraySource(upright, None), self.dims, params.trees,
-                                      key, cache_dir)
-        self.reused = self._forest.reused
-
-    @staticmethod
-    def _fingerprint(upright: np.ndarray, params: IndexParams) -> str:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(repr((upright.shape, params.pca_dims, params.trees)).encode())
-        digest.update(np.ascontiguousarray(upright, dtype=np.float16).tobytes())
-        return digest.hexdigest()
-
-    def project(self, vectors: np.ndarray) -> np.ndarray:
-        return self._forest.project(vectors)
-
-    def neighbours(self, vector: np.ndarray, k: int) -> list[int]:
-        return self._forest.neighbours(vector, k)
-
-    def candidate_pairs(self, upright: np.ndarray, rotated: np.ndarray | None) -> np.ndarray:
-        keys = self._forest.candidate_keys(ArraySource(upright, rotated), self.params.neighbours)
-        return np.stack(np.divmod(keys, len(upright)), axis=1).astype(np.int64)
+def _vectors_key(upright: np.ndarray, params: IndexParams) -> str:
+    """A digest of the vectors themselves: a forest cached under it is
+    rebuilt exactly when the set of vectors changes. (The pipeline keys its
+    forest by the store's vector version instead, without hashing 2.5 GB.)"""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((upright.shape, params.pca_dims, params.trees)).encode())
+    digest.update(np.ascontiguousarray(upright, dtype=np.float16).tobytes())
+    return digest.hexdigest()
 
 
 def _pca_dims(count: int, dim: int, params: IndexParams) -> int:
@@ -157,7 +130,7 @@ def similar_pairs(upright: np.ndarray, rotated: np.ndarray | None, min_cosine: f
     """Pairs (i < j) whose exact score >= min_cosine, the scores, and the
     method used ("exact" or "annoy")."""
     if len(upright) > params.exact_limit >= 0 and len(upright) >= 2:
-        key = ApproximateIndex._fingerprint(upright, params)
+        key = _vectors_key(upright, params)
         return similar_pairs_streamed(ArraySource(upright, rotated), min_cosine, params,
                                       cache_dir, key)
     upright = np.asarray(upright, dtype=np.float32)

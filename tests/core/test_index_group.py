@@ -9,7 +9,6 @@ from imgdedupe.core import calibration
 from imgdedupe.core.group import greedy_star_groups
 from imgdedupe.core.index import (
     PAIRS_FILE,
-    ApproximateIndex,
     IndexParams,
     exact_pairs,
     similar_pairs,
@@ -68,16 +67,17 @@ def test_annoy_finds_what_exact_search_finds(tmp_path):
 def test_index_is_cached_and_rebuilt_only_when_vectors_change(tmp_path):
     vectors = _clustered(50, 4, 64, 0.2)
     params = IndexParams(exact_limit=0, pca_dims=16, trees=5)
-    first = ApproximateIndex(vectors, params, tmp_path)
-    assert not first.reused
-    second = ApproximateIndex(vectors, params, tmp_path)
-    assert second.reused
-    assert second.candidate_pairs(vectors, None).tolist() == \
-        first.candidate_pairs(vectors, None).tolist()
+    first = similar_pairs(vectors, None, 0.5, params, tmp_path)
+    [forest] = tmp_path.glob("*.ann")
+    built = forest.stat().st_mtime_ns
+    again = similar_pairs(vectors, None, 0.5, params, tmp_path)
+    assert again[0].tolist() == first[0].tolist() and again[2] == "annoy"
+    assert list(tmp_path.glob("*.ann")) == [forest] and forest.stat().st_mtime_ns == built
     changed = vectors.copy()
     changed[0] = -changed[0]
-    assert not ApproximateIndex(changed, params, tmp_path).reused
-    assert len(list(tmp_path.glob("*.ann"))) == 1  # stale indexes are removed
+    similar_pairs(changed, None, 0.5, params, tmp_path)
+    [rebuilt] = tmp_path.glob("*.ann")  # stale indexes are removed
+    assert rebuilt != forest
 
 
 def test_grouping_does_not_chain_dissimilar_images():

@@ -182,8 +182,9 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     yield ExactGroupsReady(tuple(_exact_groups(contents, dims)))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
-    # The decode pool starts first: its worker processes (on a GPU) start
-    # while the model loads; which files need decoding is known only after.
+    # The decode pool starts before the model is built or loaded, so its
+    # worker processes (on a GPU) start while the model loads; its kind is
+    # chosen by how many images need decoding, not by the library's size.
     clock.start("embed")
     # Which file's cached vector stands for each content. Only ids are read
     # here: the vectors themselves are loaded only if the pairs must be
@@ -196,7 +197,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             gc.enable()  # hours of decoding and embedding: collect as usual
         clock.start("load_model")
         device = backbone.device if backbone is not None else resolve_device(config.device)
-        pool = DecodePool(choose_processes(config.decode_pool, device, len(contents)),
+        pool = DecodePool(choose_processes(config.decode_pool, device, len(pending)),
                           _workers(config))
         pool.warm_up()
         try:

@@ -15,11 +15,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import ImgDedupeError, WeightsChecksumError, WeightsError
 from .records import Notice
+
+if TYPE_CHECKING:
+    from .weights import DigestCache
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +283,7 @@ def plan_backbone(
     allow_download: bool = False,
     bundled_dirs: Sequence[Path] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    digests: DigestCache | None = None,
 ) -> BackbonePlan:
     """Find and verify the weights of ``name``, with ResNet50's visible
     fallback.
@@ -286,9 +291,11 @@ def plan_backbone(
     When ResNet50's weights cannot be found (and none was named explicitly),
     EfficientNet-Lite0 is used instead and a Notice says so. A weights file
     that exists but fails its checksum is an error, never a fallback: the
-    user has to fix it.
+    user has to fix it. ``digests`` (the scan's store) remembers the
+    weights' SHA-256 by path, size, mtime and inode, so only a file's first
+    use pays the full hash.
     """
-    from .weights import RESNET50_IMAGENET1K_V2, locate_weights, sha256_file
+    from .weights import RESNET50_IMAGENET1K_V2, locate_weights, sha256_remembered
 
     if name not in BACKBONES:
         raise ImgDedupeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
@@ -303,6 +310,7 @@ def plan_backbone(
                 bundled_dirs=default_bundled_dirs() if bundled_dirs is None else bundled_dirs,
                 allow_download=allow_download,
                 progress=progress,
+                digests=digests,
             )
             path, digest = located.path, located.sha256
         except WeightsChecksumError:
@@ -320,7 +328,7 @@ def plan_backbone(
             name = "efficientnet-lite0"
     if path is None:
         path = _lite0_weights()
-        digest = sha256_file(path)
+        digest = sha256_remembered(path, digests)
     model_id = _model_id(name, digest)
     # Only CPU bfloat16 changes the vectors, and only when asked for
     # (cpu_bf16_native answers False without torch when it is not).

@@ -153,7 +153,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             config.backbone, weights=config.weights, device=config.device,
             allow_download=config.allow_download,
             bundled_dirs=None if config.bundled_weights_dirs is None
-            else [Path(d) for d in config.bundled_weights_dirs])
+            else [Path(d) for d in config.bundled_weights_dirs], digests=store)
         name, model_id = plan.name, plan.model_id
         for notice in plan.notices:
             notices.append(notice)

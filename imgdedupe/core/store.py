@@ -607,6 +607,17 @@ class Store:
             "SELECT value FROM cache_meta WHERE key = ?", (f"vectors:{model_id}",)).fetchone()
         return f"{epoch}:{0 if row is None else row[0]}"
 
+    def known_digest(self, key: str) -> str | None:
+        """A file digest remembered under ``key`` (weights.DigestCache)."""
+        row = self._conn.execute("SELECT value FROM cache_meta WHERE key = ?",
+                                 (f"sha256:{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def remember_digest(self, key: str, digest: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO cache_meta VALUES (?, ?)",
+                         (f"sha256:{key}", digest))
+
     def all_vectors(self, model_id: str, dim: int) -> tuple[list[CachedFile], np.ndarray]:
         """Every cached upright vector of one model, for "find similar"."""
         files: list[CachedFile] = []

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from imgdedupe.core.errors import DownloadCancelled, WeightsChecksumError, WeightsError
 
@@ -71,6 +71,29 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+class DigestCache(Protocol):
+    """Digests remembered across runs (core.store.Store is one)."""
+
+    def known_digest(self, key: str) -> str | None: ...
+    def remember_digest(self, key: str, digest: str) -> None: ...
+
+
+def sha256_remembered(path: Path, cache: DigestCache | None) -> str:
+    """``sha256_file``, remembered by ``cache`` under the file's path, size,
+    mtime and inode: ResNet50's 100 MB took ~0.1 s to hash on every scan,
+    a fifth of the rescan of 100k unchanged files. The first use of a file
+    is always hashed in full; a file replaced or rewritten is a new key."""
+    if cache is None:
+        return sha256_file(path)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    digest = cache.known_digest(key)
+    if digest is None:
+        digest = sha256_file(path)
+        cache.remember_digest(key, digest)
+    return digest
+
+
 def _check_digest(actual: str, spec: WeightsSpec, path: Path) -> None:
     """Raise WeightsChecksumError unless ``actual`` satisfies ``spec``."""
     if spec.sha256 is not None:
@@ -89,11 +112,11 @@ def _check_digest(actual: str, spec: WeightsSpec, path: Path) -> None:
         )
 
 
-def _verify(path: Path, spec: WeightsSpec) -> str:
+def _verify(path: Path, spec: WeightsSpec, digests: DigestCache | None = None) -> str:
     # Never trust the file name: torchvision only checks its hash prefix at
     # download time, so a file copied by hand may be anything.
     try:
-        actual = sha256_file(path)
+        actual = sha256_remembered(path, digests)
     except OSError as e:
         raise WeightsError(f"Cannot read weights file {path}: {e}") from e
     _check_digest(actual, spec, path)
@@ -125,6 +148,7 @@ def locate_weights(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     download_dir: Path | None = None,
+    digests: DigestCache | None = None,
 ) -> LocatedWeights:
     """Find a verified weights file for ``spec``.
 
@@ -147,7 +171,7 @@ def locate_weights(
             raise WeightsError(
                 f"Weights file given by {what} does not exist (or is not a file): {path}"
             )
-        digest = _verify(path, spec)
+        digest = _verify(path, spec, digests)
         log.info("Using weights %s (from %s)", path, what)
         return LocatedWeights(path, digest, source)
 
@@ -160,7 +184,7 @@ def locate_weights(
     for path, src in candidates:
         looked.append(path)
         if path.is_file():
-            digest = _verify(path, spec)
+            digest = _verify(path, spec, digests)
             log.info("Using weights %s (%s)", path, src)
             return LocatedWeights(path, digest, src)
         log.debug("No weights at %s", path)

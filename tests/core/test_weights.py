@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 from dataclasses import replace
@@ -280,3 +281,41 @@ def test_stderr_progress(capsys: pytest.CaptureFixture[str]) -> None:
     cb(5, None)
     err = capsys.readouterr().err
     assert err.count("\r") == 2 and "100%" in err and err.endswith("\n")
+
+
+def test_a_weights_digest_is_remembered_until_the_file_changes(
+    weights_file: Path, spec: WeightsSpec, digest: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first use of a file hashes it in full; later scans read the
+    digest from the cache, until the file is rewritten (a new mtime)."""
+    from imgdedupe.core import weights as weights_module
+    from imgdedupe.core.store import Store
+
+    hashed: list[Path] = []
+    real = weights_module.sha256_file
+
+    def counting(path):  # noqa: ANN001, ANN202
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(weights_module, "sha256_file", counting)
+    with Store(tmp_path / "c.db") as store:
+        for _ in range(3):
+            found = locate_weights(spec, explicit=weights_file, digests=store)
+            assert found.sha256 == digest
+        assert hashed == [weights_file]
+        before = weights_file.stat().st_mtime_ns
+        damaged = bytearray(weights_file.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        weights_file.write_bytes(bytes(damaged))  # damaged in place, same size
+        # ...a second later: the clock that stamps mtimes ticks every few ms,
+        # and this test writes faster than that.
+        os.utime(weights_file, ns=(before + 10**9, before + 10**9))
+        with pytest.raises(WeightsChecksumError):
+            locate_weights(spec, explicit=weights_file, digests=store)
+        assert hashed == [weights_file, weights_file]
+    with Store(tmp_path / "c.db") as store:  # remembered across runs, refused again
+        with pytest.raises(WeightsChecksumError):
+            locate_weights(spec, explicit=weights_file, digests=store)
+    assert len(hashed) == 2

@@ -153,13 +153,33 @@ def similar_pairs_streamed(source: VectorSource, min_cosine: float, params: Inde
 
 
 PAIRS_FILE = "pairs.npz"
-_PAIRS_FORMAT = b"pairs-v1"
+_PAIRS_FORMAT = b"pairs-v2"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where the vectors being searched come from, so that cached pairs can
+    serve a search over *fewer* of the same vectors (files deleted, moved to
+    the trash, or a sub-folder scanned): the pairs among the ids that are
+    left, re-numbered, are what searching them again finds (exactly, for
+    the exact search; Annoy's candidates may differ a little).
+
+    ``changes`` is the store's counter of vector inserts (+1), updates (+2)
+    and deletions (+1) for the model, and ``rows`` how many vectors it
+    holds: the counter grew by exactly the rows that went away only if
+    every change since was a deletion (a inserts, u updates and d deletions
+    give a + 2u + d = d - (a - d) only when a = u = 0)."""
+
+    base: str  # the database's epoch, the rotations flag, ...: must match
+    changes: int
+    rows: int
+    ids: np.ndarray  # the file id of each searched vector, in index order
 
 
 def similar_pairs_cached(identity: bytes, count: int,
                          load: Callable[[], tuple[np.ndarray, np.ndarray | None] | VectorSource],
                          min_cosine: float, params: IndexParams = IndexParams(),
-                         cache_dir: Path | None = None
+                         cache_dir: Path | None = None, lineage: Lineage | None = None
                          ) -> tuple[np.ndarray, np.ndarray, str]:
     """``similar_pairs`` of the ``count`` vectors that ``load`` returns,
     remembered in ``cache_dir`` so that a rescan loads no vector at all.
@@ -174,15 +194,19 @@ def similar_pairs_cached(identity: bytes, count: int,
     costs seconds, where a rescan may take well under one. The pairs are
     kept down to the threshold they were found at, so a higher threshold
     reuses them (filtered: the same pairs, scores and order as a new
-    search) and a lower one searches again.
+    search) and a lower one searches again. With a ``lineage``, pairs
+    cached for a superset of the same vectors are reused too (see Lineage).
     """
     empty = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
     if count < 2:
         return (*empty, "exact")
     key = _pairs_key(identity, params, count)
-    cached = _load_pairs(cache_dir, key, min_cosine) if cache_dir is not None else None
+    cached = _load_pairs(cache_dir, key, min_cosine, params, lineage) \
+        if cache_dir is not None else None
     if cached is not None:
-        return cached
+        if cache_dir is not None and lineage is not None and cached[3]:
+            _save_pairs(cache_dir, key, min_cosine, *cached[:3], params, lineage)
+        return cached[:3]
     loaded = load()
     if isinstance(loaded, tuple):
         pairs, scores, method = similar_pairs(*loaded, min_cosine, params, cache_dir)
@@ -197,7 +221,7 @@ def similar_pairs_cached(identity: bytes, count: int,
         upright, rotated = loaded.read(np.arange(count))
         pairs, scores, method = similar_pairs(upright, rotated, min_cosine, params, cache_dir)
     if cache_dir is not None:
-        _save_pairs(cache_dir, key, min_cosine, pairs, scores, method)
+        _save_pairs(cache_dir, key, min_cosine, pairs, scores, method, params, lineage)
     return pairs, scores, method
 
 
@@ -208,25 +232,64 @@ def _pairs_key(identity: bytes, params: IndexParams, count: int) -> str:
     return digest.hexdigest()
 
 
-def _load_pairs(cache_dir: Path, key: str, min_cosine: float
-                ) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _load_pairs(cache_dir: Path, key: str, min_cosine: float, params: IndexParams,
+                lineage: Lineage | None
+                ) -> tuple[np.ndarray, np.ndarray, str, bool] | None:
+    """The cached pairs at ``min_cosine``, and whether they were re-numbered
+    from a search over more vectors (see Lineage)."""
     try:
         with np.load(cache_dir / PAIRS_FILE) as saved:
-            if str(saved["key"]) != key or float(saved["floor"]) > min_cosine:
+            if float(saved["floor"]) > min_cosine:
                 return None
             pairs, scores, method = saved["pairs"], saved["scores"], str(saved["method"])
+            if str(saved["key"]) == key:
+                shrunk = False
+            elif lineage is not None and _same_lineage(saved, lineage, params):
+                pairs, scores = _renumbered(pairs, scores, saved["ids"], lineage.ids)
+                shrunk = True
+            else:
+                return None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         # Absent or damaged: search again.
         log.debug("no reusable pairs in %s: %s", cache_dir, exc)
         return None
     keep = scores >= min_cosine
-    return pairs[keep].astype(np.int64), scores[keep], method
+    return pairs[keep].astype(np.int64), scores[keep], method, shrunk
+
+
+def _same_lineage(saved: np.lib.npyio.NpzFile, lineage: Lineage, params: IndexParams) -> bool:
+    removed = int(saved["rows"]) - lineage.rows
+    return (str(saved["base"]) == lineage.base and str(saved["params"]) == repr(params)
+            and removed >= 0 and lineage.changes - int(saved["changes"]) == removed
+            and bool(np.isin(lineage.ids, saved["ids"]).all()))
+
+
+def _renumbered(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
+                new_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of positions in ``old_ids`` as positions in ``new_ids`` (i < j,
+    sorted); pairs with an id that is gone are dropped."""
+    position = np.full(len(old_ids), -1, dtype=np.int64)
+    order = np.argsort(new_ids)
+    found = np.searchsorted(new_ids, old_ids, sorter=order)
+    found = np.minimum(found, len(new_ids) - 1)
+    hit = new_ids[order[found]] == old_ids
+    position[hit] = order[found[hit]]
+    mapped = position[pairs]
+    kept = (mapped >= 0).all(axis=1)
+    mapped, scores = mapped[kept], scores[kept]
+    lo, hi = mapped.min(axis=1), mapped.max(axis=1)
+    sort = np.lexsort((hi, lo))
+    return np.stack([lo[sort], hi[sort]], axis=1), scores[sort]
 
 
 def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
-                scores: np.ndarray, method: str) -> None:
-    save_npz(cache_dir / PAIRS_FILE, {
-        "key": np.asarray(key), "floor": np.asarray(floor, dtype=np.float64),
-        "method": np.asarray(method),
-        "pairs": pairs.astype(np.int32), "scores": scores.astype(np.float32)},
-        "pair cache")
+                scores: np.ndarray, method: str, params: IndexParams,
+                lineage: Lineage | None) -> None:
+    arrays = {"key": np.asarray(key), "floor": np.asarray(floor, dtype=np.float64),
+              "method": np.asarray(method), "pairs": pairs.astype(np.int32),
+              "scores": scores.astype(np.float32)}
+    if lineage is not None:
+        arrays.update(base=np.asarray(lineage.base), params=np.asarray(repr(params)),
+                      changes=np.asarray(lineage.changes), rows=np.asarray(lineage.rows),
+                      ids=np.asarray(lineage.ids, dtype=np.int64))
+    save_npz(cache_dir / PAIRS_FILE, arrays, "pair cache")

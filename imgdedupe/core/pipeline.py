@@ -43,7 +43,7 @@ from .graph import (
     groups_at,
 )
 from .hashing import content_hash
-from .index import IndexParams, similar_pairs_cached
+from .index import IndexParams, Lineage, similar_pairs_cached
 from .records import (
     ExactGroupsReady,
     FileError,
@@ -405,12 +405,16 @@ def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
     cached beside the index, keyed by the store's vector version and the
     ids: when no vector changed, a rescan loads none."""
     # Read before the vectors: a write in between only makes the key stale.
-    identity = (f"{store.vector_version(model_id)}:{config.rotations}:".encode()
+    epoch, changes, rows = store.vector_counts(model_id)
+    identity = (f"{epoch}:{changes}:{config.rotations}:".encode()
                 + np.asarray(ids, dtype=np.int64).tobytes())
-
+    # Files deleted (or trashed) since the pairs were cached leave the
+    # other vectors as they were: their pairs are kept, not searched again.
+    lineage = Lineage(f"{epoch}:{config.rotations}", changes, rows,
+                      np.asarray(ids, dtype=np.int64))
     source = StoreVectors(store, model_id, ids, dim, config.rotations)
     return similar_pairs_cached(identity, len(ids), lambda: source, min_cosine, config.index,
-                                _cache_dir(config, model_id))
+                                _cache_dir(config, model_id), lineage)
 
 
 def _cache_dir(config: ScanConfig, model_id: str) -> Path:

@@ -607,6 +607,17 @@ class Store:
             "SELECT value FROM cache_meta WHERE key = ?", (f"vectors:{model_id}",)).fetchone()
         return f"{epoch}:{0 if row is None else row[0]}"
 
+    def vector_counts(self, model_id: str) -> tuple[str, int, int]:
+        """(the database's epoch, the change counter behind vector_version,
+        how many vectors the model holds): what index.Lineage compares."""
+        (epoch,) = self._conn.execute(
+            "SELECT value FROM cache_meta WHERE key = 'epoch'").fetchone()
+        row = self._conn.execute(
+            "SELECT value FROM cache_meta WHERE key = ?", (f"vectors:{model_id}",)).fetchone()
+        (rows,) = self._conn.execute(
+            "SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()
+        return str(epoch), 0 if row is None else int(row[0]), int(rows)
+
     def known_digest(self, key: str) -> str | None:
         """A file digest remembered under ``key`` (weights.DigestCache)."""
         row = self._conn.execute("SELECT value FROM cache_meta WHERE key = ?",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from imgdedupe.core.group import greedy_star_groups
 from imgdedupe.core.index import (
     PAIRS_FILE,
     IndexParams,
+    Lineage,
     exact_pairs,
     similar_pairs,
     similar_pairs_cached,
@@ -220,9 +223,51 @@ def test_a_pair_cache_that_cannot_be_written_is_skipped_not_fatal(tmp_path) -> N
     blocker.write_text("a file where the cache folder should be")
     # Must not raise: the pairs are only a cache.
     _save_pairs(blocker / "index", "key", 0.5, np.zeros((1, 2), np.int64),
-                np.ones(1, np.float32), "exact")
+                np.ones(1, np.float32), "exact", IndexParams(), None)
     stale = tmp_path / "cache"
     stale.mkdir()
     (stale / "pairs.npz.123.tmp.npz").write_bytes(b"half written")
-    _save_pairs(stale, "key", 0.5, np.zeros((1, 2), np.int64), np.ones(1, np.float32), "exact")
+    _save_pairs(stale, "key", 0.5, np.zeros((1, 2), np.int64), np.ones(1, np.float32), "exact",
+                IndexParams(), None)
     assert [p.name for p in stale.iterdir()] == ["pairs.npz"]
+
+
+@pytest.mark.parametrize("exact_limit", [10_000, 0])  # exact search, then Annoy
+def test_pairs_of_fewer_vectors_come_from_the_cache(tmp_path, exact_limit):
+    """Files deleted (or a sub-folder scanned): the pairs among the vectors
+    left are the cached ones, re-numbered, without loading a vector."""
+    vectors = _clustered(60, 3, 64, 0.3)
+    ids = np.arange(1000, 1000 + len(vectors), dtype=np.int64)
+    params = IndexParams(exact_limit=exact_limit, pca_dims=16, trees=5)
+    load, calls = _counting_loader(vectors)
+    lineage = Lineage("epoch:True", changes=500, rows=len(vectors), ids=ids)
+    similar_pairs_cached(b"all", len(vectors), load, 0.8, params, tmp_path, lineage)
+    assert len(calls) == 1
+
+    keep = np.ones(len(vectors), dtype=bool)
+    keep[[0, 7, 8, 100]] = False  # four deleted: the counter grew by four
+    left = vectors[keep]
+    fewer = Lineage("epoch:True", changes=504, rows=len(vectors) - 4, ids=ids[keep][::-1])
+    load_left, calls_left = _counting_loader(left[::-1])
+    reused = similar_pairs_cached(b"left", len(left), load_left, 0.85, params, tmp_path, fewer)
+    assert calls_left == []
+    searched = similar_pairs(left[::-1], None, 0.85, IndexParams(exact_limit=10_000))
+    assert {tuple(p) for p in reused[0].tolist()} == {tuple(p) for p in searched[0].tolist()}
+    np.testing.assert_allclose(np.sort(reused[1]), np.sort(searched[1]), rtol=1e-6)
+    # ... and saved under the new key: found again directly.
+    assert similar_pairs_cached(b"left", len(left), load_left, 0.85, params, tmp_path,
+                                fewer)[0].tolist() == reused[0].tolist()
+    assert calls_left == []
+
+    # Anything but deletions since (an insert, an update), or another
+    # database, searches again.
+    for name, changes, rows, base in (("insert", 505, len(vectors) - 3, "epoch:True"),
+                                      ("update", 506, len(vectors) - 4, "epoch:True"),
+                                      ("rebuilt", 504, len(vectors) - 4, "other:True")):
+        case = tmp_path / name
+        case.mkdir()
+        shutil.copy(tmp_path / PAIRS_FILE, case / PAIRS_FILE)  # the state after "left"
+        load_again, calls_again = _counting_loader(left)
+        similar_pairs_cached(name.encode(), len(left), load_again, 0.85, params, case,
+                             Lineage(base, changes, rows, ids[keep]))
+        assert len(calls_again) == 1, name

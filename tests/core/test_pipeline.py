@@ -286,9 +286,19 @@ def test_rescan_reuses_cached_pairs_and_loads_no_vector(tmp_path, lite0, monkeyp
     shutil.rmtree(tmp_path / "c.index")
     searched, _ = scan(replace(config, threshold=97.0), lite0)
     assert loads == [first.stats.unique_contents] and searched.groups == strict.groups
+    # A deleted file takes its vector with it, and only that: the pairs of
+    # the others are the cached ones (no vector loaded), as a search finds.
+    os.remove(p["astro_grey"])
+    fewer, _ = scan(config, lite0)
+    assert loads == [first.stats.unique_contents]
+    shutil.rmtree(tmp_path / "c.index")
+    fewer_searched, _ = scan(config, lite0)
+    assert fewer.groups == fewer_searched.groups
+    assert all(p["astro_grey"] not in s for s in as_sets(fewer))
+    assert len(loads) == 2
     # A changed file changes the vectors: the pairs are searched again.
     photo_maker(p["coffee_small"], 11)
     changed, _ = scan(config, lite0)
-    assert len(loads) == 2
+    assert len(loads) == 3
     assert frozenset({p["coffee"], p["coffee_small"]}) not in as_sets(changed)
     assert frozenset({p["cat"], p["cat_rot90"], p["cat_exif"]}) in as_sets(changed)

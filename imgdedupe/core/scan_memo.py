@@ -55,7 +55,7 @@ class Memo:
     notices and timings."""
 
     groups: tuple[Group, ...]
-    exact_groups: tuple[Group, ...]  # what ExactGroupsReady announced
+    exact_groups: tuple[Group, ...]  # what ExactGroupsReady announces on a replay
     errors: tuple[FileError, ...]
     files_seen: int
     unique_contents: int

@@ -89,8 +89,8 @@ class NearExactIndex:
             # alone, and keep it out of the bands. A folder of 2,000 blank
             # scans or burst frames otherwise made 2M pairs (each compared
             # on every add, and regrouped every second). The star grouping
-            # still puts it in its twin's group: it is 0 bits from the
-            # twin, which is at least as close to the rest as it is.
+            # still puts it in its twin's group: 0 bits from the twin, it is
+            # exactly as far as the twin from every other photo.
             self._hashes[key] = value
             self.pairs[(min(key, first), max(key, first))] = 0
             return 1

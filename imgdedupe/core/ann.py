@@ -157,13 +157,35 @@ class StreamedForest:
             cache_dir.mkdir(parents=True, exist_ok=True)
             pca_file, ann_file = cache_dir / f"{key}.pca.npz", cache_dir / f"{key}.ann"
             if pca_file.exists() and ann_file.exists():
-                with np.load(pca_file) as saved:
-                    self.mean, self.components = saved["mean"], saved["components"]
-                self._annoy.load(str(ann_file))  # memory-mapped, not read into RAM
-                self.reused = True
+                self._load(pca_file, ann_file)
                 return
         self.mean, self.components = self._fit_pca(source)
         self._build(source, trees, cache_dir, key, pca_file, ann_file)
+
+    @classmethod
+    def cached(cls, key: str, cache_dir: Path) -> StreamedForest | None:
+        """The forest saved under ``key``, or None; never builds one."""
+        pca_file, ann_file = cache_dir / f"{key}.pca.npz", cache_dir / f"{key}.ann"
+        if not (pca_file.exists() and ann_file.exists()):
+            return None
+        forest = cls.__new__(cls)
+        try:
+            forest._load(pca_file, ann_file)
+        except (OSError, ValueError, KeyError) as exc:
+            log.debug("cannot load the forest %s: %s", ann_file, exc)
+            return None
+        return forest
+
+    def _load(self, pca_file: Path, ann_file: Path) -> None:
+        from annoy import AnnoyIndex
+
+        with np.load(pca_file) as saved:
+            self.mean, self.components = saved["mean"], saved["components"]
+        self.dims = len(self.components)
+        self._annoy = AnnoyIndex(self.dims, "angular")
+        if not self._annoy.load(str(ann_file)):  # memory-mapped, not read into RAM
+            raise OSError(f"annoy could not load {ann_file}")
+        self.reused = True
 
     def _fit_pca(self, source: VectorSource) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(0)
@@ -225,6 +247,22 @@ class StreamedForest:
 
     def neighbours(self, vector: np.ndarray, k: int) -> list[int]:
         return self._annoy.get_nns_by_vector(vector, k, search_k=-1)
+
+    def neighbours_of(self, upright: np.ndarray, rotated: np.ndarray | None,
+                      neighbours: int) -> list[np.ndarray]:
+        """Per image, the forest items its upright and rotated vectors find:
+        the queries ``candidate_keys`` makes, for images not in the forest."""
+        k = neighbours + 1
+        k_rotated = min(k, ROTATED_NEIGHBOURS + 1)
+        found = []
+        for per_image in self.project(queries_of(upright, rotated)).tolist():
+            items = self._annoy.get_nns_by_vector(per_image[0], k,
+                                                  search_k=k * SEARCH_K_PER_NEIGHBOUR)
+            for vector in per_image[1:]:
+                items += self._annoy.get_nns_by_vector(
+                    vector, k_rotated, search_k=k_rotated * SEARCH_K_PER_NEIGHBOUR)
+            found.append(np.unique(np.asarray(items, dtype=np.int64)))
+        return found
 
     def candidate_keys(self, source: VectorSource, neighbours: int) -> np.ndarray:
         """Sorted unique ``lo * count + hi`` of every candidate pair: the

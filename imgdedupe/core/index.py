@@ -159,21 +159,44 @@ _PAIRS_FORMAT = b"pairs-v2"
 @dataclass(frozen=True)
 class Lineage:
     """Where the vectors being searched come from, so that cached pairs can
-    serve a search over *fewer* of the same vectors (files deleted, moved to
-    the trash, or a sub-folder scanned): the pairs among the ids that are
-    left, re-numbered, are what searching them again finds (exactly, for
-    the exact search; Annoy's candidates may differ a little).
+    serve a later search instead of a new one over the whole library.
 
-    ``changes`` is the store's counter of vector inserts (+1), updates (+2)
-    and deletions (+1) for the model, and ``rows`` how many vectors it
-    holds: the counter grew by exactly the rows that went away only if
-    every change since was a deletion (a inserts, u updates and d deletions
-    give a + 2u + d = d - (a - d) only when a = u = 0)."""
+    *Fewer of the same vectors* (files deleted, moved to the trash, or a
+    sub-folder scanned): the pairs among the ids that are left, re-numbered,
+    are what searching them again finds (exactly, for the exact search;
+    Annoy's candidates may differ a little). ``changes`` is the store's
+    counter of vector inserts (+1), updates (+2) and deletions (+1) for the
+    model, and ``rows`` how many vectors it holds: the counter grew by
+    exactly the rows that went away only if every change since was a
+    deletion (a inserts, u updates and d deletions give a + 2u + d =
+    d - (a - d) only when a = u = 0).
+
+    *The scan's own new vectors* (``fresh``: files added or changed and
+    embedded by this scan, ``start``: the counter and rows when it began):
+    when the pairs were cached exactly at ``start``, every vector other
+    than the fresh ones is as it was, so only the fresh ones are searched,
+    against the cached Annoy forest (see grown_pairs)."""
 
     base: str  # the database's epoch, the rotations flag, ...: must match
     changes: int
     rows: int
     ids: np.ndarray  # the file id of each searched vector, in index order
+    start: tuple[int, int] | None = None
+    fresh: np.ndarray | None = None
+
+
+# How many vectors a grown search takes (fresh ones, plus earlier fresh ones
+# that the cached forest lacks) before a full search is cheaper and better.
+GROW_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class _Cached:
+    pairs: np.ndarray
+    scores: np.ndarray
+    method: str
+    renumbered: bool
+    forest: tuple[str, np.ndarray] | None  # the Annoy forest's key and item ids
 
 
 def similar_pairs_cached(identity: bytes, count: int,
@@ -195,7 +218,7 @@ def similar_pairs_cached(identity: bytes, count: int,
     kept down to the threshold they were found at, so a higher threshold
     reuses them (filtered: the same pairs, scores and order as a new
     search) and a lower one searches again. With a ``lineage``, pairs
-    cached for a superset of the same vectors are reused too (see Lineage).
+    cached for other vectors of the same store may serve too (see Lineage).
     """
     empty = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
     if count < 2:
@@ -204,10 +227,22 @@ def similar_pairs_cached(identity: bytes, count: int,
     cached = _load_pairs(cache_dir, key, min_cosine, params, lineage) \
         if cache_dir is not None else None
     if cached is not None:
-        if cache_dir is not None and lineage is not None and cached[3]:
-            _save_pairs(cache_dir, key, min_cosine, *cached[:3], params, lineage)
-        return cached[:3]
+        if cache_dir is not None and lineage is not None and cached.renumbered:
+            _save_pairs(cache_dir, key, min_cosine, cached.pairs, cached.scores, cached.method,
+                        params, lineage, cached.forest)
+        return cached.pairs, cached.scores, cached.method
+    if cache_dir is not None and lineage is not None and lineage.fresh is not None:
+        from .pairs_growth import grown_pairs  # noqa: PLC0415  (it imports this module)
+
+        grown = grown_pairs(cache_dir, lineage, params, min_cosine, load)
+        if grown is not None:
+            _save_pairs(cache_dir, key, min_cosine, grown[0], grown[1], "annoy", params,
+                        lineage, grown[2])
+            return grown[0], grown[1], "annoy"
     loaded = load()
+    forest: tuple[str, np.ndarray] | None = None
+    if isinstance(loaded, tuple) and count > params.exact_limit:
+        loaded = ArraySource(*loaded)  # keyed by the identity too, like the store's
     if isinstance(loaded, tuple):
         pairs, scores, method = similar_pairs(*loaded, min_cosine, params, cache_dir)
     elif count > params.exact_limit:
@@ -217,11 +252,13 @@ def similar_pairs_cached(identity: bytes, count: int,
         forest_key = hashlib.blake2b(b"forest-v2" + key.encode(), digest_size=16).hexdigest()
         pairs, scores, method = similar_pairs_streamed(loaded, min_cosine, params, cache_dir,
                                                        forest_key)
+        if lineage is not None:
+            forest = (forest_key, lineage.ids)
     else:
         upright, rotated = loaded.read(np.arange(count))
         pairs, scores, method = similar_pairs(upright, rotated, min_cosine, params, cache_dir)
     if cache_dir is not None:
-        _save_pairs(cache_dir, key, min_cosine, pairs, scores, method, params, lineage)
+        _save_pairs(cache_dir, key, min_cosine, pairs, scores, method, params, lineage, forest)
     return pairs, scores, method
 
 
@@ -232,48 +269,64 @@ def _pairs_key(identity: bytes, params: IndexParams, count: int) -> str:
     return digest.hexdigest()
 
 
-def _load_pairs(cache_dir: Path, key: str, min_cosine: float, params: IndexParams,
-                lineage: Lineage | None
-                ) -> tuple[np.ndarray, np.ndarray, str, bool] | None:
-    """The cached pairs at ``min_cosine``, and whether they were re-numbered
-    from a search over more vectors (see Lineage)."""
+def load_saved_pairs(cache_dir: Path) -> dict[str, np.ndarray] | None:
+    """Every array of the pair cache, or None when it is absent or damaged."""
     try:
         with np.load(cache_dir / PAIRS_FILE) as saved:
-            if float(saved["floor"]) > min_cosine:
-                return None
-            pairs, scores, method = saved["pairs"], saved["scores"], str(saved["method"])
-            if str(saved["key"]) == key:
-                shrunk = False
-            elif lineage is not None and _same_lineage(saved, lineage, params):
-                pairs, scores = _renumbered(pairs, scores, saved["ids"], lineage.ids)
-                shrunk = True
-            else:
-                return None
+            return {name: saved[name] for name in saved.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        # Absent or damaged: search again.
+        log.debug("no reusable pairs in %s: %s", cache_dir, exc)
+        return None
+
+
+def saved_forest(saved: dict[str, np.ndarray]) -> tuple[str, np.ndarray] | None:
+    if "forest_key" not in saved:
+        return None
+    return str(saved["forest_key"]), saved["forest_ids"]
+
+
+def _load_pairs(cache_dir: Path, key: str, min_cosine: float, params: IndexParams,
+                lineage: Lineage | None) -> _Cached | None:
+    """The cached pairs at ``min_cosine``, re-numbered if they came from a
+    search over more vectors (see Lineage)."""
+    saved = load_saved_pairs(cache_dir)
+    if saved is None or float(saved["floor"]) > min_cosine:
+        return None
+    try:
+        pairs, scores, method = saved["pairs"], saved["scores"], str(saved["method"])
+        if str(saved["key"]) == key:
+            renumbered = False
+        elif lineage is not None and _same_lineage(saved, lineage, params):
+            pairs, scores = renumbered_pairs(pairs, scores, saved["ids"], lineage.ids)
+            renumbered = True
+        else:
+            return None
+    except KeyError as exc:  # a cache written without a lineage
         log.debug("no reusable pairs in %s: %s", cache_dir, exc)
         return None
     keep = scores >= min_cosine
-    return pairs[keep].astype(np.int64), scores[keep], method, shrunk
+    return _Cached(pairs[keep].astype(np.int64), scores[keep], method, renumbered,
+                   saved_forest(saved))
 
 
-def _same_lineage(saved: np.lib.npyio.NpzFile, lineage: Lineage, params: IndexParams) -> bool:
+def same_base(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParams) -> bool:
+    return ("base" in saved and str(saved["base"]) == lineage.base
+            and str(saved["params"]) == repr(params))
+
+
+def _same_lineage(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParams) -> bool:
+    if not same_base(saved, lineage, params):
+        return False
     removed = int(saved["rows"]) - lineage.rows
-    return (str(saved["base"]) == lineage.base and str(saved["params"]) == repr(params)
-            and removed >= 0 and lineage.changes - int(saved["changes"]) == removed
+    return (removed >= 0 and lineage.changes - int(saved["changes"]) == removed
             and bool(np.isin(lineage.ids, saved["ids"]).all()))
 
 
-def _renumbered(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
-                new_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def renumbered_pairs(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
+                     new_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of positions in ``old_ids`` as positions in ``new_ids`` (i < j,
     sorted); pairs with an id that is gone are dropped."""
-    position = np.full(len(old_ids), -1, dtype=np.int64)
-    order = np.argsort(new_ids)
-    found = np.searchsorted(new_ids, old_ids, sorter=order)
-    found = np.minimum(found, len(new_ids) - 1)
-    hit = new_ids[order[found]] == old_ids
-    position[hit] = order[found[hit]]
+    position = positions_of(old_ids, new_ids)
     mapped = position[pairs]
     kept = (mapped >= 0).all(axis=1)
     mapped, scores = mapped[kept], scores[kept]
@@ -282,9 +335,21 @@ def _renumbered(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
     return np.stack([lo[sort], hi[sort]], axis=1), scores[sort]
 
 
+def positions_of(ids: np.ndarray, in_ids: np.ndarray) -> np.ndarray:
+    """The position of each of ``ids`` in ``in_ids``, -1 where it is not there."""
+    position = np.full(len(ids), -1, dtype=np.int64)
+    if len(in_ids) == 0 or len(ids) == 0:
+        return position
+    order = np.argsort(in_ids)
+    found = np.minimum(np.searchsorted(in_ids, ids, sorter=order), len(in_ids) - 1)
+    hit = in_ids[order[found]] == ids
+    position[hit] = order[found[hit]]
+    return position
+
+
 def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
                 scores: np.ndarray, method: str, params: IndexParams,
-                lineage: Lineage | None) -> None:
+                lineage: Lineage | None, forest: tuple[str, np.ndarray] | None = None) -> None:
     arrays = {"key": np.asarray(key), "floor": np.asarray(floor, dtype=np.float64),
               "method": np.asarray(method), "pairs": pairs.astype(np.int32),
               "scores": scores.astype(np.float32)}
@@ -292,4 +357,7 @@ def _save_pairs(cache_dir: Path, key: str, floor: float, pairs: np.ndarray,
         arrays.update(base=np.asarray(lineage.base), params=np.asarray(repr(params)),
                       changes=np.asarray(lineage.changes), rows=np.asarray(lineage.rows),
                       ids=np.asarray(lineage.ids, dtype=np.int64))
+    if forest is not None:
+        arrays.update(forest_key=np.asarray(forest[0]),
+                      forest_ids=np.asarray(forest[1], dtype=np.int64))
     save_npz(cache_dir / PAIRS_FILE, arrays, "pair cache")

@@ -173,6 +173,9 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # 2. Bring the cache's rows up to date, and find exact copies: hash
     # only files whose size is shared.
     clock.start("sync")
+    # The store's vectors before this scan changes any: if the pair cache
+    # describes exactly this, only the vectors this scan adds need searching.
+    start = store.vector_counts(model_id)[1:]
     cached = store.sync_tree(roots, files)
     clock.start("hash")
     unsettled = len(errors)
@@ -223,8 +226,9 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     floor = min(FLOOR_SCORE, config.threshold)
     floor_cosine = calibration.score_to_cosine(name, floor)
     dim = backbone.info.dim if backbone is not None else _DIMS[name]
+    fresh = [reps[k] for k in pending if k in reps]  # embedded by this scan
     pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
-                                   model_id, dim)
+                                   model_id, dim, start, fresh)
     raise_if_cancelled(cancel)
     yield Progress("index", len(usable), len(usable), method)
     clock.start("group")
@@ -400,10 +404,13 @@ def _first_with_vector(group: list[CachedFile], with_vectors: set[int]) -> int |
 
 
 def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
-           model_id: str, dim: int) -> tuple[np.ndarray, np.ndarray, str]:
+           model_id: str, dim: int, start: tuple[int, int] | None = None,
+           fresh: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Similar pairs among the vectors of ``ids`` (file ids). They are
     cached beside the index, keyed by the store's vector version and the
-    ids: when no vector changed, a rescan loads none."""
+    ids: when no vector changed, a rescan loads none. ``start`` (the
+    store's counts when the scan began) and ``fresh`` (the ids it embedded)
+    let the cache serve a scan that added a few vectors (core.pairs_growth)."""
     # Read before the vectors: a write in between only makes the key stale.
     epoch, changes, rows = store.vector_counts(model_id)
     identity = (f"{epoch}:{changes}:{config.rotations}:".encode()
@@ -411,7 +418,8 @@ def _pairs(config: ScanConfig, store: Store, ids: list[int], min_cosine: float,
     # Files deleted (or trashed) since the pairs were cached leave the
     # other vectors as they were: their pairs are kept, not searched again.
     lineage = Lineage(f"{epoch}:{config.rotations}", changes, rows,
-                      np.asarray(ids, dtype=np.int64))
+                      np.asarray(ids, dtype=np.int64), start,
+                      None if fresh is None else np.asarray(fresh, dtype=np.int64))
     source = StoreVectors(store, model_id, ids, dim, config.rotations)
     return similar_pairs_cached(identity, len(ids), lambda: source, min_cosine, config.index,
                                 _cache_dir(config, model_id), lineage)

@@ -302,3 +302,29 @@ def test_rescan_reuses_cached_pairs_and_loads_no_vector(tmp_path, lite0, monkeyp
     assert len(loads) == 3
     assert frozenset({p["coffee"], p["coffee_small"]}) not in as_sets(changed)
     assert frozenset({p["cat"], p["cat_rot90"], p["cat_exif"]}) in as_sets(changed)
+
+
+def test_a_few_new_photos_are_searched_alone_in_a_large_library(tmp_path, lite0, photo_maker):
+    """With the Annoy search (as above 5,000 photos), a rescan that embeds
+    an added and a changed photo searches them in the library's cached
+    forest (not rebuilt), and finds what a search of everything finds."""
+    from imgdedupe.core.index import IndexParams
+
+    p = make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"),
+                        index=IndexParams(exact_limit=0, pca_dims=8, trees=10))
+    scan(config, lite0)
+    [forest] = (tmp_path / "c.index").glob("*/*.ann")
+    built = forest.stat().st_mtime_ns
+    photo_maker(p["coffee_small"], 11)  # changed: another picture under the same name
+    Image.open(p["hubble"]).save(tmp_path / "lib" / "edits" / "hubble_q70.jpg", quality=70)
+    grown, _ = scan(config, lite0)
+    assert grown.stats.embedded == 2
+    assert list((tmp_path / "c.index").glob("*/*.ann")) == [forest]
+    assert forest.stat().st_mtime_ns == built  # searched in the cached forest
+    shutil.rmtree(tmp_path / "c.index")
+    searched, _ = scan(config, lite0)
+    assert grown.groups == searched.groups
+    assert frozenset({p["hubble"], str(tmp_path / "lib" / "edits" / "hubble_q70.jpg")}) \
+        in as_sets(grown)
+    assert frozenset({p["coffee"], p["coffee_small"]}) not in as_sets(grown)

@@ -1,6 +1,6 @@
 """Rescan speed: a fully cached tree against a plain os.scandir walk + stat.
 
-    python bench/bench_rescan.py [--files 100000] [--no-rotations] [--keep DIR]
+    python bench/bench_rescan.py [--files 100000] [--no-rotations] [--changes] [--keep DIR]
 
 Issue target: a tree of 100k real (tiny) files that are all in the cache
 rescans in <= 2 x the time of a plain os.scandir walk + stat of the tree.
@@ -49,6 +49,28 @@ class FakeBackbone:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         raise AssertionError("a rescan of a cached tree must not embed")
+
+
+class EmbeddingFake(FakeBackbone):
+    """For --changes: embeds the few real photos a changed tree adds, with
+    vectors drawn from their pixels (the model's speed is not measured)."""
+
+    def embed_turns(self, images: np.ndarray, quarter_turns: tuple[int, ...]) -> np.ndarray:
+        out = np.empty((len(quarter_turns), len(images), DIM), dtype=np.float32)
+        for n, image in enumerate(images):
+            rng = np.random.default_rng(int(image.sum()))
+            out[:, n] = _unit(rng.normal(size=(len(quarter_turns), DIM)))
+        return out
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        return self.embed_turns(images, (0,))[0]
+
+
+def write_photo(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
 
 
 def make_tree(root: Path, count: int) -> list[ImageFile]:
@@ -107,14 +129,31 @@ def fill_cache(db: Path, files: list[ImageFile], rotations: bool) -> None:
             for n, c in enumerate(cached)))
 
 
-def scan(root: Path, db: Path, rotations: bool) -> tuple[ScanResult, float]:
+def scan(root: Path, db: Path, rotations: bool, embeds: int = 0) -> tuple[ScanResult, float]:
     config = ScanConfig(roots=(str(root),), db_path=str(db),
                         backbone=FakeBackbone.info.name, rotations=rotations)
+    backbone = EmbeddingFake() if embeds else FakeBackbone()
     start = time.perf_counter()
-    result = [e for e in run_scan(config, backbone=FakeBackbone())][-1]
+    result = [e for e in run_scan(config, backbone=backbone)][-1]
     elapsed = time.perf_counter() - start
-    assert isinstance(result, ScanResult) and result.stats.embedded == 0, result.stats
+    assert isinstance(result, ScanResult) and result.stats.embedded == embeds, result.stats
     return result, elapsed
+
+
+def changes(root: Path, db: Path, rotations: bool, plain: float) -> None:
+    """Rescans after the changes a user makes: one file deleted, then one
+    photo edited and one added. These change the tree for good."""
+    photos = sorted(root.rglob("*.jpg"))
+    photos[len(photos) // 2].unlink()
+    deleted, deleted_s = scan(root, db, rotations)
+    print(f"rescan after deleting one file: {deleted_s * 1000:.0f} ms "
+          f"({deleted_s / plain:.1f} x walk+stat)  [{phases(deleted)}]")
+    # Seeds from the tree's size: a rerun on a kept tree writes new pictures.
+    write_photo(photos[len(photos) // 3], len(photos))  # edited: new bytes, new mtime
+    write_photo(photos[0].parent / f"IMG_added_{len(photos)}.jpg", len(photos) + 1)
+    grown, grown_s = scan(root, db, rotations, embeds=2)
+    print(f"rescan after editing one photo and adding one: {grown_s * 1000:.0f} ms "
+          f"({grown_s / plain:.1f} x walk+stat)  [{phases(grown)}]")
 
 
 def walk_stat(root: Path) -> int:
@@ -158,6 +197,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=100000)
     parser.add_argument("--no-rotations", dest="rotations", action="store_false")
+    parser.add_argument("--changes", action="store_true",
+                        help="then rescan after deleting, editing and adding files")
     parser.add_argument("--keep", type=Path, default=None,
                         help="build the tree and cache in this folder and keep them; "
                              "reuse them when they are already there")
@@ -196,6 +237,8 @@ def main() -> None:
         print(f"walk+stat (os.scandir, warm, best of 3): {plain * 1000:.2f} ms")
         print(f"rescan / walk+stat = {rescan_s / plain:.2f}  (target <= 2); "
               f"without the memo {computed_s / plain:.2f}")
+        if args.changes:
+            changes(root, db, args.rotations, plain)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

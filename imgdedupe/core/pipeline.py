@@ -30,7 +30,14 @@ from . import calibration, scan_memo
 from .ann import StoreVectors
 from .dblock import ScanLock
 from .decode_pool import DecodePool, choose_processes
-from .embed import Backbone, BackbonePlan, build_backbone, plan_backbone, resolve_device
+from .embed import (
+    DIMS,
+    Backbone,
+    BackbonePlan,
+    build_backbone,
+    plan_backbone,
+    resolve_device,
+)
 from .embed_step import embed_pending
 from .errors import DecodeError, ImgDedupeError, raise_if_cancelled
 from .graph import (
@@ -225,7 +232,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     yield Progress("index", 0, len(usable))
     floor = min(FLOOR_SCORE, config.threshold)
     floor_cosine = calibration.score_to_cosine(name, floor)
-    dim = backbone.info.dim if backbone is not None else _DIMS[name]
+    dim = backbone.info.dim if backbone is not None else DIMS[name]
     fresh = [reps[k] for k in pending if k in reps]  # embedded by this scan
     pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
                                    model_id, dim, start, fresh)
@@ -254,10 +261,6 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     )
     yield ScanResult(groups, tuple(errors), stats, tuple(notices), name, model_id,
                      config.threshold, graph, marks)
-
-
-# Vector sizes by backbone, for a scan that loads no model.
-_DIMS = {"resnet50": 2048, "efficientnet-lite0": 1280}
 
 
 def _memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict:

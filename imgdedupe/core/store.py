@@ -601,22 +601,25 @@ class Store:
     def vector_version(self, model_id: str) -> str:
         """Changes whenever a vector of ``model_id`` is written or deleted,
         and differs between databases: a key for what is derived from them."""
+        epoch, changes = self._vector_changes(model_id)
+        return f"{epoch}:{changes}"
+
+    def _vector_changes(self, model_id: str) -> tuple[str, int]:
+        """The database's epoch and the triggers' count of changes to the
+        model's vectors."""
         (epoch,) = self._conn.execute(
             "SELECT value FROM cache_meta WHERE key = 'epoch'").fetchone()
         row = self._conn.execute(
             "SELECT value FROM cache_meta WHERE key = ?", (f"vectors:{model_id}",)).fetchone()
-        return f"{epoch}:{0 if row is None else row[0]}"
+        return str(epoch), 0 if row is None else int(row[0])
 
     def vector_counts(self, model_id: str) -> tuple[str, int, int]:
         """(the database's epoch, the change counter behind vector_version,
         how many vectors the model holds): what index.Lineage compares."""
-        (epoch,) = self._conn.execute(
-            "SELECT value FROM cache_meta WHERE key = 'epoch'").fetchone()
-        row = self._conn.execute(
-            "SELECT value FROM cache_meta WHERE key = ?", (f"vectors:{model_id}",)).fetchone()
+        epoch, changes = self._vector_changes(model_id)
         (rows,) = self._conn.execute(
             "SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()
-        return str(epoch), 0 if row is None else int(row[0]), int(rows)
+        return epoch, changes, int(rows)
 
     def known_digest(self, key: str) -> str | None:
         """A file digest remembered under ``key`` (weights.DigestCache)."""

@@ -252,8 +252,7 @@ class StreamedForest:
                       neighbours: int) -> list[np.ndarray]:
         """Per image, the forest items its upright and rotated vectors find:
         the queries ``candidate_keys`` makes, for images not in the forest."""
-        k = neighbours + 1
-        k_rotated = min(k, ROTATED_NEIGHBOURS + 1)
+        k, k_rotated = _query_sizes(neighbours)
         found = []
         for per_image in self.project(queries_of(upright, rotated)).tolist():
             items = self._annoy.get_nns_by_vector(per_image[0], k,
@@ -272,8 +271,8 @@ class StreamedForest:
         images each: Annoy releases the GIL while it searches, which is
         most of a query's time (at 100k photos the queries were 17.5 s of
         34, on one core)."""
-        n, k = source.count, neighbours + 1
-        k_rotated = min(k, ROTATED_NEIGHBOURS + 1)
+        n = source.count
+        k, k_rotated = _query_sizes(neighbours)
         found: list[np.ndarray] = []
         with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
             for start, upright, rotated in chunks(source):
@@ -324,6 +323,13 @@ class StreamedForest:
 
     def close(self) -> None:
         self._annoy.unload()
+
+
+def _query_sizes(neighbours: int) -> tuple[int, int]:
+    """How many items an upright and a rotated query ask for: the image
+    itself comes back too, and rotated vectors ask for fewer."""
+    k = neighbours + 1
+    return k, min(k, ROTATED_NEIGHBOURS + 1)
 
 
 def _remove_stale(cache_dir: Path, key: str) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imgdedupe.core.embed import Backbone, load_backbone, resnet50_random
-from imgdedupe.core.preprocess import decode_for_network
+from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.model.embed import Backbone, load_backbone, resnet50_random
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 

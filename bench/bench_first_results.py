@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from imgdedupe.core.embed import load_backbone
 from imgdedupe.core.errors import ScanCancelled
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.model.embed import load_backbone
 from imgdedupe.core.records import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 
 
 def photo(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:

@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from bench_scan import make_photo, photo_sources  # bench/ is on sys.path
 
-from imgdedupe.core.decode_pool import DecodePool
-from imgdedupe.core.embed import Backbone, load_backbone, resnet50_random
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.images.decode_pool import DecodePool
+from imgdedupe.core.model.embed import Backbone, load_backbone, resnet50_random
 from imgdedupe.core.records import Progress
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 
 
 def model_ceiling(backbone, batch: int, seconds: float = 1.5) -> float:  # noqa: ANN001

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from imgdedupe.core import scan_memo
-from imgdedupe.core.embed import BackboneInfo
-from imgdedupe.core.hashing import content_hash
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.model.embed import BackboneInfo
 from imgdedupe.core.records import ImageFile, ScanResult
-from imgdedupe.core.store import Store
+from imgdedupe.core.scan import memo as scan_memo
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.storage.store import Store
 
 DIM = 1280  # EfficientNet-Lite0 with GeM pooling
 PER_FOLDER = 250  # 100k files -> 400 folders

@@ -9,7 +9,7 @@ No image is decoded. N file rows and realistic clustered 1280-d vectors
 (EfficientNet-Lite0's size; with the 3 rotated vectors per image the real
 cache holds, unless --no-rotations) are written straight into a SQLite
 cache through the Store API. Their cosines follow Lite0's calibration
-(core/calibration.py): unrelated photos ~0.3, photos of one scene ~0.5,
+(core/model/calibration.py): unrelated photos ~0.3, photos of one scene ~0.5,
 near-duplicates 0.75-0.96, each photo's rotated vectors ~0.5 to it. Planted
 near-duplicate groups (of 2 and 3) and really rotated copies sit inside the
 background, and the vectors live in a decaying spectrum plus isotropic noise,
@@ -40,10 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from imgdedupe.core import calibration
-from imgdedupe.core.embed import BackboneInfo
+from imgdedupe.core.model import calibration
+from imgdedupe.core.model.embed import BackboneInfo
 from imgdedupe.core.records import ImageFile
-from imgdedupe.core.store import Store
+from imgdedupe.core.storage.store import Store
 
 DIM = 1280
 MODEL = BackboneInfo("efficientnet-lite0", DIM, "efficientnet-lite0:benchscale:p3", "none")
@@ -145,8 +145,8 @@ def peak_rss_mb() -> float:
 
 def measure(db: Path, rotations: bool) -> dict:
     """The timed stage (in a child): index + group, as the pipeline runs them."""
-    from imgdedupe.core.graph import FLOOR_SCORE, groups_at
-    from imgdedupe.core.pipeline import ScanConfig, _graph, _pairs, _PixelSizes
+    from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
+    from imgdedupe.core.scan.pipeline import ScanConfig, _graph, _pairs, _PixelSizes
 
     with Store(db) as store:
         ids = sorted(store.vector_ids(MODEL.model_id, rotations))
@@ -171,15 +171,15 @@ def measure(db: Path, rotations: bool) -> dict:
 
 
 def store_row(file_id: int):  # noqa: ANN201
-    from imgdedupe.core.store import CachedFile
+    from imgdedupe.core.storage.store import CachedFile
 
     return CachedFile(file_id, f"/bench/{file_id}.jpg", 1, 1, None, 4000, 3000, None, None)
 
 
 def recall_at_10(db: Path, count: int, rotations: bool, queries: int = 200) -> float:
     """Annoy's 10 nearest (the cached forest) against exact full-dim search."""
-    from imgdedupe.core.ann import StreamedForest, chunks
-    from imgdedupe.core.pipeline import StoreVectors
+    from imgdedupe.core.pairs.ann import StreamedForest, chunks
+    from imgdedupe.core.scan.pipeline import StoreVectors
 
     cache = db.with_suffix(".index") / MODEL.model_id.replace(":", "_")
     key = next(cache.glob("*.ann")).name[:-4]

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from imgdedupe.core.embed import load_backbone, resnet50_random
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.model.embed import load_backbone, resnet50_random
 from imgdedupe.core.records import ScanResult
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from imgdedupe.core import calibration
+from imgdedupe.core.model import calibration
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ with atheris.instrument_imports():
     from PIL import Image
 
     Image.init()  # import every format plugin now, so they are instrumented too
-    from imgdedupe.core.decode import _ensure_heif_opener, decode_image
     from imgdedupe.core.errors import DecodeError
+    from imgdedupe.core.images.decode import _ensure_heif_opener, decode_image
 
     _ensure_heif_opener()
 

@@ -5,7 +5,7 @@
 
 Embeds once (cached in --db), then regroups at each threshold. Prints a
 markdown table of raw cosine, user score, precision, recall and F1, scored
-with imgdedupe.core.evaluate (the same conventions as the set's score.py,
+with imgdedupe.core.groups.evaluate (the same conventions as the set's score.py,
 which is also run on the default threshold as a cross-check).
 """
 
@@ -20,11 +20,11 @@ import tempfile
 
 import numpy as np
 
-from imgdedupe.core import calibration
-from imgdedupe.core.embed import load_backbone
-from imgdedupe.core.evaluate import load_groundtruth, pairwise, relative
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.groups.evaluate import load_groundtruth, pairwise, relative
+from imgdedupe.core.model import calibration
+from imgdedupe.core.model.embed import load_backbone
 from imgdedupe.core.records import ScanResult
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 
 
 def scan(root: str, db: str, backbone, threshold: float, rotations: bool) -> ScanResult:  # noqa: ANN001

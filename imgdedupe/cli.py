@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .core import calibration
-from .core.embed import BACKBONES
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
+from .core.model import calibration
+from .core.model.embed import BACKBONES
 from .core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
 from .report import group_to_dict, printable, result_to_dict, write_json, write_text
 
@@ -173,7 +173,7 @@ class _ProgressLine:
 
 
 def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # noqa: ANN202
-    from .core.pipeline import ScanConfig
+    from .core.scan.pipeline import ScanConfig
 
     return ScanConfig(
         roots=tuple(paths), db_path=args.db or default_db(), backbone=args.backbone,
@@ -205,7 +205,7 @@ def _stream(event: object) -> None:
 
 
 def _run_scan(config, quiet: bool, stream: bool = False) -> ScanResult:  # noqa: ANN001
-    from .core.pipeline import run_scan
+    from .core.scan.pipeline import run_scan
 
     progress = _ProgressLine(not quiet)
     cancel = threading.Event()
@@ -252,9 +252,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .core.embed import load_backbone
-    from .core.similar import find_similar
-    from .core.store import Store
+    from .core.model.embed import load_backbone
+    from .core.pairs.similar import find_similar
+    from .core.storage.store import Store
 
     _check_paths([args.image])
     with Store(args.db or default_db()) as store:
@@ -278,7 +278,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .core.evaluate import load_groundtruth, pairwise, relative
+    from .core.groups.evaluate import load_groundtruth, pairwise, relative
 
     _check_paths([args.root, args.groundtruth])
     result = _run_scan(_config(args, [args.root], args.threshold), args.quiet)

@@ -24,7 +24,7 @@ else
     $PIP install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 # The app itself without its torch/torchvision pins: the CPU torch above
-# stands in, and the bundle's ResNet50 is imgdedupe.core.resnet, not
+# stands in, and the bundle's ResNet50 is imgdedupe.core.model.resnet, not
 # torchvision's (there is no torchvision build for this CPU wheel).
 $PIP install -q --no-deps .
 $PIP install -q numpy Pillow pillow-heif scikit-learn annoy platformdirs \

@@ -11,7 +11,7 @@ import sys
 
 
 def main() -> int:
-    # A scan on a GPU decodes in spawned processes (core/decode_pool.py);
+    # A scan on a GPU decodes in spawned processes (core/images/decode_pool.py);
     # in a frozen app each of them starts this same executable, which must
     # then run the worker instead of the app.
     multiprocessing.freeze_support()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
-    from .graph import SimilarityGraph
+    from imgdedupe.core.groups.graph import SimilarityGraph
 
 
 class ErrorReason:

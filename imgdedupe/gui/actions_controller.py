@@ -14,10 +14,10 @@ from collections.abc import Callable, Collection, Sequence
 
 from PySide6.QtCore import QFile, QObject, Signal
 
-from ..core import actions
+from ..core.actions import trashing as actions
+from ..core.actions.trash import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
-from ..core.store import Store
-from ..core.trash import FolderTrash, FreedesktopTrash, TrashError
+from ..core.storage.store import Store
 from .scan_worker import WorkerError
 from .tasks import TaskRunner
 
@@ -93,7 +93,7 @@ class ActionsController(QObject):
         paths = [m.path for m in group.members]
 
         def work() -> tuple[frozenset[str], dict[str, str]]:
-            from ..core.hashing import content_hash
+            from ..core.files.hashing import content_hash
 
             digests = {p: content_hash(p) for p in paths}
             with Store(self.db_path) as store:

@@ -30,7 +30,7 @@ def resources_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..core.embed import BACKBONES
+    from ..core.model.embed import BACKBONES
 
     parser = argparse.ArgumentParser(
         prog="imgdedupe-gui",

@@ -7,7 +7,7 @@ import logging
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
-from ..core.decisions import Rule
+from ..core.actions.decisions import Rule
 from .group_model import MEMBER_ROLE, THUMB_ROLE
 from .main_window import MainWindow
 from .scan_worker import WorkerError

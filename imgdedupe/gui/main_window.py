@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core import calibration
-from ..core.decisions import Decisions
-from ..core.embed import BACKBONES
-from ..core.graph import FLOOR_SCORE, drop_paths, groups_at
-from ..core.pipeline import ScanConfig
+from ..core.actions.decisions import Decisions
+from ..core.groups.graph import FLOOR_SCORE, drop_paths, groups_at
+from ..core.model import calibration
+from ..core.model.embed import BACKBONES
+from ..core.model.weights import LocatedWeights
 from ..core.records import (
     ExactGroupsReady,
     Group,
@@ -40,7 +40,7 @@ from ..core.records import (
     Progress,
     ScanResult,
 )
-from ..core.weights import LocatedWeights
+from ..core.scan.pipeline import ScanConfig
 from .actions_controller import ActionsController
 from .compare_view import CompareDialog
 from .dialogs import SimilarDialog, show_error

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.decisions import Decisions, Rule
+from ..core.actions.decisions import Decisions, Rule
 from ..core.records import Group, Member
 from .delegate import CELL, ThumbnailDelegate
 from .group_model import MEMBER_ROLE, GroupListModel, MemberModel, group_summary

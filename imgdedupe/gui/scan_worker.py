@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.embed import Backbone, BackbonePlan, load_backbone
 from ..core.errors import ImgDedupeError, ScanCancelled
-from ..core.pipeline import ScanConfig, run_scan
+from ..core.model.embed import Backbone, BackbonePlan, load_backbone
 from ..core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
+from ..core.scan.pipeline import ScanConfig, run_scan
 
 log = logging.getLogger(__name__)
 

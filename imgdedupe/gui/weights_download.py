@@ -12,8 +12,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
-from ..core.embed import default_bundled_dirs
-from ..core.weights import RESNET50_IMAGENET1K_V2, LocatedWeights, locate_weights
+from ..core.model.embed import default_bundled_dirs
+from ..core.model.weights import RESNET50_IMAGENET1K_V2, LocatedWeights, locate_weights
 from .scan_worker import WorkerError
 from .tasks import TaskRunner
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from PySide6.QtWidgets import QFileDialog
 
-from ..core.actions import BatchResult, Outcome, UnsafeActionError
-from ..core.graph import drop_paths, with_digests
+from ..core.actions.trashing import BatchResult, Outcome, UnsafeActionError
+from ..core.groups.graph import drop_paths, with_digests
 from ..core.records import Group, Member
 from ..report import write_csv, write_json
 from .actions_controller import trash_name

@@ -138,7 +138,7 @@ Section "Install"
   ; "Open with" for images: the Applications key names the program and the
   ; types it accepts (listed in "Choose another app"); the OpenWithList entry
   ; puts it in the Open with submenu of every image. Opening an image finds
-  ; images similar to it. Extensions: imgdedupe.core.walk.IMAGE_EXTENSIONS.
+  ; images similar to it. Extensions: imgdedupe.core.files.walk.IMAGE_EXTENSIONS.
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}" "FriendlyAppName" "${APP}"
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\DefaultIcon" "" "$INSTDIR\${EXE},0"
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\shell\open\command" "" '"$INSTDIR\${EXE}" --similar "%1"'

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core import trash as trash_module
-from imgdedupe.core.actions import (
+from imgdedupe.core.actions import trash as trash_module
+from imgdedupe.core.actions.trash import (
+    CrossDeviceError,
+    FolderTrash,
+    FreedesktopTrash,
+    TrashError,
+    move_no_replace,
+    read_trashinfo,
+)
+from imgdedupe.core.actions.trashing import (
     ActionError,
     SeenFile,
     UnsafeActionError,
@@ -25,18 +33,10 @@ from imgdedupe.core.actions import (
     unmark,
 )
 from imgdedupe.core.errors import DatabaseError
-from imgdedupe.core.hashing import content_hash
+from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.files.walk import is_system_dir_name
 from imgdedupe.core.records import Group, Member
-from imgdedupe.core.store import Store
-from imgdedupe.core.trash import (
-    CrossDeviceError,
-    FolderTrash,
-    FreedesktopTrash,
-    TrashError,
-    move_no_replace,
-    read_trashinfo,
-)
-from imgdedupe.core.walk import is_system_dir_name
+from imgdedupe.core.storage.store import Store
 
 
 def write(path: Path | str, seed: int, size: int = 4096) -> Path:

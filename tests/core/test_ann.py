@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imgdedupe.core.ann import ArraySource, exact_scores, sorted_unique, streamed_pairs
-from imgdedupe.core.index import IndexParams, exact_pairs, pair_scores, similar_pairs
+from imgdedupe.core.pairs.ann import ArraySource, exact_scores, sorted_unique, streamed_pairs
+from imgdedupe.core.pairs.search import IndexParams, exact_pairs, pair_scores, similar_pairs
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

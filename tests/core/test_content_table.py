@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from imgdedupe.core.graph import Content, ContentTable, FileInfo
+from imgdedupe.core.groups.graph import Content, ContentTable, FileInfo
 
 
 def _table() -> ContentTable:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from test_pipeline import SAMPLES, as_sets, make_library, scan
 
-from imgdedupe.core.embed import load_backbone, resnet50_random
-from imgdedupe.core.pipeline import ScanConfig
-from imgdedupe.core.preprocess import decode_for_network
+from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.model.embed import load_backbone, resnet50_random
+from imgdedupe.core.scan.pipeline import ScanConfig
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

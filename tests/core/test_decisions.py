@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgdedupe.core.decisions import Decisions, Rule, best_member
+from imgdedupe.core.actions.decisions import Decisions, Rule, best_member
 from imgdedupe.core.records import Group, Member
 
 
@@ -16,7 +16,7 @@ def member(path: str, size: int = 100, wh: tuple[int, int] = (100, 100),
 
 
 def group(*members: Member) -> Group:
-    from imgdedupe.core.select import suggest_keeper
+    from imgdedupe.core.groups.keeper import suggest_keeper
 
     return Group("similar", members, suggest_keeper(members))
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, JpegImagePlugin
 
-from imgdedupe.core import decode as decode_module
-from imgdedupe.core.decode import DecodedImage, decode_image, read_image_size
 from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.images import decode as decode_module
+from imgdedupe.core.images.decode import DecodedImage, decode_image, read_image_size
 from imgdedupe.core.records import ErrorReason
 
 if TYPE_CHECKING:

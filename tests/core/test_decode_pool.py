@@ -10,10 +10,10 @@ import signal
 import numpy as np
 import pytest
 
-from imgdedupe.core.decode_pool import DecodePool, choose_processes, decode_and_hash
 from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.pipeline import ScanConfig
+from imgdedupe.core.images.decode_pool import DecodePool, choose_processes, decode_and_hash
 from imgdedupe.core.records import ErrorReason
+from imgdedupe.core.scan.pipeline import ScanConfig
 
 
 def crash_on_marked(path: str):  # noqa: ANN201
@@ -82,7 +82,7 @@ def test_a_crashing_decoder_costs_one_file(photos, tmp_path, photo_maker):
 def test_a_scan_reports_the_crashing_file_and_finds_the_rest(tmp_path, photo_maker, monkeypatch):
     from test_pipeline import make_library, scan
 
-    from imgdedupe.core import decode_pool
+    from imgdedupe.core.images import decode_pool
 
     make_library(tmp_path / "lib")
     photo_maker(tmp_path / "lib" / "crash.jpg", seed=5)

@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from imgdedupe.core import calibration
-from imgdedupe.core.group import greedy_star_groups
-from imgdedupe.core.index import (
+from imgdedupe.core.groups.keeper import suggest_keeper
+from imgdedupe.core.groups.stars import greedy_star_groups
+from imgdedupe.core.model import calibration
+from imgdedupe.core.pairs.search import (
     PAIRS_FILE,
     IndexParams,
     Lineage,
@@ -18,7 +19,6 @@ from imgdedupe.core.index import (
     similar_pairs_cached,
 )
 from imgdedupe.core.records import Member
-from imgdedupe.core.select import suggest_keeper
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -217,7 +217,7 @@ def test_heap_grouping_equals_the_plain_definition():
 
 
 def test_a_pair_cache_that_cannot_be_written_is_skipped_not_fatal(tmp_path) -> None:  # noqa: ANN001
-    from imgdedupe.core.index import _save_pairs
+    from imgdedupe.core.pairs.search import _save_pairs
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from test_index_group import _clustered, _unit
 
-from imgdedupe.core import pairs_growth
-from imgdedupe.core.index import IndexParams, Lineage, exact_pairs, similar_pairs_cached
+from imgdedupe.core.pairs import growth as pairs_growth
+from imgdedupe.core.pairs.search import IndexParams, Lineage, exact_pairs, similar_pairs_cached
 
 PARAMS = IndexParams(exact_limit=0, pca_dims=16, trees=10)  # Annoy, as at 100k photos
 MIN = 0.8

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from imgdedupe.cli import main
-from imgdedupe.core.phash import MAX_DISTANCE, NearExactIndex, hamming, perceptual_hash
-from imgdedupe.core.pipeline import ScanConfig, run_scan
-from imgdedupe.core.preprocess import decode_for_network
+from imgdedupe.core.images.phash import MAX_DISTANCE, NearExactIndex, hamming, perceptual_hash
+from imgdedupe.core.images.preprocess import decode_for_network
 from imgdedupe.core.records import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -33,7 +33,7 @@ def photos(photo_maker) -> list[Image.Image]:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def lite0_backbone():  # noqa: ANN201
-    from imgdedupe.core.embed import load_backbone
+    from imgdedupe.core.model.embed import load_backbone
 
     return load_backbone("efficientnet-lite0", device="cpu")[0]
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
-from imgdedupe.core.embed import load_backbone, resnet50_random
 from imgdedupe.core.errors import ScanCancelled
-from imgdedupe.core.pipeline import ScanConfig, run_scan
+from imgdedupe.core.model.embed import load_backbone, resnet50_random
 from imgdedupe.core.records import ErrorReason, ExactGroupsReady, Notice, Progress, ScanResult
-from imgdedupe.core.store import Store
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.storage.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 ORIENTATION = 0x0112
@@ -178,7 +178,7 @@ def test_bad_files_are_reported_and_the_scan_goes_on(photo_tree, tmp_path, lite0
 
 def test_file_deleted_between_walk_and_decode_is_reported(tmp_path, lite0, monkeypatch):
     p = make_library(tmp_path / "lib")
-    from imgdedupe.core import decode_pool
+    from imgdedupe.core.images import decode_pool
 
     real = decode_pool.decode_for_network
 
@@ -237,7 +237,7 @@ def test_resnet50_plumbing_with_random_weights(tmp_path):
 def test_turning_where_the_model_runs_matches_turning_on_the_host(lite0):
     import numpy as np
 
-    from imgdedupe.core.preprocess import decode_for_network, rotated_by
+    from imgdedupe.core.images.preprocess import decode_for_network, rotated_by
 
     batch = np.stack([decode_for_network(str(SAMPLES / "Phone" / "PXL_20230814_093012.jpg"))[0],
                       decode_for_network(str(SAMPLES / "Holiday" / "IMG_0001.jpg"))[0]])
@@ -308,7 +308,7 @@ def test_a_few_new_photos_are_searched_alone_in_a_large_library(tmp_path, lite0,
     """With the Annoy search (as above 5,000 photos), a rescan that embeds
     an added and a changed photo searches them in the library's cached
     forest (not rebuilt), and finds what a search of everything finds."""
-    from imgdedupe.core.index import IndexParams
+    from imgdedupe.core.pairs.search import IndexParams
 
     p = make_library(tmp_path / "lib")
     config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torchvision
 
-from imgdedupe.core.resnet import ResNet50
+from imgdedupe.core.model.resnet import ResNet50
 
 
 def test_same_state_dict_keys_and_shapes() -> None:

@@ -19,16 +19,17 @@ import numpy as np
 import pytest
 from test_pipeline import as_sets, make_library, scan
 
-from imgdedupe.core import pipeline, scan_memo
 from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.pipeline import ScanConfig
 from imgdedupe.core.records import ErrorReason, ExactGroupsReady, ScanResult
-from imgdedupe.core.store import Store
+from imgdedupe.core.scan import memo as scan_memo
+from imgdedupe.core.scan import pipeline
+from imgdedupe.core.scan.pipeline import ScanConfig
+from imgdedupe.core.storage.store import Store
 
 
 @pytest.fixture(scope="module")
 def lite0():
-    from imgdedupe.core.embed import load_backbone
+    from imgdedupe.core.model.embed import load_backbone
 
     return load_backbone("efficientnet-lite0", device="cpu")[0]
 

@@ -8,10 +8,10 @@ import sqlite3
 import numpy as np
 import pytest
 
-from imgdedupe.core import store as store_module
 from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.records import ImageFile
-from imgdedupe.core.store import SCHEMA_VERSION, Store
+from imgdedupe.core.storage import store as store_module
+from imgdedupe.core.storage.store import SCHEMA_VERSION, Store
 
 
 def _file(path: str, size: int = 10, mtime_ns: int = 1) -> ImageFile:

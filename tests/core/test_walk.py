@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from imgdedupe.core import walk as walk_module
+from imgdedupe.core.files import walk as walk_module
+from imgdedupe.core.files.walk import IMAGE_EXTENSIONS, has_image_extension, walk
 from imgdedupe.core.records import ErrorReason, FileError, ImageFile
-from imgdedupe.core.walk import IMAGE_EXTENSIONS, has_image_extension, walk
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -220,7 +220,7 @@ def test_file_vanishing_during_the_walk(tmp_path: Path, monkeypatch: pytest.Monk
         def __exit__(self, *exc: object) -> None:
             self._it.close()
 
-    monkeypatch.setattr("imgdedupe.core.walk.os.scandir", ListThenDelete)
+    monkeypatch.setattr("imgdedupe.core.files.walk.os.scandir", ListThenDelete)
     results = list(walk([tmp_path]))
     if sys.platform == "win32":
         pytest.skip("Windows lists sizes with the names: nothing left to vanish")

@@ -1,4 +1,4 @@
-"""Offline tests for imgdedupe.core.weights (a local HTTP server stands in for the net)."""
+"""Offline tests for imgdedupe.core.model.weights (a local HTTP server stands in for the net)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from imgdedupe.core.errors import DownloadCancelled, WeightsChecksumError, WeightsError
-from imgdedupe.core.weights import (
+from imgdedupe.core.model.weights import (
     ENV_VAR,
     LocatedWeights,
     WeightsSpec,
@@ -289,8 +289,8 @@ def test_a_weights_digest_is_remembered_until_the_file_changes(
 ) -> None:
     """The first use of a file hashes it in full; later scans read the
     digest from the cache, until the file is rewritten (a new mtime)."""
-    from imgdedupe.core import weights as weights_module
-    from imgdedupe.core.store import Store
+    from imgdedupe.core.model import weights as weights_module
+    from imgdedupe.core.storage.store import Store
 
     hashed: list[Path] = []
     real = weights_module.sha256_file

@@ -17,7 +17,7 @@ CHILD = r"""
 import sys
 from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import QApplication
-from imgdedupe.core.decisions import Decisions
+from imgdedupe.core.actions.decisions import Decisions
 from imgdedupe.core.records import Group, Member
 from imgdedupe.gui.group_model import BROKEN_ROLE, MemberModel
 from imgdedupe.gui.thumbnails import ThumbnailCache

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from imgdedupe.core.pipeline import ScanConfig
 from imgdedupe.core.records import ScanResult
+from imgdedupe.core.scan.pipeline import ScanConfig
 from imgdedupe.gui import scan_worker
 from imgdedupe.gui.scan_worker import BackboneCache
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from imgdedupe.core.model.weights import RESNET50_IMAGENET1K_V2, WeightsSpec
 from imgdedupe.core.records import Notice
-from imgdedupe.core.weights import RESNET50_IMAGENET1K_V2, WeightsSpec
 from imgdedupe.gui import weights_download
 from imgdedupe.gui.main_window import MainWindow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import imgdedupe
-from imgdedupe.core.walk import IMAGE_EXTENSIONS
+from imgdedupe.core.files.walk import IMAGE_EXTENSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 NSI = ROOT / "packaging" / "windows" / "imgdedupe.nsi"

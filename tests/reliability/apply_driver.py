@@ -15,9 +15,10 @@ import os
 import signal
 import sys
 
-from imgdedupe.core import actions, trash
-from imgdedupe.core.actions import FolderTrash, FreedesktopTrash, SeenFile, plan_deletions
-from imgdedupe.core.store import Store
+from imgdedupe.core.actions import trash
+from imgdedupe.core.actions import trashing as actions
+from imgdedupe.core.actions.trashing import FolderTrash, FreedesktopTrash, SeenFile, plan_deletions
+from imgdedupe.core.storage.store import Store
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgdedupe.core.decode import decode_image
 from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.preprocess import decode_for_network
+from imgdedupe.core.images.decode import decode_image
+from imgdedupe.core.images.preprocess import decode_for_network
 
 TIME_LIMIT_S = 5.0  # per input; the slowest legitimate one takes ~0.4 s here
 

@@ -33,12 +33,14 @@ torch.set_num_threads(1)
 import numpy as np  # noqa: E402
 
 from imgdedupe import report  # noqa: E402
-from imgdedupe.core import decode_pool, embed, pipeline  # noqa: E402
-from imgdedupe.core import store as store_module  # noqa: E402
-from imgdedupe.core.embed import load_backbone  # noqa: E402
-from imgdedupe.core.pipeline import ScanConfig, run_scan  # noqa: E402
+from imgdedupe.core.images import decode_pool  # noqa: E402
+from imgdedupe.core.model import embed  # noqa: E402
+from imgdedupe.core.model.embed import load_backbone  # noqa: E402
 from imgdedupe.core.records import ScanResult  # noqa: E402
-from imgdedupe.core.store import Store  # noqa: E402
+from imgdedupe.core.scan import pipeline  # noqa: E402
+from imgdedupe.core.scan.pipeline import ScanConfig, run_scan  # noqa: E402
+from imgdedupe.core.storage import store as store_module  # noqa: E402
+from imgdedupe.core.storage.store import Store  # noqa: E402
 
 # Which database batch a _write_batches call is, by its SQL.
 _DB_POINTS = {

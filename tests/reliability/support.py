@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image
 
 from imgdedupe.cli import EXIT_OK, main
-from imgdedupe.core.actions import SeenFile
+from imgdedupe.core.actions.trashing import SeenFile
 
 REPO = Path(__file__).resolve().parents[2]
 SCAN_THRESHOLD = 95.0  # generated photos of different seeds stay below it

@@ -10,9 +10,9 @@ import shutil
 
 import pytest
 
-from imgdedupe.core.actions import plan_deletions, trash_files
-from imgdedupe.core.store import Store
-from imgdedupe.core.trash import FreedesktopTrash
+from imgdedupe.core.actions.trash import FreedesktopTrash
+from imgdedupe.core.actions.trashing import plan_deletions, trash_files
+from imgdedupe.core.storage.store import Store
 
 from .support import scan_json as _scan
 

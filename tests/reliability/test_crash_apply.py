@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core.actions import recover, undo
-from imgdedupe.core.hashing import content_hash
-from imgdedupe.core.store import Store
-from imgdedupe.core.trash import read_trashinfo
+from imgdedupe.core.actions.trash import read_trashinfo
+from imgdedupe.core.actions.trashing import recover, undo
+from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.storage.store import Store
 
 from .support import REPO, child_env, integrity, python
 

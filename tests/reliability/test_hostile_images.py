@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgdedupe.core.decode import decode_image
 from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.images.decode import decode_image
 from imgdedupe.core.records import ErrorReason
 
 from .fuzzing import TIME_LIMIT_S, check, mutations, seed_files

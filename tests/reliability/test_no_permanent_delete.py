@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from imgdedupe import cli
-from imgdedupe.core import trash as trash_module
-from imgdedupe.core.actions import (
+from imgdedupe.core.actions import trash as trash_module
+from imgdedupe.core.actions.trash import FolderTrash, FreedesktopTrash, default_trash
+from imgdedupe.core.actions.trashing import (
     SeenFile,
     plan_deletions,
     trash_files,
 )
-from imgdedupe.core.store import Store
-from imgdedupe.core.trash import FolderTrash, FreedesktopTrash, default_trash
+from imgdedupe.core.storage.store import Store
 
 from .support import REPO
 
@@ -38,17 +38,17 @@ _IMPORTED = {("os", "remove"), ("os", "unlink"), ("os", "rmdir"), ("os", "remove
 # Every place allowed to remove something, and what it removes. A new one
 # must be added here, by name, with its reason: never a photo.
 ALLOWED = {
-    ("core/actions.py", "_remove_trashinfo_of", "os.unlink"):
+    ("core/actions/trashing.py", "_remove_trashinfo_of", "os.unlink"):
         "a .trashinfo that imgdedupe wrote for a move that never happened or was undone",
-    ("core/trash.py", "_MoveReservation.release", "os.unlink"):
+    ("core/actions/trash.py", "_MoveReservation.release", "os.unlink"):
         "the .trashinfo this reservation wrote, when its move failed",
-    ("core/weights.py", "_unlink_quietly", "path.unlink"):
+    ("core/model/weights.py", "_unlink_quietly", "path.unlink"):
         "a partial or damaged model-weights download",
-    ("core/ann.py", "_remove_stale", "old.unlink"):
+    ("core/pairs/ann.py", "_remove_stale", "old.unlink"):
         "stale approximate-index files in the cache folder beside the database",
-    ("core/cachefile.py", "save_npz", "stale.unlink"):
+    ("core/storage/cachefile.py", "save_npz", "stale.unlink"):
         "a pair-cache or scan-memo temp file left by a scan killed mid-save, in the cache folder",
-    ("core/cachefile.py", "save_npz", "tmp.unlink"):
+    ("core/storage/cachefile.py", "save_npz", "tmp.unlink"):
         "this scan's own pair-cache or scan-memo temp file, when saving it failed",
 }
 

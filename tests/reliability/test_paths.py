@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core.actions import (
+from imgdedupe.core.actions.trash import FreedesktopTrash
+from imgdedupe.core.actions.trashing import (
     SeenFile,
     UnsafeActionError,
     plan_deletions,
     trash_files,
     undo,
 )
-from imgdedupe.core.store import Store
-from imgdedupe.core.trash import FreedesktopTrash
+from imgdedupe.core.storage.store import Store
 
 from .support import scan_json as _scan
 

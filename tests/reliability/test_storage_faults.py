@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from imgdedupe.cli import EXIT_DATABASE, EXIT_OK, main
-from imgdedupe.core import store as store_module
 from imgdedupe.core.errors import DatabaseError
-from imgdedupe.core.store import Store
+from imgdedupe.core.storage import store as store_module
+from imgdedupe.core.storage.store import Store
 
 from .support import SCAN_THRESHOLD, integrity
 

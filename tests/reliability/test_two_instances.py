@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from imgdedupe.cli import EXIT_DATABASE, EXIT_OK, main
-from imgdedupe.core import dblock
-from imgdedupe.core.dblock import ScanLock
-from imgdedupe.core.store import Store
+from imgdedupe.core.storage import dblock
+from imgdedupe.core.storage.dblock import ScanLock
+from imgdedupe.core.storage.store import Store
 
 from .support import SCAN_THRESHOLD, child_env, integrity, python
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decode_pool import DecodePool
-from .embed import Backbone
-from .errors import DecodeError, raise_if_cancelled
-from .phash import NearExactIndex, near_exact_groups
-from .records import FileError, NearExactGroupsReady, Progress
-from .store import CachedFile, Store
+from imgdedupe.core.errors import DecodeError, raise_if_cancelled
+from imgdedupe.core.images.decode_pool import DecodePool
+from imgdedupe.core.images.phash import NearExactIndex, near_exact_groups
+from imgdedupe.core.model.embed import Backbone
+from imgdedupe.core.records import FileError, NearExactGroupsReady, Progress
+from imgdedupe.core.storage.store import CachedFile, Store
 
 if TYPE_CHECKING:
-    from .pipeline import ScanConfig
+    from imgdedupe.core.scan.pipeline import ScanConfig
 
 # How often the growing list of near-exact groups is sent while the model
 # runs (see embed_pending).

@@ -26,21 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibration, scan_memo
-from .ann import StoreVectors
-from .dblock import ScanLock
-from .decode_pool import DecodePool, choose_processes
-from .embed import (
-    DIMS,
-    Backbone,
-    BackbonePlan,
-    build_backbone,
-    plan_backbone,
-    resolve_device,
-)
-from .embed_step import embed_pending
-from .errors import DecodeError, ImgDedupeError, raise_if_cancelled
-from .graph import (
+from imgdedupe.core.errors import DecodeError, ImgDedupeError, raise_if_cancelled
+from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.files.walk import walk_batches
+from imgdedupe.core.groups.graph import (
     FLOOR_SCORE,
     Content,
     ContentTable,
@@ -49,9 +38,19 @@ from .graph import (
     exact_groups,
     groups_at,
 )
-from .hashing import content_hash
-from .index import IndexParams, Lineage, similar_pairs_cached
-from .records import (
+from imgdedupe.core.images.decode_pool import DecodePool, choose_processes
+from imgdedupe.core.model import calibration
+from imgdedupe.core.model.embed import (
+    DIMS,
+    Backbone,
+    BackbonePlan,
+    build_backbone,
+    plan_backbone,
+    resolve_device,
+)
+from imgdedupe.core.pairs.ann import StoreVectors
+from imgdedupe.core.pairs.search import IndexParams, Lineage, similar_pairs_cached
+from imgdedupe.core.records import (
     ExactGroupsReady,
     FileError,
     Group,
@@ -62,8 +61,10 @@ from .records import (
     ScanResult,
     ScanStats,
 )
-from .store import CachedFile, Store
-from .walk import walk_batches
+from imgdedupe.core.scan import memo as scan_memo
+from imgdedupe.core.scan.embed_step import embed_pending
+from imgdedupe.core.storage.dblock import ScanLock
+from imgdedupe.core.storage.store import CachedFile, Store
 
 log = logging.getLogger(__name__)
 

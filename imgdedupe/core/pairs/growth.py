@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import ArraySource, StreamedForest, VectorSource
-from .index import (
+from imgdedupe.core.pairs.ann import ArraySource, StreamedForest, VectorSource
+from imgdedupe.core.pairs.search import (
     GROW_LIMIT,
     IndexParams,
     Lineage,

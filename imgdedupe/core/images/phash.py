@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .graph import star_members
-from .group import greedy_star_groups
-from .records import Group
-from .select import suggest_keeper
+from imgdedupe.core.groups.graph import star_members
+from imgdedupe.core.groups.keeper import suggest_keeper
+from imgdedupe.core.groups.stars import greedy_star_groups
+from imgdedupe.core.records import Group
 
 HASH_BITS = 64
 # Re-encoded and resized copies of the dev photos differ in 0-4 bits,

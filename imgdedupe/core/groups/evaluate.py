@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import DecodeError
-from .hashing import content_hash
+from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.files.hashing import content_hash
 
 
 @dataclass(frozen=True)

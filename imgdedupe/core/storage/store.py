@@ -21,8 +21,8 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from .errors import DatabaseError
-from .records import ImageFile
+from imgdedupe.core.errors import DatabaseError
+from imgdedupe.core.records import ImageFile
 
 log = logging.getLogger(__name__)
 

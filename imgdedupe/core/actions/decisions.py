@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
 
-from .records import Group, Member
-from .select import keeper_order_key
+from imgdedupe.core.groups.keeper import keeper_order_key
+from imgdedupe.core.records import Group, Member
 
 
 class Rule(Enum):

@@ -39,9 +39,9 @@ from typing import Literal
 
 import numpy as np
 
-from .cachefile import save_npz
-from .graph import ContentTable, SimilarityGraph
-from .records import FileError, Group, ImageFile, Member
+from imgdedupe.core.groups.graph import ContentTable, SimilarityGraph
+from imgdedupe.core.records import FileError, Group, ImageFile, Member
+from imgdedupe.core.storage.cachefile import save_npz
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote, unquote_to_bytes
 
-from .errors import ImgDedupeError
+from imgdedupe.core.errors import ImgDedupeError
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .errors import DecodeError
-from .phash import perceptual_hash
-from .preprocess import decode_for_network
-from .records import ErrorReason
+from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.images.phash import perceptual_hash
+from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.records import ErrorReason
 
 Decoded = tuple[np.ndarray, int, int, int]
 

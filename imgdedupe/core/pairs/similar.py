@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import calibration
-from .embed import Backbone
-from .preprocess import decode_for_network, with_rotations
-from .store import Store
+from imgdedupe.core.images.preprocess import decode_for_network, with_rotations
+from imgdedupe.core.model import calibration
+from imgdedupe.core.model.embed import Backbone
+from imgdedupe.core.storage.store import Store
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .errors import DecodeError, ImgDedupeError
-from .hashing import content_hash
-from .store import BatchRow, JournalRow, Store
-from .trash import (
+from imgdedupe.core.actions.trash import (
     CrossDeviceError,
     FolderTrash,
     FreedesktopTrash,
@@ -32,7 +29,10 @@ from .trash import (
     default_trash,
     move_no_replace,
 )
-from .units import human_size
+from imgdedupe.core.errors import DecodeError, ImgDedupeError
+from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.storage.store import BatchRow, JournalRow, Store
+from imgdedupe.core.units import human_size
 
 __all__ = [
     "ActionError", "UnsafeActionError", "SeenFile", "Deletion", "DeletionPlan", "Outcome",

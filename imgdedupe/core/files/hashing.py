@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 
-from .errors import DecodeError
-from .records import ErrorReason
+from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.records import ErrorReason
 
 _CHUNK = 1 << 20
 

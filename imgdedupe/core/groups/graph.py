@@ -15,10 +15,10 @@ from typing import Protocol, overload
 
 import numpy as np
 
-from . import calibration
-from .group import greedy_star_groups
-from .records import Group, Member
-from .select import keeper_order_key, suggest_keeper
+from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
+from imgdedupe.core.groups.stars import greedy_star_groups
+from imgdedupe.core.model import calibration
+from imgdedupe.core.records import Group, Member
 
 # The lowest similarity the slider offers. Pairs are kept down to here.
 FLOOR_SCORE = 70.0

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ImgDedupeError, WeightsChecksumError, WeightsError
-from .records import Notice
+from imgdedupe.core.errors import ImgDedupeError, WeightsChecksumError, WeightsError
+from imgdedupe.core.records import Notice
 
 if TYPE_CHECKING:
-    from .weights import DigestCache
+    from imgdedupe.core.model.weights import DigestCache
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _efficientnet_lite0(path: Path, digest: str) -> Backbone:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
-    from .weights import load_state_dict
+    from imgdedupe.core.model.weights import load_state_dict
 
     model = EfficientNet.from_name("efficientnet-lite0")
     model.load_state_dict(load_state_dict(path))
@@ -205,7 +205,7 @@ def _efficientnet_lite0(path: Path, digest: str) -> Backbone:
 def _resnet50(state_dict: dict | None, digest: str, source: str) -> Backbone:
     import torch
 
-    from .resnet import resnet50
+    from imgdedupe.core.model.resnet import resnet50
 
     model = resnet50()
     if state_dict is not None:
@@ -297,7 +297,11 @@ def plan_backbone(
     weights' SHA-256 by path, size, mtime and inode, so only a file's first
     use pays the full hash.
     """
-    from .weights import RESNET50_IMAGENET1K_V2, locate_weights, sha256_remembered
+    from imgdedupe.core.model.weights import (
+        RESNET50_IMAGENET1K_V2,
+        locate_weights,
+        sha256_remembered,
+    )
 
     if name not in BACKBONES:
         raise ImgDedupeError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
@@ -341,7 +345,7 @@ def plan_backbone(
 
 def build_backbone(plan: BackbonePlan, device: str = "auto") -> Backbone:
     """Load the planned network onto ``device``."""
-    from .weights import load_state_dict
+    from imgdedupe.core.model.weights import load_state_dict
 
     target = resolve_device(device)
     if plan.name == "efficientnet-lite0":

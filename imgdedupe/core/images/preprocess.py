@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .decode import decode_image
-from .embed import INPUT_SIZE
+from imgdedupe.core.images.decode import decode_image
+from imgdedupe.core.model.embed import INPUT_SIZE
 
 # Draft-decode JPEGs to 1.5-2x the network input: enough pixels for an
 # antialiased downscale, a fraction of the full decode cost. Not a flat 2x

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .records import Member
+from imgdedupe.core.records import Member
 
 
 def keeper_order_key(member: Member) -> tuple:

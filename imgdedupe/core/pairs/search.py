@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .ann import (
+from imgdedupe.core.pairs.ann import (
     PCA_SAMPLE,
     ArraySource,
     VectorSource,
     queries_of,
     streamed_pairs,
 )
-from .cachefile import save_npz
+from imgdedupe.core.storage.cachefile import save_npz
 
 __all__ = ["PCA_SAMPLE", "IndexParams", "VectorSource", "exact_pairs",
            "pair_scores", "similar_pairs", "similar_pairs_cached"]
@@ -232,7 +232,7 @@ def similar_pairs_cached(identity: bytes, count: int,
                         params, lineage, cached.forest)
         return cached.pairs, cached.scores, cached.method
     if cache_dir is not None and lineage is not None and lineage.fresh is not None:
-        from .pairs_growth import grown_pairs  # noqa: PLC0415  (it imports this module)
+        from imgdedupe.core.pairs.growth import grown_pairs  # noqa: PLC0415  (it imports this module)
 
         grown = grown_pairs(cache_dir, lineage, params, min_cosine, load)
         if grown is not None:

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from .errors import DatabaseError
+from imgdedupe.core.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from imgdedupe.core.images.preprocess import decode_for_network
-from imgdedupe.core.model.embed import Backbone, load_backbone, resnet50_random
+from imgdedupe.core.model.backbone import Backbone
+from imgdedupe.core.model.loading import load_backbone, resnet50_random
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from imgdedupe.core.errors import ScanCancelled
-from imgdedupe.core.model.embed import load_backbone
+from imgdedupe.core.model.loading import load_backbone
 from imgdedupe.core.records import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 

@@ -39,7 +39,8 @@ import numpy as np
 from bench_scan import make_photo, photo_sources  # bench/ is on sys.path
 
 from imgdedupe.core.images.decode_pool import DecodePool
-from imgdedupe.core.model.embed import Backbone, load_backbone, resnet50_random
+from imgdedupe.core.model.backbone import Backbone
+from imgdedupe.core.model.loading import load_backbone, resnet50_random
 from imgdedupe.core.records import Progress
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from imgdedupe.core.files.hashing import content_hash
-from imgdedupe.core.model.embed import BackboneInfo
+from imgdedupe.core.model.backbone import BackboneInfo
 from imgdedupe.core.records import ImageFile, ScanResult
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from imgdedupe.core.model import calibration
-from imgdedupe.core.model.embed import BackboneInfo
+from imgdedupe.core.model.backbone import BackboneInfo
 from imgdedupe.core.records import ImageFile
 from imgdedupe.core.storage.store import Store
 

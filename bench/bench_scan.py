@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from imgdedupe.core.model.embed import load_backbone, resnet50_random
+from imgdedupe.core.model.loading import load_backbone, resnet50_random
 from imgdedupe.core.records import ScanResult
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from imgdedupe.core.groups.evaluate import load_groundtruth, pairwise, relative
 from imgdedupe.core.model import calibration
-from imgdedupe.core.model.embed import load_backbone
+from imgdedupe.core.model.loading import load_backbone
 from imgdedupe.core.records import ScanResult
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
 from .core.model import calibration
-from .core.model.embed import BACKBONES
+from .core.model.registry import BACKBONES
 from .core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
 from .report import group_to_dict, printable, result_to_dict, write_json, write_text
 
@@ -252,7 +252,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from .core.model.embed import load_backbone
+    from .core.model.loading import load_backbone
     from .core.pairs.similar import find_similar
     from .core.storage.store import Store
 

@@ -85,7 +85,7 @@ def test_scan_json_report(library, tmp_path, capsys):
 def test_default_backbone_falls_back_visibly_in_the_json(library, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.delenv("IMGDEDUPE_WEIGHTS", raising=False)
-    monkeypatch.setattr("imgdedupe.core.model.embed.default_bundled_dirs", lambda: [])
+    monkeypatch.setattr("imgdedupe.core.model.loading.default_bundled_dirs", lambda: [])
     out = tmp_path / "r.json"
     assert run("scan", str(library / "Holiday"), "--db", str(tmp_path / "c.db"),
                "--json", str(out), "-q") == EXIT_OK

@@ -14,7 +14,7 @@ import pytest
 from test_pipeline import SAMPLES, as_sets, make_library, scan
 
 from imgdedupe.core.images.preprocess import decode_for_network
-from imgdedupe.core.model.embed import load_backbone, resnet50_random
+from imgdedupe.core.model.loading import load_backbone, resnet50_random
 from imgdedupe.core.scan.pipeline import ScanConfig
 
 torch = pytest.importorskip("torch")

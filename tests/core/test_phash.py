@@ -33,7 +33,7 @@ def photos(photo_maker) -> list[Image.Image]:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def lite0_backbone():  # noqa: ANN201
-    from imgdedupe.core.model.embed import load_backbone
+    from imgdedupe.core.model.loading import load_backbone
 
     return load_backbone("efficientnet-lite0", device="cpu")[0]
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from imgdedupe.core.errors import ScanCancelled
-from imgdedupe.core.model.embed import load_backbone, resnet50_random
+from imgdedupe.core.model.loading import load_backbone, resnet50_random
 from imgdedupe.core.records import ErrorReason, ExactGroupsReady, Notice, Progress, ScanResult
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
 from imgdedupe.core.storage.store import Store

@@ -29,7 +29,7 @@ from imgdedupe.core.storage.store import Store
 
 @pytest.fixture(scope="module")
 def lite0():
-    from imgdedupe.core.model.embed import load_backbone
+    from imgdedupe.core.model.loading import load_backbone
 
     return load_backbone("efficientnet-lite0", device="cpu")[0]
 

@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QSettings, QThreadPool, QTimer  # noqa: E402
 
-from imgdedupe.core.model.embed import load_backbone  # noqa: E402
+from imgdedupe.core.model.loading import load_backbone  # noqa: E402
+from imgdedupe.gui.jobs.scan_worker import BackboneCache  # noqa: E402
 from imgdedupe.gui.main_window import MainWindow  # noqa: E402
-from imgdedupe.gui.scan_worker import BackboneCache  # noqa: E402
 
 
 class PreloadedBackbones(BackboneCache):

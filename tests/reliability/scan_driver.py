@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 from imgdedupe import report  # noqa: E402
 from imgdedupe.core.images import decode_pool  # noqa: E402
-from imgdedupe.core.model import embed  # noqa: E402
-from imgdedupe.core.model.embed import load_backbone  # noqa: E402
+from imgdedupe.core.model import backbone as embed  # noqa: E402
+from imgdedupe.core.model.loading import load_backbone  # noqa: E402
 from imgdedupe.core.records import ScanResult  # noqa: E402
 from imgdedupe.core.scan import pipeline  # noqa: E402
 from imgdedupe.core.scan.pipeline import ScanConfig, run_scan  # noqa: E402

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from imgdedupe.core.images.decode import decode_image
-from imgdedupe.core.model.embed import INPUT_SIZE
 
+INPUT_SIZE = 224  # the square every backbone takes (model.backbone)
 # Draft-decode JPEGs to 1.5-2x the network input: enough pixels for an
 # antialiased downscale, a fraction of the full decode cost. Not a flat 2x
 # (448): a 4:3 photo's short side then misses libjpeg's 1/8 scale (12 MP ->

@@ -2,8 +2,9 @@
 
 Raw cosines are not comparable across backbones: EfficientNet-Lite0's
 unrelated photos sit near 0.3 and ResNet50's near 0.5, and near-duplicates
-start at different values too. Each backbone gets knots measured on the dev
-set (docs/quality.md), so "similarity 90" means the same thing whichever
+start at different values too. Each backbone's record in
+``model.registry`` carries knots measured on the dev set
+(docs/quality.md), so "similarity 90" means the same thing whichever
 backbone is in use: the calibrated default threshold.
 """
 
@@ -11,19 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 90.0
+from imgdedupe.core.model.registry import spec_of
 
-# (cosine, score) knots, increasing; linear in between, clamped outside.
-# The knot at score 90 is each backbone's tuned default threshold; the knot
-# at score 50 is where clearly unrelated photos of one scene type start.
-_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "efficientnet-lite0": ((0.0, 0.0), (0.50, 50.0), (0.72, 90.0), (1.0, 100.0)),
-    "resnet50": ((0.0, 0.0), (0.70, 50.0), (0.85, 90.0), (1.0, 100.0)),
-}
+DEFAULT_THRESHOLD = 90.0
 
 
 def _knots(backbone: str) -> tuple[np.ndarray, np.ndarray]:
-    knots = _KNOTS[backbone]
+    knots = spec_of(backbone).knots
     return np.array([k[0] for k in knots]), np.array([k[1] for k in knots])
 
 

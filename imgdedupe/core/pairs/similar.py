@@ -14,7 +14,7 @@ import numpy as np
 
 from imgdedupe.core.images.preprocess import decode_for_network, with_rotations
 from imgdedupe.core.model import calibration
-from imgdedupe.core.model.embed import Backbone
+from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.storage.store import Store
 
 

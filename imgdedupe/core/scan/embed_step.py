@@ -17,7 +17,7 @@ import numpy as np
 from imgdedupe.core.errors import DecodeError, raise_if_cancelled
 from imgdedupe.core.images.decode_pool import DecodePool
 from imgdedupe.core.images.phash import NearExactIndex, near_exact_groups
-from imgdedupe.core.model.embed import Backbone
+from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.records import FileError, NearExactGroupsReady, Progress
 from imgdedupe.core.storage.store import CachedFile, Store
 

@@ -40,14 +40,9 @@ from imgdedupe.core.groups.graph import (
 )
 from imgdedupe.core.images.decode_pool import DecodePool, choose_processes
 from imgdedupe.core.model import calibration
-from imgdedupe.core.model.embed import (
-    DIMS,
-    Backbone,
-    BackbonePlan,
-    build_backbone,
-    plan_backbone,
-    resolve_device,
-)
+from imgdedupe.core.model.backbone import Backbone
+from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_backbone, resolve_device
+from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.ann import StoreVectors
 from imgdedupe.core.pairs.search import IndexParams, Lineage, similar_pairs_cached
 from imgdedupe.core.records import (
@@ -115,7 +110,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     """Scan ``config.roots``; see the module docstring. ``backbone`` lets a
     caller (tests) reuse an already loaded model. ``load`` (the window's
     model cache) is asked for the planned model only if something must be
-    embedded; by default the scan builds it (embed.build_backbone)."""
+    embedded; by default the scan builds it (model.loading.build_backbone)."""
     clock = _Clock()
     started = time.perf_counter()
     roots = tuple(os.path.abspath(r) for r in config.roots)
@@ -233,7 +228,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     yield Progress("index", 0, len(usable))
     floor = min(FLOOR_SCORE, config.threshold)
     floor_cosine = calibration.score_to_cosine(name, floor)
-    dim = backbone.info.dim if backbone is not None else DIMS[name]
+    dim = backbone.info.dim if backbone is not None else spec_of(name).dim
     fresh = [reps[k] for k in pending if k in reps]  # embedded by this scan
     pairs, scores, method = _pairs(config, store, [reps[k] for k in usable], floor_cosine,
                                    model_id, dim, start, fresh)

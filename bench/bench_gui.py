@@ -39,8 +39,8 @@ from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from imgdedupe.core.records import Group, Member  # noqa: E402
+from imgdedupe.gui.jobs.scan_worker import BackboneCache  # noqa: E402
 from imgdedupe.gui.main_window import MainWindow  # noqa: E402
-from imgdedupe.gui.scan_worker import BackboneCache  # noqa: E402
 
 
 class StallMeter:

@@ -18,8 +18,8 @@ from ..core.actions import trashing as actions
 from ..core.actions.trash import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
 from ..core.storage.store import Store
-from .scan_worker import WorkerError
-from .tasks import TaskRunner
+from .jobs.errors import WorkerError
+from .jobs.tasks import TaskRunner
 
 log = logging.getLogger(__name__)
 

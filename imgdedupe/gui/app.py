@@ -30,7 +30,7 @@ def resources_dir() -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..core.model.embed import BACKBONES
+    from ..core.model.registry import BACKBONES
 
     parser = argparse.ArgumentParser(
         prog="imgdedupe-gui",
@@ -81,7 +81,7 @@ def setup_logging() -> Path | None:
 def install_excepthook(log_file: Path | None) -> None:
     """One hook for every uncaught error: log it and show it; never exit."""
     from .dialogs import show_error
-    from .scan_worker import WorkerError
+    from .jobs.errors import WorkerError
 
     def hook(kind, value, tb) -> None:  # noqa: ANN001
         details = "".join(traceback.format_exception(kind, value, tb))

@@ -8,9 +8,9 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from ..core.actions.decisions import Rule
-from .group_model import MEMBER_ROLE, THUMB_ROLE
+from .jobs.errors import WorkerError
 from .main_window import MainWindow
-from .scan_worker import WorkerError
+from .review.group_model import MEMBER_ROLE, THUMB_ROLE
 
 log = logging.getLogger(__name__)
 

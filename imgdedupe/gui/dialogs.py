@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
 
 from ..core.records import Group, Member
 from ..core.units import human_size
-from .delegate import CELL, ThumbnailDelegate
-from .group_model import MEMBER_ROLE, MemberModel
-from .scan_worker import WorkerError
+from .jobs.errors import WorkerError
+from .review.delegate import CELL, ThumbnailDelegate
+from .review.group_model import MEMBER_ROLE, MemberModel
 
 
 def show_error(parent: QWidget | None, error: WorkerError) -> QMessageBox:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from ..core.actions.decisions import Decisions
 from ..core.groups.graph import FLOOR_SCORE, drop_paths, groups_at
 from ..core.model import calibration
-from ..core.model.embed import BACKBONES
+from ..core.model.registry import BACKBONES
 from ..core.model.weights import LocatedWeights
 from ..core.records import (
     ExactGroupsReady,
@@ -42,16 +42,17 @@ from ..core.records import (
 )
 from ..core.scan.pipeline import ScanConfig
 from .actions_controller import ActionsController
-from .compare_view import CompareDialog
 from .dialogs import SimilarDialog, show_error
-from .progress_text import ProgressText
-from .review_panel import ReviewPanel
-from .scan_worker import BackboneCache, ScanController, WorkerError
-from .similar_search import similar_group
-from .tasks import TaskRunner
-from .threshold_bar import ThresholdBar
-from .thumbnails import ThumbnailCache
-from .weights_download import download_weights
+from .jobs.errors import WorkerError
+from .jobs.progress_text import ProgressText
+from .jobs.scan_worker import BackboneCache, ScanController
+from .jobs.similar_search import similar_group
+from .jobs.tasks import TaskRunner
+from .jobs.weights_download import download_weights
+from .review.compare_view import CompareDialog
+from .review.review_panel import ReviewPanel
+from .review.threshold_bar import ThresholdBar
+from .review.thumbnails import ThumbnailCache
 from .window_apply import ApplyMixin
 
 log = logging.getLogger(__name__)

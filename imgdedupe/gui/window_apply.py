@@ -17,7 +17,7 @@ from ..core.records import Group, Member
 from ..report import write_csv, write_json
 from .actions_controller import trash_name
 from .dialogs import confirm_delete
-from .scan_worker import WorkerError
+from .jobs.errors import WorkerError
 
 
 class ApplyMixin:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from imgdedupe.core.records import Progress
-from imgdedupe.gui import progress_text
-from imgdedupe.gui.progress_text import ProgressText
+from imgdedupe.gui.jobs import progress_text
+from imgdedupe.gui.jobs.progress_text import ProgressText
 
 
 def test_rate_and_time_left_restart_with_each_scan(monkeypatch):

@@ -19,8 +19,8 @@ from PySide6.QtCore import QSortFilterProxyModel, Qt
 from PySide6.QtWidgets import QApplication
 from imgdedupe.core.actions.decisions import Decisions
 from imgdedupe.core.records import Group, Member
-from imgdedupe.gui.group_model import BROKEN_ROLE, MemberModel
-from imgdedupe.gui.thumbnails import ThumbnailCache
+from imgdedupe.gui.review.group_model import BROKEN_ROLE, MemberModel
+from imgdedupe.gui.review.thumbnails import ThumbnailCache
 
 app = QApplication([])
 members = tuple(Member(f"/nowhere/{n}.jpg", 90.0, None, 1, 1, 1, 0) for n in range(3))

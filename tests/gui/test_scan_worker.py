@@ -6,8 +6,8 @@ import threading
 
 from imgdedupe.core.records import ScanResult
 from imgdedupe.core.scan.pipeline import ScanConfig
-from imgdedupe.gui import scan_worker
-from imgdedupe.gui.scan_worker import BackboneCache
+from imgdedupe.gui.jobs import scan_worker
+from imgdedupe.gui.jobs.scan_worker import BackboneCache
 
 
 def test_a_loaded_model_is_loaded_once_and_kept_out_of_the_cyclic_gc(monkeypatch):

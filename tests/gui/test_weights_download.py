@@ -9,7 +9,7 @@ import pytest
 
 from imgdedupe.core.model.weights import RESNET50_IMAGENET1K_V2, WeightsSpec
 from imgdedupe.core.records import Notice
-from imgdedupe.gui import weights_download
+from imgdedupe.gui.jobs import weights_download
 from imgdedupe.gui.main_window import MainWindow
 
 PAYLOAD = b"pretend weights " * 40_000  # 640 KB: several progress steps

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QApplication, QLabel
 
 from imgdedupe.core.records import ScanResult
 from imgdedupe.gui.dialogs import SimilarDialog
-from imgdedupe.gui.group_model import MARKED_ROLE
 from imgdedupe.gui.main_window import MainWindow
+from imgdedupe.gui.review.group_model import MARKED_ROLE
 
 SCAN_TIMEOUT_MS = 120_000
 
@@ -387,7 +387,7 @@ def test_exact_and_near_exact_copies_show_before_the_model_finishes(
 def test_progress_shows_phase_counts_rate_and_time_left(window: MainWindow,
                                                         monkeypatch) -> None:  # noqa: ANN001
     from imgdedupe.core.records import Progress
-    from imgdedupe.gui import progress_text
+    from imgdedupe.gui.jobs import progress_text
 
     clock = iter([100.0, 102.0])
     monkeypatch.setattr(progress_text.time, "monotonic", lambda: next(clock))

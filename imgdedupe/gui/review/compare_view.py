@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.records import Member
-from ..core.units import human_size
-from .scan_worker import WorkerError
-from .tasks import TaskRunner
+from ...core.records import Member
+from ...core.units import human_size
+from ..jobs.errors import WorkerError
+from ..jobs.tasks import TaskRunner
 from .thumbnails import load_thumbnail
 
 COMPARE_PX = 1600  # enough for a large screen; a full 12 MP decode is not

@@ -1,4 +1,4 @@
-"""Runs ``core.pipeline.run_scan`` in a QThread and reports over signals.
+"""Runs ``core.scan.pipeline.run_scan`` in a QThread and reports over signals.
 
 The worker is a QObject moved to its own QThread; the GUI thread only ever
 sees the immutable records the pipeline yields. Cancel is a
@@ -13,27 +13,19 @@ import logging
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from ..core.errors import ImgDedupeError, ScanCancelled
-from ..core.model.embed import Backbone, BackbonePlan, load_backbone
-from ..core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
-from ..core.scan.pipeline import ScanConfig, run_scan
+from ...core.errors import ImgDedupeError, ScanCancelled
+from ...core.model.backbone import Backbone
+from ...core.model.loading import BackbonePlan, load_backbone
+from ...core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
+from ...core.scan.pipeline import ScanConfig, run_scan
+from .errors import WorkerError
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1  # ~10 updates a second is smooth and cheap
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerError:
-    """A failure the window shows in a dialog, with details to copy."""
-
-    title: str
-    message: str
-    details: str
 
 
 class BackboneCache:

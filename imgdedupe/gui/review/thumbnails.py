@@ -17,8 +17,8 @@ from PIL import Image
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 from PySide6.QtGui import QImage, QPixmap
 
-from ..core.errors import DecodeError
-from ..core.images.decode import decode_image
+from ...core.errors import DecodeError
+from ...core.images.decode import decode_image
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
-from ..core.groups.graph import FLOOR_SCORE
+from ...core.groups.graph import FLOOR_SCORE
 
 BINS = 30
 DEBOUNCE_MS = 120  # regroup once the slider rests, not on every pixel

@@ -1,6 +1,6 @@
 """Offer the ResNet50 weights download: progress bar, cancel, hash check.
 
-The download itself is ``core.weights`` (atomic, SHA-256 checked); this
+The download itself is ``core.model.weights`` (atomic, SHA-256 checked); this
 only runs it on a pool thread and shows its progress.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
-from ..core.model.embed import default_bundled_dirs
-from ..core.model.weights import RESNET50_IMAGENET1K_V2, LocatedWeights, locate_weights
-from .scan_worker import WorkerError
+from ...core.model.loading import default_bundled_dirs
+from ...core.model.weights import RESNET50_IMAGENET1K_V2, LocatedWeights, locate_weights
+from .errors import WorkerError
 from .tasks import TaskRunner
 
 

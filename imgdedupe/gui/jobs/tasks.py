@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from .scan_worker import WorkerError
+from .errors import WorkerError
 
 log = logging.getLogger(__name__)
 

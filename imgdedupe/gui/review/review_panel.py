@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.actions.decisions import Decisions, Rule
-from ..core.records import Group, Member
+from ...core.actions.decisions import Decisions, Rule
+from ...core.records import Group, Member
 from .delegate import CELL, ThumbnailDelegate
 from .group_model import MEMBER_ROLE, GroupListModel, MemberModel, group_summary
 from .thumbnails import ThumbnailCache

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QIcon
 
-from ..core.actions.decisions import Decisions
-from ..core.records import Group, Member
-from ..core.units import human_size
+from ...core.actions.decisions import Decisions
+from ...core.records import Group, Member
+from ...core.units import human_size
 from .thumbnails import ThumbnailCache
 
 MEMBER_ROLE = Qt.ItemDataRole.UserRole + 1  # the Member / Group record

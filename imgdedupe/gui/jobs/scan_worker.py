@@ -55,7 +55,13 @@ class BackboneCache:
             return self._value
 
 
-class ScanWorker(QObject):
+class ScanSignals(QObject):
+    """What a scan reports, declared once for the worker and the controller.
+
+    The worker emits these in its thread; the controller re-emits them on the
+    GUI thread, where the window connects to them.
+    """
+
     progress = Signal(object)  # Progress, throttled
     notice = Signal(object)  # Notice
     exact_groups = Signal(object)  # ExactGroupsReady or NearExactGroupsReady
@@ -64,6 +70,13 @@ class ScanWorker(QObject):
     cancelled = Signal()
     finished = Signal()  # always last, whatever happened
 
+
+# The controller passes these on as they come. Not ``finished``: the
+# controller sends that itself, once the thread has been joined.
+FORWARDED = ("progress", "notice", "exact_groups", "result", "failed", "cancelled")
+
+
+class ScanWorker(ScanSignals):
     def __init__(self, config: ScanConfig, cancel: threading.Event,
                  backbones: BackboneCache) -> None:
         super().__init__()
@@ -115,16 +128,8 @@ class ScanWorker(QObject):
         return self._backbones.get(self._config)[0]
 
 
-class ScanController(QObject):
+class ScanController(ScanSignals):
     """Owns at most one scan thread. One shutdown path: cancel, quit, wait."""
-
-    progress = Signal(object)
-    notice = Signal(object)
-    exact_groups = Signal(object)
-    result = Signal(object)
-    failed = Signal(object)
-    cancelled = Signal()
-    finished = Signal()
 
     def __init__(self, backbones: BackboneCache | None = None,
                  parent: QObject | None = None) -> None:
@@ -147,12 +152,8 @@ class ScanController(QObject):
         worker = ScanWorker(config, self._cancel, self.backbones)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.progress.connect(self.progress)
-        worker.notice.connect(self.notice)
-        worker.exact_groups.connect(self.exact_groups)
-        worker.result.connect(self.result)
-        worker.failed.connect(self.failed)
-        worker.cancelled.connect(self.cancelled)
+        for name in FORWARDED:
+            getattr(worker, name).connect(getattr(self, name))
         worker.finished.connect(self._on_worker_finished)
         self._thread, self._worker = thread, worker
         thread.start()

@@ -2,12 +2,15 @@
 
 A mixin of MainWindow, kept apart so each module reads in one sitting; it
 uses the window's decisions, review panel, result and ActionsController.
+``ApplyMixin`` declares what it takes from the window, attributes and methods,
+so a reader (and mypy) sees the contract without reading ``main_window``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QFileDialog
 
@@ -19,8 +22,45 @@ from .actions_controller import trash_name
 from .dialogs import confirm_delete
 from .jobs.errors import WorkerError
 
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QLabel, QMainWindow
 
-class ApplyMixin:
+    from ..core.actions.decisions import Decisions
+    from ..core.records import ScanResult
+    from .actions_controller import ActionsController
+    from .review.review_panel import ReviewPanel
+    from .review.threshold_bar import ThresholdBar
+    from .review.thumbnails import ThumbnailCache
+
+    # To a type checker the mixin is the QMainWindow it is mixed into (self is
+    # the dialogs' parent, statusBar() is the window's); at run time it is a
+    # plain class, so MainWindow's bases and MRO stay as they were.
+    _Window = QMainWindow
+else:
+    _Window = object
+
+
+class ApplyMixin(_Window):
+    # Set by MainWindow.__init__ and _build: annotations only, nothing is
+    # assigned here, so reads find the window's own attributes.
+    review: ReviewPanel
+    # Shadows QWidget.actions(), as MainWindow's attribute always has; nothing
+    # calls that method on the window.
+    actions: ActionsController  # type: ignore[assignment]
+    decisions: Decisions
+    result: ScanResult | None
+    removed: set[str]  # paths moved to the trash since the scan
+    thumbnails: ThumbnailCache
+    threshold_bar: ThresholdBar
+    phase_label: QLabel
+
+    if TYPE_CHECKING:
+        # MainWindow's methods the mixin calls; defined there, stubs here only.
+        def regroup(self, threshold: float) -> None: ...
+        def _update_state(self) -> None: ...
+        def _on_failed(self, error: WorkerError) -> None: ...
+        def _show_groups(self, groups: tuple[Group, ...], keep_place: bool = True) -> None: ...
+
     def apply_deletions(self) -> None:
         """Confirm, then move the marked files to the trash (undoable)."""
         groups = self.review.groups_model.groups

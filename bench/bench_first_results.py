@@ -31,8 +31,9 @@ from PIL import Image, ImageDraw
 
 from imgdedupe.core.errors import ScanCancelled
 from imgdedupe.core.model.loading import load_backbone
-from imgdedupe.core.records import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 
 
 def photo(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:

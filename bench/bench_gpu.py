@@ -41,8 +41,9 @@ from bench_scan import make_photo, photo_sources  # bench/ is on sys.path
 from imgdedupe.core.images.decode_pool import DecodePool
 from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.model.loading import load_backbone, resnet50_random
-from imgdedupe.core.records import Progress
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import Progress
+from imgdedupe.core.scan.pipeline import run_scan
 
 
 def model_ceiling(backbone, batch: int, seconds: float = 1.5) -> float:  # noqa: ANN001

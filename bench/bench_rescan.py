@@ -30,9 +30,11 @@ import numpy as np
 
 from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.model.backbone import BackboneInfo
-from imgdedupe.core.records import ImageFile, ScanResult
+from imgdedupe.core.records import ImageFile
 from imgdedupe.core.scan import memo as scan_memo
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 from imgdedupe.core.storage.store import Store
 
 DIM = 1280  # EfficientNet-Lite0 with GeM pooling

@@ -145,8 +145,11 @@ def peak_rss_mb() -> float:
 
 def measure(db: Path, rotations: bool) -> dict:
     """The timed stage (in a child): index + group, as the pipeline runs them."""
+    from imgdedupe.core.groups.contents import PixelSizes
     from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
-    from imgdedupe.core.scan.pipeline import ScanConfig, _graph, _pairs, _PixelSizes
+    from imgdedupe.core.pairs.cache import library_pairs
+    from imgdedupe.core.scan.config import ScanConfig, cache_dir
+    from imgdedupe.core.scan.grouping import similarity_graph
 
     with Store(db) as store:
         ids = sorted(store.vector_ids(MODEL.model_id, rotations))
@@ -158,11 +161,13 @@ def measure(db: Path, rotations: bool) -> dict:
         usable = sorted(contents)
         floor = min(FLOOR_SCORE, config.threshold)
         floor_cosine = calibration.score_to_cosine(MODEL.name, floor)
-        pairs, scores, method = _pairs(config, store, [contents[k][0].file_id for k in usable],
-                                       floor_cosine, MODEL.model_id, MODEL.dim)
+        pairs, scores, method = library_pairs(
+            store, MODEL.model_id, [contents[k][0].file_id for k in usable], MODEL.dim,
+            config.rotations, floor_cosine, config.index, cache_dir(config, MODEL.model_id))
         indexed = time.perf_counter()
-        dims = _PixelSizes(contents)
-        graph, _ = _graph(MODEL.name, usable, contents, dims, pairs, scores, floor, (), store)
+        pixel_sizes = PixelSizes(contents)
+        graph, _ = similarity_graph(MODEL.name, usable, contents, pixel_sizes, pairs, scores,
+                                    floor, (), store)
         groups = groups_at(graph, config.threshold)
         done = time.perf_counter()
     return {"index_s": indexed - start, "group_s": done - indexed, "method": method,
@@ -178,8 +183,7 @@ def store_row(file_id: int):  # noqa: ANN201
 
 def recall_at_10(db: Path, count: int, rotations: bool, queries: int = 200) -> float:
     """Annoy's 10 nearest (the cached forest) against exact full-dim search."""
-    from imgdedupe.core.pairs.ann import StreamedForest, chunks
-    from imgdedupe.core.scan.pipeline import StoreVectors
+    from imgdedupe.core.pairs.ann import StoreVectors, StreamedForest, chunks
 
     cache = db.with_suffix(".index") / MODEL.model_id.replace(":", "_")
     key = next(cache.glob("*.ann")).name[:-4]

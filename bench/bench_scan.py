@@ -29,8 +29,9 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from imgdedupe.core.model.loading import load_backbone, resnet50_random
-from imgdedupe.core.records import ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 

@@ -23,8 +23,9 @@ import numpy as np
 from imgdedupe.core.groups.evaluate import load_groundtruth, pairwise, relative
 from imgdedupe.core.model import calibration
 from imgdedupe.core.model.loading import load_backbone
-from imgdedupe.core.records import ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 
 
 def scan(root: str, db: str, backbone, threshold: float, rotations: bool) -> ScanResult:  # noqa: ANN001

@@ -17,7 +17,8 @@ from . import __version__
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
 from .core.model import calibration
 from .core.model.registry import BACKBONES
-from .core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
+from .core.records import Notice
+from .core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from .report import group_to_dict, printable, result_to_dict, write_json, write_text
 
 EXIT_OK = 0
@@ -173,7 +174,7 @@ class _ProgressLine:
 
 
 def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # noqa: ANN202
-    from .core.scan.pipeline import ScanConfig
+    from .core.scan.config import ScanConfig
 
     return ScanConfig(
         roots=tuple(paths), db_path=args.db or default_db(), backbone=args.backbone,

@@ -9,7 +9,8 @@ from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from . import __version__
-from .core.records import FileError, Group, ScanResult
+from .core.records import FileError, Group
+from .core.scan.events import ScanResult
 from .core.units import human_size
 
 JSON_FORMAT = 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import threading
+
+from imgdedupe.core.records import ErrorReason
 
 
 class ImgDedupeError(Exception):
@@ -46,7 +49,24 @@ class ScanCancelled(ImgDedupeError):
     """The caller set the cancel event; partial work is already cached."""
 
 
+def cancelled(cancel: threading.Event | None) -> bool:
+    """Whether the caller asked a long job to stop (None: it cannot)."""
+    return cancel is not None and cancel.is_set()
+
+
 def raise_if_cancelled(cancel: threading.Event | None) -> None:
     """The scan's cancel point: every step calls it between units of work."""
-    if cancel is not None and cancel.is_set():
+    if cancelled(cancel):
         raise ScanCancelled("scan cancelled; finished work is cached")
+
+
+def os_error_reason(exc: OSError, what: str = "the file") -> tuple[str, str]:
+    """(ErrorReason code, a sentence) for an OSError met reading ``what``:
+    one wording wherever the walk, the hashing or the decoding meets it."""
+    if isinstance(exc, FileNotFoundError):
+        return ErrorReason.VANISHED, f"{what} disappeared during the scan"
+    if isinstance(exc, PermissionError):
+        return ErrorReason.PERMISSION, f"{what} cannot be read: {exc.strerror}"
+    if exc.errno == errno.ELOOP:
+        return ErrorReason.SYMLINK_LOOP, f"{what} is a symbolic link loop"
+    return ErrorReason.IO_ERROR, f"{what} cannot be read: {exc}"

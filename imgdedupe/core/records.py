@@ -6,11 +6,8 @@ without copies or locks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NamedTuple
-
-if TYPE_CHECKING:
-    from imgdedupe.core.groups.graph import SimilarityGraph
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
 
 
 class ErrorReason:
@@ -38,6 +35,18 @@ class ImageFile(NamedTuple):
     path: str
     size: int
     mtime_ns: int
+
+
+class FileLike(Protocol):
+    """A file as a group member or a trash action needs it: an ImageFile,
+    a storage.store.CachedFile, a groups.contents.FileInfo, a Member."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +89,11 @@ class Group:
         return self.members[0].path
 
 
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A progress event. ``total`` is None while it is not yet known."""
-
-    phase: Literal["walk", "hash", "embed", "index", "group", "done"]
-    done: int
-    total: int | None = None
-    message: str = ""
+# An ignore mark: the content digests (files.hashing) of photos the user
+# said are not duplicates of each other (the window's "Not duplicates").
+# Keyed by content, so renames and moves keep it; stored by storage.store.
+IgnoreMark = frozenset[str]
+IgnoreMarks = tuple[IgnoreMark, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,49 +102,3 @@ class Notice:
 
     code: str
     message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExactGroupsReady:
-    """Byte-identical groups, known before any image is decoded."""
-
-    groups: tuple[Group, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NearExactGroupsReady:
-    """Near-exact copies (re-encoded, resized) found by a perceptual hash
-    of the decoded network input while the model still runs: every group
-    found so far (each event replaces the previous one). Kind
-    "near-exact"; a member's ``similarity`` is 100 minus 100/64 per
-    differing hash bit. The final ScanResult's groups are the CNN's."""
-
-    groups: tuple[Group, ...]
-    hashed: int  # images hashed so far in this scan
-
-
-@dataclass(frozen=True)
-class ScanStats:
-    files_seen: int = 0
-    unique_contents: int = 0
-    embedded: int = 0
-    from_cache: int = 0
-    failed: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ScanResult:
-    """The final answer of a scan; groups are in a deterministic order."""
-
-    groups: tuple[Group, ...]
-    errors: tuple[FileError, ...]
-    stats: ScanStats
-    notices: tuple[Notice, ...]
-    backbone: str
-    model_id: str
-    threshold: float
-    # The scored pairs behind ``groups``: regrouping at another threshold
-    # needs only these, no rescan. ``ignored``: "Not duplicates" marks.
-    graph: SimilarityGraph | None = None
-    ignored: tuple[frozenset[str], ...] = ()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from PySide6.QtCore import QFile, QObject, Signal
 
+from ..core.actions import ignore_marks
 from ..core.actions import trashing as actions
 from ..core.actions.trash import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
@@ -87,7 +88,7 @@ class ActionsController(QObject):
         self.tasks.run("Reading the undo history", work, self._set_undoable,
                        lambda error: log.warning("undo history: %s", error.message))
 
-    def mark_not_duplicates(self, group: Group,
+    def add_ignore_mark(self, group: Group,
                             on_done: Callable[[tuple[frozenset[str], dict[str, str]]], None],
                             on_failure: Callable[[WorkerError], None]) -> None:
         paths = [m.path for m in group.members]
@@ -97,7 +98,7 @@ class ActionsController(QObject):
 
             digests = {p: content_hash(p) for p in paths}
             with Store(self.db_path) as store:
-                actions.mark_not_duplicates(store, paths)
+                ignore_marks.add_ignore_mark(store, paths)
             return frozenset(digests.values()), digests
 
         self.tasks.run("Not duplicates", work, on_done, on_failure)

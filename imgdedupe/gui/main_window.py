@@ -31,16 +31,9 @@ from ..core.groups.graph import FLOOR_SCORE, drop_paths, groups_at
 from ..core.model import calibration
 from ..core.model.registry import BACKBONES
 from ..core.model.weights import LocatedWeights
-from ..core.records import (
-    ExactGroupsReady,
-    Group,
-    Member,
-    NearExactGroupsReady,
-    Notice,
-    Progress,
-    ScanResult,
-)
-from ..core.scan.pipeline import ScanConfig
+from ..core.records import Group, Member, Notice
+from ..core.scan.config import ScanConfig
+from ..core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from .actions_controller import ActionsController
 from .dialogs import SimilarDialog, show_error
 from .jobs.errors import WorkerError
@@ -164,7 +157,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.review = ReviewPanel(self.thumbnails, self.decisions)
         self.review.find_similar_requested.connect(self.find_similar)
         self.review.compare_requested.connect(self.compare)
-        self.review.not_duplicates_requested.connect(self.mark_not_duplicates)
+        self.review.not_duplicates_requested.connect(self.add_ignore_mark)
         self.review.marks_changed.connect(self._update_state)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         self.stack = QStackedWidget()
@@ -384,7 +377,7 @@ class MainWindow(ApplyMixin, QMainWindow):
             return
         self._regroup_generation += 1
         generation = self._regroup_generation
-        graph, ignored = result.graph, result.ignored
+        graph, ignore_marks = result.graph, result.ignore_marks
         threshold = max(threshold, FLOOR_SCORE)
 
         def done(groups: tuple[Group, ...]) -> None:
@@ -395,7 +388,7 @@ class MainWindow(ApplyMixin, QMainWindow):
 
         removed = frozenset(self.removed)
         self.tasks.run("Regrouping",
-                       lambda: drop_paths(groups_at(graph, threshold, ignored), removed),
+                       lambda: drop_paths(groups_at(graph, threshold, ignore_marks), removed),
                        done, self._on_failed)
 
     def find_similar(self, path: str) -> None:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QLabel, QMainWindow
 
     from ..core.actions.decisions import Decisions
-    from ..core.records import ScanResult
+    from ..core.scan.events import ScanResult
     from .actions_controller import ActionsController
     from .review.review_panel import ReviewPanel
     from .review.threshold_bar import ThresholdBar
@@ -120,14 +120,15 @@ class ApplyMixin(_Window):
                    "(for example, a file changed on disk after the scan).",
             "\n".join(lines)))
 
-    def mark_not_duplicates(self, group: Group) -> None:
-        self.actions.mark_not_duplicates(group, self._on_marked, self._on_failed)
+    def add_ignore_mark(self, group: Group) -> None:
+        """The group's "Not duplicates": it stays apart across rescans."""
+        self.actions.add_ignore_mark(group, self._on_marked, self._on_failed)
 
     def _on_marked(self, marked: tuple[frozenset[str], dict[str, str]]) -> None:
         digests, by_path = marked
         if self.result is not None and self.result.graph is not None:
             self.result = replace(self.result, graph=with_digests(self.result.graph, by_path),
-                                  ignored=(*self.result.ignored, digests))
+                                  ignore_marks=(*self.result.ignore_marks, digests))
             self.regroup(self.threshold_bar.value())
         self.statusBar().showMessage("Marked as not duplicates; they stay apart in later "
                                      "scans too.", 6000)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from imgdedupe.core.actions import trash as trash_module
+from imgdedupe.core.actions.ignore_marks import add_ignore_mark, remove_ignore_marks
 from imgdedupe.core.actions.trash import (
     CrossDeviceError,
     FolderTrash,
@@ -25,12 +26,10 @@ from imgdedupe.core.actions.trashing import (
     SeenFile,
     UnsafeActionError,
     history,
-    mark_not_duplicates,
     plan_deletions,
     recover,
     trash_files,
     undo,
-    unmark,
 )
 from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.files.hashing import content_hash
@@ -466,19 +465,19 @@ def test_not_duplicates_marks_survive_renames_and_reopening(tmp_path):
     a, b, c = (write(tmp_path / f"{n}.jpg", 30 + i) for i, n in enumerate("abc"))
     twin = write(tmp_path / "twin.jpg", 30)
     with Store(tmp_path / "cache.db") as store:
-        mark = mark_not_duplicates(store, [str(a), seen(b), str(twin)])
-        assert mark_not_duplicates(store, [str(b), str(a)]) == mark  # same set: same mark
+        mark = add_ignore_mark(store, [str(a), seen(b), str(twin)])
+        assert add_ignore_mark(store, [str(b), str(a)]) == mark  # same set: same mark
         with pytest.raises(ActionError, match="same bytes"):
-            mark_not_duplicates(store, [str(a), str(twin)])
+            add_ignore_mark(store, [str(a), str(twin)])
         # A known hash is used as is: the file need not be read (or exist).
-        other = mark_not_duplicates(store, [SeenFile("/gone.jpg", 1, 1, "f" * 32), str(c)])
+        other = add_ignore_mark(store, [SeenFile("/gone.jpg", 1, 1, "f" * 32), str(c)])
     b.rename(tmp_path / "renamed.jpg")
     with Store(tmp_path / "cache.db") as store:
         marks = store.ignore_marks()
         assert marks[mark] == {content_hash(str(a)), content_hash(str(tmp_path / "renamed.jpg"))}
         assert marks[other] == {"f" * 32, content_hash(str(c))}
-        assert unmark(store, members=[str(tmp_path / "renamed.jpg"), str(twin)]) == 1
-        assert unmark(store, other) == 1 and store.ignore_marks() == {}
+        assert remove_ignore_marks(store, members=[str(tmp_path / "renamed.jpg"), str(twin)]) == 1
+        assert remove_ignore_marks(store, other) == 1 and store.ignore_marks() == {}
 
 
 def test_version_1_databases_gain_the_user_tables_and_newer_ones_keep_them(tmp_path, db):

@@ -15,7 +15,7 @@ from test_pipeline import SAMPLES, as_sets, make_library, scan
 
 from imgdedupe.core.images.preprocess import decode_for_network
 from imgdedupe.core.model.loading import load_backbone, resnet50_random
-from imgdedupe.core.scan.pipeline import ScanConfig
+from imgdedupe.core.scan.config import ScanConfig
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

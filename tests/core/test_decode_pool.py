@@ -13,7 +13,7 @@ import pytest
 from imgdedupe.core.errors import DecodeError
 from imgdedupe.core.images.decode_pool import DecodePool, choose_processes, decode_and_hash
 from imgdedupe.core.records import ErrorReason
-from imgdedupe.core.scan.pipeline import ScanConfig
+from imgdedupe.core.scan.config import ScanConfig
 
 
 def crash_on_marked(path: str):  # noqa: ANN201

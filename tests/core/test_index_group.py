@@ -10,14 +10,8 @@ import pytest
 from imgdedupe.core.groups.keeper import suggest_keeper
 from imgdedupe.core.groups.stars import greedy_star_groups
 from imgdedupe.core.model import calibration
-from imgdedupe.core.pairs.search import (
-    PAIRS_FILE,
-    IndexParams,
-    Lineage,
-    exact_pairs,
-    similar_pairs,
-    similar_pairs_cached,
-)
+from imgdedupe.core.pairs.cache import PAIRS_FILE, Lineage, similar_pairs_cached
+from imgdedupe.core.pairs.search import IndexParams, exact_pairs, similar_pairs
 from imgdedupe.core.records import Member
 
 
@@ -217,7 +211,7 @@ def test_heap_grouping_equals_the_plain_definition():
 
 
 def test_a_pair_cache_that_cannot_be_written_is_skipped_not_fatal(tmp_path) -> None:  # noqa: ANN001
-    from imgdedupe.core.pairs.search import _save_pairs
+    from imgdedupe.core.pairs.cache import _save_pairs
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
@@ -271,3 +265,35 @@ def test_pairs_of_fewer_vectors_come_from_the_cache(tmp_path, exact_limit):
         similar_pairs_cached(name.encode(), len(left), load_again, 0.85, params, case,
                              Lineage(base, changes, rows, ids[keep]))
         assert len(calls_again) == 1, name
+
+
+def test_a_new_search_version_searches_again(tmp_path, monkeypatch):
+    """An upgrade that changes how pairs are found must not reuse pairs
+    cached by the old search, even for the very same vectors, nor re-number
+    them for fewer vectors."""
+    from imgdedupe.core.pairs import search
+
+    vectors = _clustered(40, 3, 32, 0.2)
+    ids = np.arange(len(vectors), dtype=np.int64)
+    calls: list[int] = []
+
+    def load(upto: int = 0):  # noqa: ANN202
+        calls.append(1)
+        return vectors[upto:], None
+
+    params = IndexParams(exact_limit=0, pca_dims=8, trees=5)  # the Annoy path, with a forest
+    lineage = Lineage("epoch:True", changes=120, rows=len(vectors), ids=ids)
+    first = similar_pairs_cached(b"v", len(vectors), load, 0.8, params, tmp_path, lineage)
+    similar_pairs_cached(b"v", len(vectors), load, 0.8, params, tmp_path, lineage)
+    assert len(calls) == 1  # the same search: served from the cache
+    fewer = Lineage("epoch:True", changes=121, rows=len(vectors) - 1, ids=ids[1:])
+    similar_pairs_cached(b"w", len(vectors) - 1, lambda: load(1), 0.8, params, tmp_path, fewer)
+    assert len(calls) == 1  # one vector fewer: re-numbered from the cache
+
+    similar_pairs_cached(b"v", len(vectors), load, 0.8, params, tmp_path, lineage)  # as before
+    monkeypatch.setattr(search, "SEARCH_VERSION", search.SEARCH_VERSION + 1)
+    similar_pairs_cached(b"w", len(vectors) - 1, lambda: load(1), 0.8, params, tmp_path, fewer)
+    assert len(calls) == 3  # searched again: the old search's pairs are not re-numbered
+    upgraded = similar_pairs_cached(b"v", len(vectors), load, 0.8, params, tmp_path, lineage)
+    assert len(calls) == 4 and np.array_equal(upgraded[0], first[0])
+    assert int(np.load(tmp_path / PAIRS_FILE)["search_version"]) == search.SEARCH_VERSION

@@ -1,4 +1,4 @@
-"""core.pairs_growth: after a scan embeds a few added or changed photos,
+"""pairs.cache (growth): after a scan embeds a few added or changed photos,
 only those are searched; the other pairs come from the cache."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 from test_index_group import _clustered, _unit
 
-from imgdedupe.core.pairs import growth as pairs_growth
-from imgdedupe.core.pairs.search import IndexParams, Lineage, exact_pairs, similar_pairs_cached
+from imgdedupe.core.pairs import cache as pair_cache
+from imgdedupe.core.pairs.cache import Lineage, similar_pairs_cached
+from imgdedupe.core.pairs.search import IndexParams, exact_pairs
 
 PARAMS = IndexParams(exact_limit=0, pca_dims=16, trees=10)  # Annoy, as at 100k photos
 MIN = 0.8
@@ -55,8 +56,8 @@ def test_added_and_changed_photos_are_searched_alone(tmp_path, monkeypatch):
     now_ids = np.concatenate([ids[keep], [5000, 5001]])[::-1]
     fresh = np.array([ids[4], 5000, 5001])
     searched_all = []
-    real_streamed = pairs_growth.StreamedForest.cached
-    monkeypatch.setattr(pairs_growth.StreamedForest, "cached",
+    real_streamed = pair_cache.StreamedForest.cached
+    monkeypatch.setattr(pair_cache.StreamedForest, "cached",
                         lambda *a: searched_all.append(0) or real_streamed(*a))
     load_now, _ = _loader(now_vectors)
     grown = similar_pairs_cached(b"after", len(now_vectors), load_now, MIN, PARAMS, tmp_path,
@@ -86,7 +87,7 @@ def test_the_cache_serves_only_when_it_describes_the_store_as_the_scan_found_it(
     for start, base in (((900, len(vectors)), "e:True"),   # as cached: served
                         ((901, len(vectors)), "e:True"),   # changed since: not
                         ((900, len(vectors)), "x:True")):  # another database: not
-        grown = pairs_growth.grown_pairs(
+        grown = pair_cache.grown_pairs(
             tmp_path, Lineage(base, 901, len(vectors) + 1, more_ids, start=start,
                               fresh=np.array([7000])), PARAMS, MIN, _loader(more)[0])
         serves.append(grown is not None)
@@ -98,8 +99,8 @@ def test_too_many_new_vectors_search_everything(tmp_path, monkeypatch):
     load, _ = _loader(vectors)
     similar_pairs_cached(b"before", len(vectors), load, MIN, PARAMS, tmp_path,
                          Lineage("e:True", 900, len(vectors), ids))
-    monkeypatch.setattr(pairs_growth, "GROW_LIMIT", 10)
+    monkeypatch.setattr(pair_cache, "GROW_LIMIT", 10)
     fresh = ids[:11]
-    assert pairs_growth.grown_pairs(
+    assert pair_cache.grown_pairs(
         tmp_path, Lineage("e:True", 922, len(vectors), ids, start=(900, len(vectors)),
                           fresh=fresh), PARAMS, MIN, load) is None

@@ -12,10 +12,12 @@ import pytest
 from PIL import Image
 
 from imgdedupe.cli import main
-from imgdedupe.core.images.phash import MAX_DISTANCE, NearExactIndex, hamming, perceptual_hash
+from imgdedupe.core.groups.near_exact import MAX_DISTANCE, NearExactIndex
+from imgdedupe.core.images.phash import hamming, perceptual_hash
 from imgdedupe.core.images.preprocess import decode_for_network
-from imgdedupe.core.records import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 

@@ -18,8 +18,10 @@ from PIL import Image, ImageOps
 
 from imgdedupe.core.errors import ScanCancelled
 from imgdedupe.core.model.loading import load_backbone, resnet50_random
-from imgdedupe.core.records import ErrorReason, ExactGroupsReady, Notice, Progress, ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan
+from imgdedupe.core.records import ErrorReason, Notice
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ExactGroupsReady, Progress, ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
 from imgdedupe.core.storage.store import Store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"

@@ -20,10 +20,14 @@ import pytest
 from test_pipeline import as_sets, make_library, scan
 
 from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.records import ErrorReason, ExactGroupsReady, ScanResult
+from imgdedupe.core.files.walk import walk
+from imgdedupe.core.records import ErrorReason, ImageFile
+from imgdedupe.core.groups import graph as grouping
+from imgdedupe.core.pairs import search
 from imgdedupe.core.scan import memo as scan_memo
-from imgdedupe.core.scan import pipeline
-from imgdedupe.core.scan.pipeline import ScanConfig
+from imgdedupe.core.scan import library, pipeline
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ExactGroupsReady, ScanResult
 from imgdedupe.core.storage.store import Store
 
 
@@ -61,7 +65,7 @@ def _answer(result: ScanResult, events: list) -> tuple:
                    in zip(graph.pairs.astype(np.int64).tolist(), graph.cosines.tolist(),
                           strict=True))
     return (result.groups, result.errors, stats, result.backbone, result.model_id,
-            result.threshold, result.ignored, exact, sorted(contents, key=_first_path),
+            result.threshold, result.ignore_marks, exact, sorted(contents, key=_first_path),
             pairs, graph.floor_score)
 
 
@@ -124,10 +128,10 @@ def test_a_replay_does_not_import_torch(tmp_path):
 
 @pytest.mark.parametrize("change", [
     "file_changed", "file_added", "file_deleted", "threshold", "rotations", "ignore_mark",
-    "vectors_rebuilt",
+    "vectors_rebuilt", "search_upgraded", "grouping_upgraded",
 ])
 def test_whatever_could_change_the_answer_makes_the_scan_run(tmp_path, lite0, photo_maker,
-                                                              change):
+                                                              monkeypatch, change):
     p = make_library(tmp_path / "lib")
     config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
     first, _ = scan(config, lite0)
@@ -145,13 +149,20 @@ def test_whatever_could_change_the_answer_makes_the_scan_run(tmp_path, lite0, ph
         with Store(config.db_path) as store:
             store.add_ignore_mark([p["rocket"]])  # any change to the marks
     elif change == "vectors_rebuilt":
+        # A scan that did not see the cat (it was away) forgets its row and
+        # its vector; this scan embeds it again.
+        away = [f for f in walk(config.roots) if isinstance(f, ImageFile) and f.path != p["cat"]]
         with Store(config.db_path) as store:
-            store.forget_paths([p["cat"]])  # its vector goes, and comes back on embedding
+            store.sync_tree(config.roots, away)
+    elif change == "search_upgraded":  # a new imgdedupe finds pairs another way
+        monkeypatch.setattr(search, "SEARCH_VERSION", search.SEARCH_VERSION + 1)
+    elif change == "grouping_upgraded":  # ... or groups them, or picks keepers, another way
+        monkeypatch.setattr(grouping, "GROUPING_VERSION", grouping.GROUPING_VERSION + 1)
     result, events = scan(config, lite0)
     assert not _replayed(result)
     assert _answer(result, events) == _computed(config, lite0)
     assert _answer(result, events)[:2] != (first.groups, first.errors) or change in (
-        "ignore_mark", "vectors_rebuilt", "rotations")
+        "ignore_mark", "vectors_rebuilt", "rotations", "search_upgraded", "grouping_upgraded")
     replayed, events = scan(config, lite0)  # and then that answer is replayed
     assert _replayed(replayed) and _answer(replayed, events) == _answer(result, events)
 
@@ -161,19 +172,19 @@ def test_a_file_that_could_not_be_hashed_is_not_memoised(tmp_path, lite0, monkey
     its error must not be replayed."""
     p = make_library(tmp_path / "lib")
     config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
-    real_hash = pipeline.content_hash
+    real_hash = library.content_hash
 
     def unreadable_copy(path: str) -> str:
         if path == p["rocket_copy"]:
             raise DecodeError(ErrorReason.PERMISSION, "cannot be read: Permission denied")
         return real_hash(path)
 
-    monkeypatch.setattr(pipeline, "content_hash", unreadable_copy)
+    monkeypatch.setattr(library, "content_hash", unreadable_copy)
     failed, _ = scan(config, lite0)
     assert [(e.path, e.reason) for e in failed.errors] == [
         (p["rocket_copy"], ErrorReason.PERMISSION)]
     assert _memo_files(tmp_path / "c.db") == []
-    monkeypatch.setattr(pipeline, "content_hash", real_hash)  # the user fixed it
+    monkeypatch.setattr(library, "content_hash", real_hash)  # the user fixed it
     fixed, _ = scan(config, lite0)
     assert not _replayed(fixed) and fixed.errors == ()
     assert frozenset({p["rocket"], p["rocket_copy"]}) in as_sets(fixed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgdedupe.core.records import Progress
+from imgdedupe.core.scan.events import Progress
 from imgdedupe.gui.jobs import progress_text
 from imgdedupe.gui.jobs.progress_text import ProgressText
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from imgdedupe.core.records import ScanResult
-from imgdedupe.core.scan.pipeline import ScanConfig
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import ScanResult
 from imgdedupe.gui.jobs import scan_worker
 from imgdedupe.gui.jobs.scan_worker import BackboneCache
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QLabel
 
-from imgdedupe.core.records import ScanResult
+from imgdedupe.core.scan.events import ScanResult
 from imgdedupe.gui.dialogs import SimilarDialog
 from imgdedupe.gui.main_window import MainWindow
 from imgdedupe.gui.review.group_model import MARKED_ROLE
@@ -386,7 +386,7 @@ def test_exact_and_near_exact_copies_show_before_the_model_finishes(
 
 def test_progress_shows_phase_counts_rate_and_time_left(window: MainWindow,
                                                         monkeypatch) -> None:  # noqa: ANN001
-    from imgdedupe.core.records import Progress
+    from imgdedupe.core.scan.events import Progress
     from imgdedupe.gui.jobs import progress_text
 
     clock = iter([100.0, 102.0])

@@ -36,9 +36,10 @@ from imgdedupe import report  # noqa: E402
 from imgdedupe.core.images import decode_pool  # noqa: E402
 from imgdedupe.core.model import backbone as embed  # noqa: E402
 from imgdedupe.core.model.loading import load_backbone  # noqa: E402
-from imgdedupe.core.records import ScanResult  # noqa: E402
-from imgdedupe.core.scan import pipeline  # noqa: E402
-from imgdedupe.core.scan.pipeline import ScanConfig, run_scan  # noqa: E402
+from imgdedupe.core.scan import grouping, library, pipeline  # noqa: E402
+from imgdedupe.core.scan.config import ScanConfig  # noqa: E402
+from imgdedupe.core.scan.events import ScanResult  # noqa: E402
+from imgdedupe.core.scan.pipeline import run_scan  # noqa: E402
 from imgdedupe.core.storage import store as store_module  # noqa: E402
 from imgdedupe.core.storage.store import Store  # noqa: E402
 
@@ -74,7 +75,7 @@ class _Hooks:
 
     def install(self) -> None:
         hooks = self
-        real_walk = pipeline.walk_batches
+        real_walk = library.walk_batches
 
         def walk_batches(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             for batch in real_walk(*args, **kwargs):
@@ -82,7 +83,7 @@ class _Hooks:
                     hooks.die_if("walk")  # a point per file found, as before batches
                 yield batch
 
-        real_hash = pipeline.content_hash
+        real_hash = library.content_hash
 
         def content_hash(path: str) -> str:
             hooks.die_if("hash")
@@ -142,8 +143,9 @@ class _Hooks:
                 yield statement
 
         store_module._statements = statements
-        pipeline.walk_batches = walk_batches
-        pipeline.content_hash = content_hash
+        library.walk_batches = walk_batches
+        library.content_hash = content_hash
+        grouping.content_hash = content_hash
         decode_pool.decode_for_network = decode_for_network
         embed.Backbone.embed_turns = forward
         Store._write_batches = write_batches

@@ -1,8 +1,7 @@
-"""Safe deletion: plan, move to a trash, journal, recover, undo; and
-"Not duplicates" marks.
+"""Safe deletion: plan, move to a trash, journal, recover, undo.
 
 Nothing here deletes a file: "delete" means a move to a trash backend
-(see ``core.trash``), recorded in the database before and after the move,
+(see ``actions.trash``), recorded in the database before and after the move,
 so every move can be undone and a crash never hides where a file went.
 Each file is checked against what the scan saw just before it moves, and
 a group never loses its last copy: that rule is enforced here on disk, not
@@ -17,7 +16,7 @@ import stat
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from imgdedupe.core.actions.trash import (
     CrossDeviceError,
@@ -29,15 +28,16 @@ from imgdedupe.core.actions.trash import (
     default_trash,
     move_no_replace,
 )
-from imgdedupe.core.errors import DecodeError, ImgDedupeError
+from imgdedupe.core.errors import DecodeError, ImgDedupeError, cancelled
 from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.records import FileLike
 from imgdedupe.core.storage.store import BatchRow, JournalRow, Store
 from imgdedupe.core.units import human_size
 
 __all__ = [
     "ActionError", "UnsafeActionError", "SeenFile", "Deletion", "DeletionPlan", "Outcome",
     "BatchResult", "plan_deletions", "trash_files", "recover", "undo", "history",
-    "mark_not_duplicates", "unmark", "FreedesktopTrash", "FolderTrash", "default_trash",
+    "FreedesktopTrash", "FolderTrash", "default_trash",
     "TrashBackend", "TrashError", "CrossDeviceError",
 ]
 
@@ -52,15 +52,6 @@ class UnsafeActionError(ActionError):
     """The request would remove every copy in a group."""
 
 
-class SeenLike(Protocol):
-    @property
-    def path(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def mtime_ns(self) -> int: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SeenFile:
     """What the scan saw of a file. A ``records.Member`` works too."""
@@ -71,7 +62,7 @@ class SeenFile:
     content_hash: str | None = None  # checked before the move when known
 
 
-def _seen(item: SeenLike) -> SeenFile:
+def _seen(item: FileLike) -> SeenFile:
     if isinstance(item, SeenFile):
         return item
     return SeenFile(item.path, item.size, item.mtime_ns, getattr(item, "content_hash", None))
@@ -246,7 +237,7 @@ def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservin
             known = store.cached_hash(seen.path, seen.size, seen.mtime_ns)
             if known is not None:
                 seen = SeenFile(seen.path, seen.size, seen.mtime_ns, known)
-        if cancel is not None and cancel.is_set():
+        if cancelled(cancel):
             outcomes.append(Outcome(seen.path, "refused", "cancelled", "cancelled before it moved"))
             continue
         checked = _verify(seen)
@@ -391,39 +382,3 @@ def history(store: Store, limit: int | None = 20) -> list[BatchRow]:
     """Batches for an undo menu, newest first. A batch can be undone while
     ``states.get('done')`` is non-zero."""
     return store.batches(limit)
-
-
-# -- "Not duplicates" marks ---------------------------------------------------
-def _digest(item: str | SeenLike) -> str:
-    if isinstance(item, str):
-        return content_hash(item)
-    known = getattr(item, "content_hash", None)
-    return known if known is not None else content_hash(item.path)
-
-
-def mark_not_duplicates(store: Store, members: Iterable[str | SeenLike]) -> int:
-    """Remember that these files are not duplicates of each other, by
-    content hash so renames and moves keep the mark. Returns the mark id.
-    Raises DecodeError when a file cannot be read to hash it."""
-    digests = frozenset(_digest(m) for m in members)
-    if len(digests) < 2:
-        raise ActionError("these files have the same bytes: they are duplicates by definition")
-    for mark_id, existing in store.ignore_marks().items():
-        if existing == digests:
-            return mark_id
-    return store.add_ignore_mark(sorted(digests))
-
-
-def unmark(store: Store, mark_id: int | None = None,
-           members: Iterable[str | SeenLike] = ()) -> int:
-    """Forget one mark by id, and/or every mark that holds two or more of
-    ``members``' contents. Returns how many marks were removed."""
-    removed = 0
-    if mark_id is not None:
-        removed += store.remove_ignore_mark(mark_id)
-    digests = {_digest(m) for m in members}
-    if digests:
-        for other, existing in store.ignore_marks().items():
-            if len(existing & digests) >= 2:
-                removed += store.remove_ignore_mark(other)
-    return removed

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.records import ErrorReason
+from imgdedupe.core.errors import DecodeError, os_error_reason
 
 _CHUNK = 1 << 20
 
@@ -23,11 +22,7 @@ def content_hash(path: str) -> str:
             # hashes several files at once.
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-    except FileNotFoundError as exc:
-        raise DecodeError(ErrorReason.VANISHED, "the file was deleted during the scan") from exc
-    except PermissionError as exc:
-        raise DecodeError(ErrorReason.PERMISSION, f"permission denied: {exc.strerror}") from exc
     except OSError as exc:
-        raise DecodeError(ErrorReason.IO_ERROR, f"read error: {exc}") from exc
+        raise DecodeError(*os_error_reason(exc)) from exc
     return digest.hexdigest()
 

@@ -7,7 +7,6 @@ location is outside the roots, even when a symlink points there.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -18,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
+from imgdedupe.core.errors import cancelled, os_error_reason
 from imgdedupe.core.records import ErrorReason, FileError, ImageFile
 
 logger = logging.getLogger(__name__)
@@ -116,13 +116,7 @@ def _is_within(real_key: str, root_keys: Sequence[str]) -> bool:
 
 
 def _error_from_os(path: str, exc: OSError, what: str) -> FileError:
-    if isinstance(exc, FileNotFoundError):
-        return FileError(path, ErrorReason.VANISHED, f"{what} disappeared during the scan")
-    if isinstance(exc, PermissionError):
-        return FileError(path, ErrorReason.PERMISSION, f"{what} cannot be read: {exc.strerror}")
-    if exc.errno == errno.ELOOP:
-        return FileError(path, ErrorReason.SYMLINK_LOOP, f"{what} is a symbolic link loop")
-    return FileError(path, ErrorReason.IO_ERROR, f"{what} cannot be read: {exc}")
+    return FileError(path, *os_error_reason(exc, what))
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,17 +352,17 @@ def walk_batches(
         if os.path.exists(path):
             walker.root_keys.append(_path_key(os.path.realpath(path)))
     for path in resolved:
-        if cancel is not None and cancel.is_set():
+        if cancelled(cancel):
             return
         yield list(walker.root(path))
         while walker.stack:
-            if cancel is not None and cancel.is_set():
+            if cancelled(cancel):
                 logger.debug("walk cancelled")
                 return
             yield walker.scan_dir(walker.stack.pop())
     # Links last, across all roots, so real paths win over linked ones.
     while walker.stack or walker.links:
-        if cancel is not None and cancel.is_set():
+        if cancelled(cancel):
             logger.debug("walk cancelled")
             return
         if walker.stack:

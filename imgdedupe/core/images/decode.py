@@ -24,7 +24,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
-from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.errors import DecodeError, os_error_reason
 from imgdedupe.core.records import ErrorReason
 
 logger = logging.getLogger(__name__)
@@ -274,15 +274,14 @@ def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970,
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodeError(ErrorReason.TOO_LARGE, str(exc)) from exc
-    except FileNotFoundError as exc:
-        raise DecodeError(ErrorReason.VANISHED, "the file was deleted or moved") from exc
-    except PermissionError as exc:
-        raise DecodeError(ErrorReason.PERMISSION, f"cannot read the file: {exc.strerror}") from exc
-    except (OSError, EOFError) as exc:
+    except EOFError as exc:
+        raise DecodeError(ErrorReason.TRUNCATED, str(exc) or "unexpected end of file") from exc
+    except OSError as exc:
+        # Pillow reports a cut-off file as an OSError too.
         message = str(exc)
-        if isinstance(exc, EOFError) or any(h in message.lower() for h in _TRUNCATION_HINTS):
-            raise DecodeError(ErrorReason.TRUNCATED, message or "unexpected end of file") from exc
-        raise DecodeError(ErrorReason.IO_ERROR, message) from exc
+        if any(hint in message.lower() for hint in _TRUNCATION_HINTS):
+            raise DecodeError(ErrorReason.TRUNCATED, message) from exc
+        raise DecodeError(*os_error_reason(exc)) from exc
     except MemoryError as exc:
         raise DecodeError(ErrorReason.TOO_LARGE, "not enough memory to decode") from exc
     except Exception as exc:  # one bad file must never crash the scan

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from imgdedupe.core.errors import DownloadCancelled, WeightsChecksumError, WeightsError
+from imgdedupe.core.errors import (
+    DownloadCancelled,
+    WeightsChecksumError,
+    WeightsError,
+    cancelled,
+)
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +253,7 @@ def download(
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WeightsError(f"Cannot create folder {dest.parent}: {e}") from e
-    if cancel is not None and cancel.is_set():
+    if cancelled(cancel):
         raise DownloadCancelled(f"Download of {url} cancelled")
 
     log.info("Downloading %s to %s", url, dest)
@@ -264,7 +269,7 @@ def download(
                 while True:
                     # Checked before each chunk and once after the last, so a
                     # cancel always wins over committing the file.
-                    if cancel is not None and cancel.is_set():
+                    if cancelled(cancel):
                         raise DownloadCancelled(f"Download of {url} cancelled")
                     chunk = resp.read(_NET_CHUNK)
                     if not chunk:
@@ -286,7 +291,7 @@ def download(
         except (OSError, TimeoutError, ValueError) as e:
             # ValueError: malformed URL; OSError covers resets and timeouts.
             raise WeightsError(offline_hint.format(e)) from e
-        if cancel is not None and cancel.is_set():
+        if cancelled(cancel):
             raise DownloadCancelled(f"Download of {url} cancelled")
         if total is not None and done != total:
             raise WeightsError(

@@ -10,19 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from imgdedupe.core.errors import DecodeError, raise_if_cancelled
+from imgdedupe.core.errors import DecodeError, cancelled, raise_if_cancelled
+from imgdedupe.core.groups.contents import PixelSizes
+from imgdedupe.core.groups.near_exact import NearExactIndex, near_exact_groups
 from imgdedupe.core.images.decode_pool import DecodePool
-from imgdedupe.core.images.phash import NearExactIndex, near_exact_groups
 from imgdedupe.core.model.backbone import Backbone
-from imgdedupe.core.records import FileError, NearExactGroupsReady, Progress
+from imgdedupe.core.records import FileError
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import NearExactGroupsReady, Progress
 from imgdedupe.core.storage.store import CachedFile, Store
-
-if TYPE_CHECKING:
-    from imgdedupe.core.scan.pipeline import ScanConfig
 
 # How often the growing list of near-exact groups is sent while the model
 # runs (see embed_pending).
@@ -31,7 +30,8 @@ NEAR_EXACT_EVERY_S = 1.0
 
 def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, store: Store,
                   contents: dict[str, list[CachedFile]], pending: list[str],
-                  reps: dict[str, int], dims: dict, errors: list[FileError],
+                  reps: dict[str, int], pixel_sizes: PixelSizes,
+                  errors: list[FileError],
                   cancel: threading.Event | None
                   ) -> Iterator[Progress | NearExactGroupsReady]:
     """Decode in ``pool`` (threads or processes), running ahead of the
@@ -69,7 +69,7 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
                 continue
             images.append(array)
             ok_keys.append(key)
-            dims[key] = (width, height)
+            pixel_sizes[key] = (width, height)
             found += near.add(key, phash)
         done = start + len(batch_keys)
         top_up()
@@ -79,7 +79,7 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
         now = time.perf_counter()
         if found and (now - shown_at >= NEAR_EXACT_EVERY_S or done == total):
             found, shown_at = 0, now
-            yield NearExactGroupsReady(near_exact_groups(near, contents, dims), len(near))
+            yield NearExactGroupsReady(near_exact_groups(near, contents, pixel_sizes), len(near))
         if images:
             batch = np.stack(images)
             if config.rotations and backbone.device == "cpu":
@@ -106,13 +106,13 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
                 reps[key] = contents[key][0].file_id
                 for c in contents[key]:
                     rows.append((c.file_id, upright[n], rot))
-                    sizes.append((c.file_id, *dims[key]))
+                    sizes.append((c.file_id, *pixel_sizes[key]))
             # Sizes first: a crash between the two commits must not leave
             # vectors (never recomputed) beside unknown sizes (the keeper
             # rule and the report need them); sizes alone are only re-set.
             store.set_sizes(sizes)
             store.put_vectors(backbone.info.model_id, rows)
-        if cancel is not None and cancel.is_set():
+        if cancelled(cancel):
             pool.cancel_pending()
             raise_if_cancelled(cancel)
         yield Progress("embed", done, total)

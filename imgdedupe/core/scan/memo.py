@@ -18,7 +18,9 @@ The memo is keyed by everything the answer is a function of:
 * the model id and the store's vector version, which counts every vector
   written or deleted (database triggers) and holds the database's random
   epoch, so a rebuilt or replaced cache never matches;
-* the "Not duplicates" marks.
+* the ignore marks (the window's "Not duplicates");
+* the versions of the pair search and the grouping (pairs.search,
+  groups.graph), so an upgrade that changes either recomputes the answer.
 
 A scan whose answer rests on something outside the key is not memoised:
 one that could not hash a file (a permission that may be fixed without
@@ -39,13 +41,16 @@ from typing import Literal
 
 import numpy as np
 
-from imgdedupe.core.groups.graph import ContentTable, SimilarityGraph
-from imgdedupe.core.records import FileError, Group, ImageFile, Member
+from imgdedupe.core.groups import graph as grouping
+from imgdedupe.core.groups.contents import ContentTable
+from imgdedupe.core.groups.graph import SimilarityGraph
+from imgdedupe.core.pairs import search
+from imgdedupe.core.records import FileError, Group, IgnoreMarks, ImageFile, Member
 from imgdedupe.core.storage.cachefile import save_npz
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump when the layout below or what the key covers changes
+FORMAT = 3  # bump when the layout below or what the key covers changes
 FILE_NAME = "scan-memo.npz"
 
 
@@ -61,7 +66,7 @@ class Memo:
     unique_contents: int
     from_cache: int
     graph: SimilarityGraph
-    ignored: tuple[frozenset[str], ...]
+    ignore_marks: IgnoreMarks
 
 
 def tree_digest(files: Sequence[ImageFile], walk_errors: Sequence[FileError]) -> str:
@@ -76,9 +81,12 @@ def tree_digest(files: Sequence[ImageFile], walk_errors: Sequence[FileError]) ->
 
 
 def memo_key(tree: str, settings: dict, model_id: str, vector_version: str,
-             ignored: Sequence[frozenset[str]]) -> str:
-    marks = sorted(sorted(mark) for mark in ignored)
-    text = json.dumps([FORMAT, tree, settings, model_id, vector_version, marks],
+             ignore_marks: IgnoreMarks) -> str:
+    marks = sorted(sorted(mark) for mark in ignore_marks)
+    # The versions of the algorithms the answer came from: an upgrade that
+    # changes how pairs are found or grouped recomputes it.
+    versions = {"search": search.SEARCH_VERSION, "grouping": grouping.GROUPING_VERSION}
+    text = json.dumps([FORMAT, versions, tree, settings, model_id, vector_version, marks],
                       sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -115,7 +123,7 @@ def save(path: Path, key: str, memo: Memo) -> None:
         "errors": [[e.path, e.reason, e.detail] for e in memo.errors],
         "counts": [memo.files_seen, memo.unique_contents, memo.from_cache],
         "graph": [graph.backbone, graph.floor_score],
-        "ignored": [sorted(mark) for mark in memo.ignored],
+        "ignore_marks": [sorted(mark) for mark in memo.ignore_marks],
     }
     arrays: dict[str, np.ndarray] = {
         # ensure_ascii: paths that are not valid UTF-8 hold lone surrogates,
@@ -207,4 +215,4 @@ def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
     return Memo(groups, _groups_of("exact_", arrays, table),
                 tuple(FileError(*row) for row in meta["errors"]), files_seen,
                 unique_contents, from_cache, graph,
-                tuple(frozenset(mark) for mark in meta["ignored"]))
+                tuple(frozenset(mark) for mark in meta["ignore_marks"]))

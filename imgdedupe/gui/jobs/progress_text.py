@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from ...core.records import Progress
+from ...core.scan.events import Progress
 
 PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
                "embed": "Comparing pictures", "index": "Indexing", "group": "Grouping",

@@ -19,8 +19,10 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from ...core.errors import ImgDedupeError, ScanCancelled
 from ...core.model.backbone import Backbone
 from ...core.model.loading import BackbonePlan, load_backbone
-from ...core.records import ExactGroupsReady, NearExactGroupsReady, Notice, Progress, ScanResult
-from ...core.scan.pipeline import ScanConfig, run_scan
+from ...core.records import Notice
+from ...core.scan.config import ScanConfig
+from ...core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from ...core.scan.pipeline import run_scan
 from .errors import WorkerError
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import os
 from ...core.images.decode import read_image_size
 from ...core.pairs.similar import find_similar
 from ...core.records import Group, Member
-from ...core.scan.pipeline import ScanConfig
+from ...core.scan.config import ScanConfig
 from ...core.storage.store import Store
 from .scan_worker import BackboneCache
 

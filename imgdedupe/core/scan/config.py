@@ -1,0 +1,52 @@
+"""What a scan is asked to do, and where its caches live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from imgdedupe.core.groups.graph import FLOOR_SCORE
+from imgdedupe.core.model import calibration
+from imgdedupe.core.pairs.search import IndexParams
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    roots: tuple[str, ...]
+    db_path: str
+    backbone: str = "resnet50"
+    weights: str | None = None
+    device: str = "auto"
+    threshold: float = calibration.DEFAULT_THRESHOLD  # 0-100 user scale
+    rotations: bool = True
+    include_hidden: bool = False
+    batch_size: int = 0  # 0: 16 on a CPU, 128 on a GPU
+    decode_workers: int = 0  # 0: one per core
+    decode_pool: str = "auto"  # threads, processes, or auto (decode_pool.choose_processes)
+    allow_download: bool = False
+    bundled_weights_dirs: tuple[str, ...] | None = None  # None: the app's resources/
+    index: IndexParams = field(default_factory=IndexParams)
+
+
+def cache_dir(config: ScanConfig, model_id: str) -> Path:
+    """Where the index, the pair cache and the scan memo of a model live."""
+    return Path(config.db_path).with_suffix(".index") / model_id.replace(":", "_")
+
+
+def workers(config: ScanConfig) -> int:
+    return config.decode_workers or max(2, os.cpu_count() or 2)
+
+
+def memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict:
+    """The settings a scan's answer depends on (see core.scan_memo)."""
+    floor = min(FLOOR_SCORE, config.threshold)
+    return {
+        "roots": roots,
+        "include_hidden": config.include_hidden,
+        "threshold": config.threshold,
+        "rotations": config.rotations,
+        "index": asdict(config.index),
+        "cosines": [calibration.score_to_cosine(name, score)
+                    for score in (config.threshold, floor)],
+    }

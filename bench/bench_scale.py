@@ -17,8 +17,8 @@ as CNN features do (PCA-128 keeps most, not all, of the energy).
 
 The timed stage runs in a fresh child process (so its ru_maxrss is the
 stage's own peak): the pipeline's own index and group functions
-(pipeline._pairs: the pair cache, PCA on a bounded sample, the on-disk Annoy
-forest, exact rescoring streamed from SQLite; then pipeline._graph and
+(pairs.cache.library_pairs: the pair cache, PCA on a bounded sample, the on-disk Annoy
+forest, exact rescoring streamed from SQLite; then scan.grouping.similarity_graph and
 graph.groups_at) on a cold index cache. Afterwards the parent measures
 recall@10 of the Annoy forest against exact search for sampled queries,
 and the recall of the planted pairs.

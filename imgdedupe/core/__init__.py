@@ -1,5 +1,7 @@
-"""The Qt-free engine: walk, hash, decode, embed, store, index, group.
+"""The Qt-free engine, one folder per step of a scan (docs/architecture.md):
+files -> storage -> images -> model -> pairs -> groups -> actions, driven by
+scan. records, errors and units are the vocabulary they share.
 
 Nothing in this package may import PySide6; tests/core/test_layering.py
-enforces it so the engine stays usable from the CLI, benchmarks and scripts.
+enforces it, and that imports only run down that list.
 """

@@ -1,4 +1,5 @@
-"""Move to trash, undo and "Not duplicates" for the window, over ``core.actions``.
+"""Move to trash, undo and "Not duplicates" for the window, over ``core.actions``
+(trashing, ignore marks).
 
 The database work runs on a pool thread with its own connection. On Linux
 the freedesktop trash is written directly (the same spec Qt follows), which

@@ -1,4 +1,4 @@
-"""The scan memo (core.scan_memo): an unchanged library's rescan replays
+"""The scan memo (scan.memo): an unchanged library's rescan replays
 the last answer without syncing, hashing, searching or loading a model,
 and anything that could change the answer makes the scan run again.
 

@@ -118,7 +118,7 @@ class _Hooks:
         real_savez = np.savez
 
         def savez(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            # core.cachefile writes both caches: the pairs, then the scan memo.
+            # storage.cachefile writes both caches: the pairs, then the scan memo.
             point = "scan_memo" if "scan-memo" in os.fspath(file) else "pairs_cache"
             if hooks.tick(point):
                 # The temp file half-written, never renamed into place.

@@ -1,5 +1,5 @@
 """Two scans of one cache database at once: no corruption, no deadlock.
-The second waits for the first (core.dblock.LOCK_WAIT_S) and then either
+The second waits for the first (storage.dblock.LOCK_WAIT_S) and then either
 runs from the cache or fails fast with "in use by another imgdedupe scan"."""
 
 from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Find the photos: walk the folders (walk) and hash contents to find byte
+copies (hashing).
+"""

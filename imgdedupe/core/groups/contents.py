@@ -45,7 +45,7 @@ class ContentTable(Sequence[Content]):
     A rescan of 100k photos puts ~100k contents in its graph (every one in
     a pair above the slider's floor), yet a result reads a few thousand of
     them: building a frozen Content and FileInfo per file took 0.3 s of
-    such a rescan. Columns are also what the scan memo (core.scan_memo)
+    such a rescan. Columns are also what the scan memo (scan.memo)
     saves and loads without a Python object per file. Immutable.
     """
 

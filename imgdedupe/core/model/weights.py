@@ -77,7 +77,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 class DigestCache(Protocol):
-    """Digests remembered across runs (core.store.Store is one)."""
+    """Digests remembered across runs (storage.store.Store is one)."""
 
     def known_digest(self, key: str) -> str | None: ...
     def remember_digest(self, key: str, digest: str) -> None: ...

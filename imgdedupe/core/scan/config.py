@@ -39,7 +39,7 @@ def workers(config: ScanConfig) -> int:
 
 
 def memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict:
-    """The settings a scan's answer depends on (see core.scan_memo)."""
+    """The settings a scan's answer depends on (see scan.memo)."""
     floor = min(FLOOR_SCORE, config.threshold)
     return {
         "roots": roots,

@@ -74,7 +74,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     clock.start("open")
     store = Store(config.db_path)  # fails before any work on a bad --db
     try:
-        lock = ScanLock(config.db_path)  # one scan per database: see core.dblock
+        lock = ScanLock(config.db_path)  # one scan per database: see storage.dblock
     except BaseException:
         store.close()
         raise
@@ -102,7 +102,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     notices: list[Notice] = []
 
     # 1. Walk. What it found, with the model id and the settings, decides
-    # whether the last scan's answer still holds (core.scan_memo).
+    # whether the last scan's answer still holds (scan.memo).
     clock.start("walk")
     files = yield from walk_files(config, roots, errors, cancel)
     clock.start("plan")

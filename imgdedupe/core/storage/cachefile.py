@@ -19,7 +19,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray], what: str) -> None:
     These files are only caches: a full or read-only disk costs the next
     scan some time, never this scan its result, so a failure is logged
     (as ``what``) and swallowed. Temp files of a scan killed mid-save are
-    removed first; the scan lock (core.dblock) means no other scan of this
+    removed first; the scan lock (storage.dblock) means no other scan of this
     database is writing one now.
     """
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")

@@ -9,7 +9,7 @@ No image is decoded. N file rows and realistic clustered 1280-d vectors
 (EfficientNet-Lite0's size; with the 3 rotated vectors per image the real
 cache holds, unless --no-rotations) are written straight into a SQLite
 cache through the Store API. Their cosines follow Lite0's calibration
-(core/model/calibration.py): unrelated photos ~0.3, photos of one scene ~0.5,
+(the knots in core/model/registry.py): unrelated photos ~0.3, photos of one scene ~0.5,
 near-duplicates 0.75-0.96, each photo's rotated vectors ~0.5 to it. Planted
 near-duplicate groups (of 2 and 3) and really rotated copies sit inside the
 background, and the vectors live in a decaying spectrum plus isotropic noise,

@@ -10,8 +10,10 @@ import pytest
 
 from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.records import ImageFile
+from imgdedupe.core.storage import db as db_module
 from imgdedupe.core.storage import store as store_module
-from imgdedupe.core.storage.store import SCHEMA_VERSION, Store
+from imgdedupe.core.storage.db import SCHEMA_VERSION
+from imgdedupe.core.storage.store import Store
 
 
 def _file(path: str, size: int = 10, mtime_ns: int = 1) -> ImageFile:
@@ -76,7 +78,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
     # Tests run as root here, where chmod cannot deny writing; ask os.access.
-    monkeypatch.setattr(store_module.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(db_module.os, "access", lambda path, mode: False)
     with pytest.raises(DatabaseError, match="not writable"):
         Store(tmp_path / "c.db")
 
@@ -176,7 +178,7 @@ def test_sync_tree_is_sync_files_then_purge_missing(tmp_path):
 def test_version_1_cache_is_migrated_with_its_vectors(tmp_path):
     path = tmp_path / "c.db"
     conn = sqlite3.connect(path)
-    for statement in store_module._statements(store_module._MIGRATIONS[0]):
+    for statement in db_module._statements(db_module._MIGRATIONS[0]):
         conn.execute(statement)
     conn.execute("INSERT INTO files(id, path, size, mtime_ns, last_seen) "
                  "VALUES (1, ?, 10, 1, 0)", (os.fsencode("/p/a.jpg"),))

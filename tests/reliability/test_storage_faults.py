@@ -18,7 +18,7 @@ import pytest
 
 from imgdedupe.cli import EXIT_DATABASE, EXIT_OK, main
 from imgdedupe.core.errors import DatabaseError
-from imgdedupe.core.storage import store as store_module
+from imgdedupe.core.storage import db as db_module
 from imgdedupe.core.storage.store import Store
 
 from .support import SCAN_THRESHOLD, integrity
@@ -148,12 +148,12 @@ class FailingConnection:
 
 
 def _inject(monkeypatch, error: sqlite3.Error, fail_at: int) -> None:  # noqa: ANN001
-    real = Store._connect_and_migrate
+    real = db_module._connect_and_migrate
 
-    def failing(self):  # noqa: ANN001, ANN202
-        return FailingConnection(real(self), error, fail_at)
+    def failing(path: Path) -> FailingConnection:
+        return FailingConnection(real(path), error, fail_at)
 
-    monkeypatch.setattr(Store, "_connect_and_migrate", failing)
+    monkeypatch.setattr(db_module, "_connect_and_migrate", failing)
 
 
 @pytest.mark.parametrize(("message", "expected", "fail_at"), [
@@ -179,14 +179,14 @@ def test_a_failing_open_never_moves_a_sound_cache_aside(library, tmp_path, monke
     db = tmp_path / "c.db"
     assert _scan(library, db, capsys)[0] == EXIT_OK
     before = _rows(db)
-    real = Store._connect_and_migrate
+    real = db_module._connect_and_migrate
 
-    def io_error(self):  # noqa: ANN001, ANN202
-        real(self).close()
+    def io_error(path: Path) -> sqlite3.Connection:
+        real(path).close()
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(Store, "_connect_and_migrate", io_error)
-    monkeypatch.setattr(store_module, "_no_space_left", lambda path: True)
+    monkeypatch.setattr(db_module, "_connect_and_migrate", io_error)
+    monkeypatch.setattr(db_module, "_no_space_left", lambda path: True)
     with pytest.raises(DatabaseError, match="the disk is full"):
         Store(db)
     code, err = _scan(library, db, capsys)

@@ -1,10 +1,15 @@
-"""The SQLite cache: the only module that speaks SQL.
+"""The cache's queries: the ``Store`` class, one connection's reads and writes.
 
 Rows are keyed by path + size + mtime_ns, so an unchanged file is never
 hashed, decoded or embedded twice. Vectors are float16 blobs keyed by
 (file, model id): vectors of different models are never mixed. Paths are
 stored as the bytes ``os.fsencode`` gives, because file names that are not
 valid UTF-8 cannot be stored as SQLite TEXT.
+
+Opening the file (its pragmas, the schema and its migrations, what to do
+with a damaged or unusable file) is db.py's: the queries here assume a
+connection that already has the current schema. Between them the two
+modules hold all of the app's SQL.
 """
 
 from __future__ import annotations
@@ -21,113 +26,12 @@ from typing import NamedTuple, cast
 
 import numpy as np
 
-from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.records import ImageFile
+from imgdedupe.core.storage.db import connect, unusable
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # == len(_MIGRATIONS)
 BATCH = 500  # rows per transaction: fewer fsyncs, yet a crash loses little
-BUSY_TIMEOUT_S = 10.0  # how long a write waits for another connection's transaction
-
-# Ordered migrations; index i takes the schema from version i to i + 1.
-# Version 1 holds cache tables only. Tables of user decisions (ignore lists,
-# the action journal) must get real migrations, never a drop.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE files (
-        id INTEGER PRIMARY KEY,
-        path BLOB NOT NULL UNIQUE,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        content_hash TEXT,
-        width INTEGER,
-        height INTEGER,
-        error_reason TEXT,
-        error_detail TEXT,
-        last_seen REAL NOT NULL
-    );
-    CREATE INDEX files_by_size ON files(size);
-    CREATE TABLE embeddings (
-        file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-        model_id TEXT NOT NULL,
-        upright BLOB NOT NULL,
-        rotated BLOB,
-        PRIMARY KEY (file_id, model_id)
-    );
-    CREATE INDEX embeddings_by_model ON embeddings(model_id);
-    """,
-    # Version 2: user decisions (core.actions). Unlike the cache above these
-    # can never be rebuilt: a later version must migrate them (ALTER TABLE,
-    # or copy into a new table then rename), never drop them, and _migrate
-    # refuses to rebuild a newer database that holds them. Paths are fsencode
-    # bytes like files.path.
-    """
-    CREATE TABLE action_batches (
-        id INTEGER PRIMARY KEY,
-        created REAL NOT NULL,
-        description TEXT NOT NULL DEFAULT ''
-    );
-    CREATE TABLE action_journal (
-        id INTEGER PRIMARY KEY,
-        batch_id INTEGER NOT NULL REFERENCES action_batches(id),
-        path BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        content_hash TEXT,
-        state TEXT NOT NULL
-            CHECK (state IN ('pending', 'done', 'failed', 'undone', 'unknown')),
-        expected_path BLOB,
-        trash_path BLOB,
-        reason TEXT,
-        updated REAL NOT NULL
-    );
-    CREATE INDEX action_journal_by_batch ON action_journal(batch_id);
-    CREATE INDEX action_journal_by_state ON action_journal(state);
-    CREATE TABLE ignore_marks (
-        id INTEGER PRIMARY KEY,
-        created REAL NOT NULL
-    );
-    CREATE TABLE ignore_members (
-        mark_id INTEGER NOT NULL REFERENCES ignore_marks(id) ON DELETE CASCADE,
-        content_hash TEXT NOT NULL,
-        PRIMARY KEY (mark_id, content_hash)
-    );
-    CREATE INDEX ignore_members_by_hash ON ignore_members(content_hash);
-    """,
-    # Version 3: what a rescan needs without loading a single vector.
-    # Covering indexes answer "which files have vectors of this model" from
-    # a few MB of index; the NULL-rotations index holds only the (rare) rows
-    # stored without rotations. cache_meta counts every change to each
-    # model's vectors (triggers, so no writer can forget to count), plus a
-    # random epoch so counts of a rebuilt database never match old caches.
-    # The pair cache beside the database (index.similar_pairs_cached) is
-    # keyed by them. Dropped first: an older imgdedupe may have left them.
-    """
-    DROP INDEX IF EXISTS embeddings_by_model;
-    CREATE INDEX embeddings_by_model ON embeddings(model_id, file_id);
-    CREATE INDEX embeddings_without_rotations ON embeddings(model_id, file_id)
-        WHERE rotated IS NULL;
-    DROP TABLE IF EXISTS cache_meta;
-    CREATE TABLE cache_meta (key TEXT PRIMARY KEY, value NOT NULL);
-    INSERT INTO cache_meta VALUES ('epoch', lower(hex(randomblob(16))));
-    CREATE TRIGGER embeddings_inserted AFTER INSERT ON embeddings BEGIN
-        INSERT INTO cache_meta VALUES ('vectors:' || NEW.model_id, 1)
-            ON CONFLICT(key) DO UPDATE SET value = value + 1;
-    END;
-    CREATE TRIGGER embeddings_updated AFTER UPDATE ON embeddings BEGIN
-        INSERT INTO cache_meta VALUES ('vectors:' || NEW.model_id, 1)
-            ON CONFLICT(key) DO UPDATE SET value = value + 1;
-        INSERT INTO cache_meta VALUES ('vectors:' || OLD.model_id, 1)
-            ON CONFLICT(key) DO UPDATE SET value = value + 1;
-    END;
-    CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
-        INSERT INTO cache_meta VALUES ('vectors:' || OLD.model_id, 1)
-            ON CONFLICT(key) DO UPDATE SET value = value + 1;
-    END;
-    """,
-)
-USER_TABLES = ("action_batches", "action_journal", "ignore_marks", "ignore_members")
 
 
 class CachedFile(NamedTuple):
@@ -177,68 +81,6 @@ def _encode(path: str) -> bytes:
     return os.fsencode(path)
 
 
-def _statements(script: str) -> Iterator[str]:
-    """Split a migration into statements; trigger bodies hold ';' too."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            yield statement
-            statement = ""
-    if statement.strip():
-        raise ValueError(f"incomplete SQL statement in a migration: {statement!r}")
-
-
-# Primary result codes (the low byte of sqlite_errorcode) that mean the file
-# itself is damaged. Anything else (SQLITE_FULL, SQLITE_READONLY,
-# SQLITE_IOERR, SQLITE_BUSY, SQLITE_CANTOPEN...) is about the disk or
-# another process, and moving the file aside would not help.
-_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
-_FULL, _READONLY, _BUSY, _LOCKED = 13, 8, 5, 6
-
-
-def _is_damage(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:  # raised by us (quick_check) or by an older sqlite3 module
-        return "locked" not in str(exc) and not isinstance(exc, sqlite3.OperationalError)
-    return code & 0xFF in _DAMAGE_CODES
-
-
-def _primary_code(exc: sqlite3.Error) -> int:
-    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    """Another connection holds the lock (older sqlite3 modules give no code)."""
-    return _primary_code(exc) in (_BUSY, _LOCKED) or "locked" in str(exc)
-
-
-def _no_space_left(path: Path) -> bool:
-    try:
-        st = os.statvfs(path.parent)
-    except (OSError, AttributeError):  # AttributeError: Windows has no statvfs
-        return False
-    return st.f_bavail * st.f_frsize < 64 * 1024
-
-
-def _unusable(path: Path, exc: sqlite3.Error) -> DatabaseError:
-    """The DatabaseError (a sentence for the user) for a database that
-    cannot be opened or written although it is not damaged."""
-    code = _primary_code(exc)
-    text = str(exc)
-    # With no space at all SQLite cannot even size its shared-memory file
-    # and says "disk I/O error": the free space tells the two apart.
-    if code == _FULL or "disk is full" in text or _no_space_left(path):
-        return DatabaseError(f"cannot write to the database {path}: the disk is full; free "
-                             "some space or choose another --db (what is cached stays intact)")
-    if code == _READONLY or "readonly" in text:
-        return DatabaseError(f"cannot write to the database {path}: it is read-only; choose "
-                             "another --db (what is cached stays intact)")
-    if _is_busy(exc):
-        return DatabaseError(f"the database {path} is in use by another process")
-    return DatabaseError(f"cannot use the database {path}: {text}")
-
-
 def _decode(blob: bytes) -> str:
     return os.fsdecode(blob)
 
@@ -257,126 +99,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._conn = self._open_checked()
-
-    # -- opening -------------------------------------------------------
-    def _open_checked(self) -> sqlite3.Connection:
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise DatabaseError(
-                f"the database folder {parent} does not exist; create it or choose another --db"
-            )
-        if not os.access(parent, os.W_OK):
-            raise DatabaseError(
-                f"the database folder {parent} is not writable; choose another --db")
-        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
-            raise DatabaseError(f"the database {self.path} is not readable and writable")
-        try:
-            return self._connect_when_free()
-        except sqlite3.DatabaseError as exc:
-            if not _is_damage(exc):
-                # A full disk, a read-only or failing device, another
-                # process's lock: the file is fine, so it stays where it is
-                # (moving it aside would hide the user's undo history).
-                raise _unusable(self.path, exc) from exc
-            # A cache is worth less than a working app: move the damaged
-            # file aside (never delete it) and start again.
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.warning("cache database %s is damaged (%s); moved it to %s and rebuilt it",
-                        self.path, exc, aside)
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.path) + suffix)
-                if src.exists():
-                    os.replace(src, Path(str(aside) + suffix))
-            try:
-                return self._connect_and_migrate()
-            except sqlite3.Error as exc2:
-                raise DatabaseError(f"cannot create the database {self.path}: {exc2}") from exc2
-
-    def _connect_when_free(self) -> sqlite3.Connection:
-        # Some steps of opening (switching a new file to WAL, recovering a
-        # WAL another process left) answer SQLITE_BUSY at once, without
-        # waiting on busy_timeout, while another process opens the same
-        # file: wait for it here, as long as busy_timeout would.
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                return self._connect_and_migrate()
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _connect_and_migrate(self) -> sqlite3.Connection:
-        # SQLite deletes the WAL file when the last connection closes, so a
-        # WAL left behind means a session that crashed (or one still open).
-        wal = Path(str(self.path) + "-wal")
-        unclean = wal.exists() and wal.stat().st_size > 0
-        try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"cannot open the database {self.path}: {exc}") from exc
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # Reading the schema forces SQLite to parse the header, so a
-            # file that is not a database fails here, not mid-scan.
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            self._migrate(conn)
-            # quick_check reads every page: 0.35 s for a 100k-file cache,
-            # more than a whole rescan may take. SQLite's journal keeps the
-            # file consistent across crashes by itself; damage comes from a
-            # disk or OS that lost writes around a crash, so the check runs
-            # only after a session that did not close cleanly. Otherwise the
-            # header check above and SQLite's own checks of each page it
-            # reads (it raises "malformed") catch damage.
-            if unclean and conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("quick_check failed")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            # Written by a newer imgdedupe. The cache tables can be rebuilt
-            # (the newer app will rebuild them again), but the user's undo
-            # history and "Not duplicates" marks must never be dropped.
-            marks = ",".join("?" * len(USER_TABLES))
-            if conn.execute(f"SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-                            f"AND name IN ({marks})", USER_TABLES).fetchone()[0]:
-                raise DatabaseError(
-                    f"the database {self.path} was written by a newer imgdedupe (schema "
-                    f"{version}) and holds your undo history and 'Not duplicates' marks; "
-                    "use that version, or choose another --db")
-            log.warning("cache %s has schema %d (newer than %d); rebuilding it",
-                        self.path, version, SCHEMA_VERSION)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DROP TABLE IF EXISTS embeddings")
-            conn.execute("DROP TABLE IF EXISTS files")
-            conn.execute("PRAGMA user_version = 0")
-            conn.execute("COMMIT")
-            version = 0
-        for target in range(version, SCHEMA_VERSION):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Read again under the write lock: two processes opening one
-                # new database both saw version 0, and the other may have
-                # run this step meanwhile ("table files already exists").
-                if conn.execute("PRAGMA user_version").fetchone()[0] > target:
-                    conn.execute("COMMIT")
-                    continue
-                for statement in _statements(_MIGRATIONS[target]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a full disk may have ended it already
-                    conn.execute("ROLLBACK")
-                raise
+        self._conn = connect(self.path)  # raises DatabaseError
 
     def close(self) -> None:
         self._conn.close()
@@ -392,7 +115,7 @@ class Store:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise _unusable(self.path, exc) from exc
+            raise unusable(self.path, exc) from exc
         try:
             yield self._conn
         except sqlite3.Error as exc:
@@ -400,7 +123,7 @@ class Store:
             # the file: SQLite rolls back (it may already have) and the
             # cache stays as the last commit left it.
             self._rollback()
-            raise _unusable(self.path, exc) from exc
+            raise unusable(self.path, exc) from exc
         except BaseException:
             self._rollback()
             raise
@@ -408,7 +131,7 @@ class Store:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise _unusable(self.path, exc) from exc
+            raise unusable(self.path, exc) from exc
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:  # SQLite ends some failed ones itself
@@ -519,6 +242,7 @@ class Store:
             new)
         self._write_batches("DELETE FROM files WHERE id = ?", stale)
 
+
     def purge_missing(self, roots: Sequence[str], seen: Iterable[str]) -> int:
         """Forget files under ``roots`` that this walk did not see."""
         seen_keys = {_encode(p) for p in seen}
@@ -615,7 +339,7 @@ class Store:
 
     def vector_counts(self, model_id: str) -> tuple[str, int, int]:
         """(the database's epoch, the change counter behind vector_version,
-        how many vectors the model holds): what index.Lineage compares."""
+        how many vectors the model holds): what pairs.cache.Lineage compares."""
         epoch, changes = self._vector_changes(model_id)
         (rows,) = self._conn.execute(
             "SELECT COUNT(*) FROM embeddings WHERE model_id = ?", (model_id,)).fetchone()
@@ -646,6 +370,7 @@ class Store:
             vectors.append(from_blob(row[7], dim)[0])
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float16)
         return files, matrix
+
 
     def integrity_ok(self) -> bool:
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -53,12 +53,16 @@ def test_vectors_are_float16_and_kept_apart_by_model(tmp_path):
         assert other_rot is None
 
 
-def test_purge_forgets_only_unseen_files_below_the_roots(tmp_path):
+def test_sync_tree_forgets_only_unseen_files_below_the_roots(tmp_path):
     with Store(tmp_path / "c.db") as db:
-        db.sync_files([_file("/r/a/x.jpg"), _file("/r/a/y.jpg"), _file("/r/ab/z.jpg")])
-        removed = db.purge_missing(["/r/a"], ["/r/a/x.jpg"])
-        assert removed == 1
-        assert db.counts()["files"] == 2  # /r/ab is a sibling, not below /r/a
+        rows = db.sync_files([_file("/r/a/x.jpg"), _file("/r/a/y.jpg"), _file("/r/ab/z.jpg")])
+        db.set_hashes([(r.file_id, "h") for r in rows])
+        db.sync_tree(["/r/a"], [_file("/r/a/x.jpg")])
+        assert db.counts()["files"] == 2
+        # A forgotten file comes back as a new row, without what was cached.
+        y, z = db.sync_files([_file("/r/a/y.jpg"), _file("/r/ab/z.jpg")])
+        assert y.content_hash is None
+        assert z.content_hash == "h"  # /r/ab is a sibling, not below /r/a
 
 
 def test_non_utf8_paths_round_trip(tmp_path):
@@ -88,7 +92,11 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path, caplog):
     path.write_bytes(b"this is not a database" * 100)
     with Store(path) as db:
         assert db.counts() == {"files": 0, "embeddings": 0}
-        assert db.integrity_ok()
+    conn = sqlite3.connect(path)  # the rebuilt file, as SQLite itself sees it
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
     aside = [p for p in os.listdir(tmp_path) if ".corrupt-" in p]
     assert aside, "the damaged file must be kept, not deleted"
     assert "damaged" in caplog.text
@@ -140,7 +148,7 @@ def test_vector_version_counts_every_change_to_a_models_vectors(tmp_path):
         assert changed()
         db.put_vectors("m1", [(b.file_id, np.ones(4), None)])
         assert changed()
-        db.purge_missing(["/r"], ["/r/a.jpg"])  # b forgotten, its vector with it
+        db.sync_tree(["/r"], [_file("/r/a.jpg", size=99)])  # b forgotten, its vector with it
         assert changed()
     with Store(tmp_path / "other.db") as other:  # same count, other database
         other.put_vectors("m1", [(other.sync_files([_file("/r/a.jpg")])[0].file_id,
@@ -162,17 +170,22 @@ def test_vector_ids_come_from_the_index_and_honour_rotations(tmp_path):
         assert "COVERING INDEX" in str(plan)  # no vector is read
 
 
-def test_sync_tree_is_sync_files_then_purge_missing(tmp_path):
+def test_sync_tree_is_sync_files_then_forgets_the_unseen_below_its_roots(tmp_path):
     walked = [_file("/r/a.jpg"), _file("/r/sub/b.jpg", size=5), _file("/solo.jpg")]
     with Store(tmp_path / "one.db") as one, Store(tmp_path / "two.db") as two:
         for db in (one, two):
-            db.sync_files([*walked, _file("/r/gone.jpg"), _file("/elsewhere/x.jpg")])
+            rows = db.sync_files([*walked, _file("/r/gone.jpg"), _file("/elsewhere/x.jpg")])
+            db.set_hashes([(r.file_id, "h") for r in rows])
         walked[1] = _file("/r/sub/b.jpg", size=6)  # changed
         walked.append(_file("/r/new.jpg"))
         expected = one.sync_files(walked)
-        one.purge_missing(["/r", "/solo.jpg"], [f.path for f in walked])
         assert two.sync_tree(["/r", "/solo.jpg"], walked) == expected
-        assert two.counts() == one.counts() == {"files": 5, "embeddings": 0}
+        assert one.counts() == {"files": 6, "embeddings": 0}
+        assert two.counts() == {"files": 5, "embeddings": 0}
+        # The walk of /r missed gone.jpg: forgotten, it comes back without
+        # its hash. /elsewhere is below no root: kept, hash and all.
+        gone, elsewhere = two.sync_files([_file("/r/gone.jpg"), _file("/elsewhere/x.jpg")])
+        assert (gone.content_hash, elsewhere.content_hash) == (None, "h")
 
 
 def test_version_1_cache_is_migrated_with_its_vectors(tmp_path):

@@ -162,7 +162,8 @@ class Store:
         return self.sync_tree((), files)
 
     def sync_tree(self, roots: Sequence[str], files: Sequence[ImageFile]) -> list[CachedFile]:
-        """``sync_files`` then ``purge_missing(roots, files)``, in one pass;
+        """``sync_files``, and forget the files below ``roots`` that this
+        walk did not see (their vectors go with them), in one pass;
         ``files`` holds each path once, as the walk yields them.
 
         The rows below the roots come from one range scan per root of the
@@ -243,22 +244,6 @@ class Store:
         self._write_batches("DELETE FROM files WHERE id = ?", stale)
 
 
-    def purge_missing(self, roots: Sequence[str], seen: Iterable[str]) -> int:
-        """Forget files under ``roots`` that this walk did not see."""
-        seen_keys = {_encode(p) for p in seen}
-        stale: list[tuple[int]] = []
-        for root in roots:
-            prefix = _encode(os.path.join(os.path.abspath(root), ""))
-            # Byte range [prefix, prefix + 0xff): every path below the root.
-            for file_id, path in self._conn.execute(
-                "SELECT id, path FROM files WHERE path >= ? AND path < ?",
-                (prefix, prefix + b"\xff"),
-            ):
-                if path not in seen_keys:
-                    stale.append((file_id,))
-        self._write_batches("DELETE FROM files WHERE id = ?", stale)
-        return len(stale)
-
     def cached_hash(self, path: str, size: int, mtime_ns: int) -> str | None:
         """The content hash a scan computed for ``path`` as it was at that
         size and mtime, if it computed one (files sharing a size)."""
@@ -266,9 +251,6 @@ class Store:
             "SELECT content_hash FROM files WHERE path = ? AND size = ? AND mtime_ns = ?",
             (_encode(path), size, mtime_ns)).fetchone()
         return None if row is None else row[0]
-
-    def forget_paths(self, paths: Iterable[str]) -> None:
-        self._write_batches("DELETE FROM files WHERE path = ?", ((_encode(p),) for p in paths))
 
     def set_hashes(self, rows: Iterable[tuple[int, str]]) -> None:
         self._write_batches("UPDATE files SET content_hash = ? WHERE id = ?",
@@ -371,9 +353,6 @@ class Store:
         matrix = np.stack(vectors) if vectors else np.zeros((0, dim), dtype=np.float16)
         return files, matrix
 
-
-    def integrity_ok(self) -> bool:
-        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     def counts(self) -> dict[str, int]:
         return {

@@ -21,11 +21,11 @@ from test_pipeline import as_sets, make_library, scan
 
 from imgdedupe.core.errors import DecodeError
 from imgdedupe.core.files.walk import walk
-from imgdedupe.core.records import ErrorReason, ImageFile
 from imgdedupe.core.groups import graph as grouping
 from imgdedupe.core.pairs import search
-from imgdedupe.core.scan import memo as scan_memo
+from imgdedupe.core.records import ErrorReason, ImageFile
 from imgdedupe.core.scan import library, pipeline
+from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import ExactGroupsReady, ScanResult
 from imgdedupe.core.storage.store import Store

@@ -40,7 +40,7 @@ from imgdedupe.core.scan import grouping, library, pipeline  # noqa: E402
 from imgdedupe.core.scan.config import ScanConfig  # noqa: E402
 from imgdedupe.core.scan.events import ScanResult  # noqa: E402
 from imgdedupe.core.scan.pipeline import run_scan  # noqa: E402
-from imgdedupe.core.storage import store as store_module  # noqa: E402
+from imgdedupe.core.storage import db as db_module  # noqa: E402
 from imgdedupe.core.storage.store import Store  # noqa: E402
 
 # Which database batch a _write_batches call is, by its SQL.
@@ -134,7 +134,7 @@ class _Hooks:
             hooks.die_if("group")
             return real_groups_at(*args, **kwargs)
 
-        real_statements = store_module._statements
+        real_statements = db_module._statements
 
         def statements(script: str):  # noqa: ANN202
             for statement in real_statements(script):
@@ -142,7 +142,7 @@ class _Hooks:
                 hooks.die_if("db_migrate")
                 yield statement
 
-        store_module._statements = statements
+        db_module._statements = statements
         library.walk_batches = walk_batches
         library.content_hash = content_hash
         grouping.content_hash = content_hash

@@ -1,6 +1,6 @@
 """Approximate pair search for large libraries, streamed in chunks.
 
-Above ``index.EXACT_LIMIT`` images the candidates come from PCA + an Annoy
+Above ``pairs.search.EXACT_LIMIT`` images the candidates come from PCA + an Annoy
 forest and are rescored exactly. At a million photos the full vectors no
 longer fit in memory (1M x 1280 x 4 bytes x 4 rotations = 20 GB as float32,
 10 GB even as the cache's float16), so nothing here holds them all:
@@ -193,22 +193,20 @@ class StreamedForest:
         if source.count > PCA_SAMPLE:
             positions = np.sort(rng.choice(source.count, PCA_SAMPLE, replace=False))
         sample = np.asarray(source.read(positions)[0], dtype=np.float32)
-        # The top eigenvectors of the 1280 x 1280 covariance: exact and
-        # deterministic, well under a second, where scikit-learn's
-        # randomized SVD of the 20,000 x 1280 sample took 4.4 s on the
-        # 2-core build machine. numpy's eigh, not scipy's subset eigh: it
-        # computes all 1280 (0.27 s vs 0.15 s) but releases the GIL, and
-        # scipy's held it for 140 ms, a visible freeze of the window.
-        mean = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
-        centred = sample - mean
-        covariance = (centred.T @ centred).astype(np.float64)
-        _, vectors = np.linalg.eigh(covariance)
-        vectors = vectors[:, -self.dims:]
-        top = vectors[:, ::-1].T  # largest first
-        # A fixed sign per component (largest entry positive), as SVD-based
-        # PCA does, so the same vectors always give the same forest.
-        signs = np.sign(top[np.arange(len(top)), np.abs(top).argmax(axis=1)])
-        return mean, (top * signs[:, None]).astype(np.float32)
+        # scikit-learn's covariance PCA: the top eigenvectors of the
+        # dim x dim covariance by numpy's eigh, which releases the GIL (the
+        # window's thread runs on; scipy's eigh held it for 260-630 ms). It
+        # replaced a hand-written fit of the same method, being as fast on
+        # the 2-core build machine (20,000 x 1280: 0.56 s vs 0.58 s; x 2048:
+        # 1.7 s both), as short a GIL hold (15 ms at most), a third of the
+        # memory (no centred copy) and the exact subspace to 4e-8
+        # (bench/bench_pca.py, docs/performance.md). svd_flip makes each
+        # component's largest entry positive, and the fit is bitwise
+        # repeatable: the same vectors always give the same forest.
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=self.dims, svd_solver="covariance_eigh").fit(sample)
+        return pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
 
     def _build(self, source: VectorSource, trees: int, cache_dir: Path | None, key: str,
                pca_file: Path | None, ann_file: Path | None) -> None:
@@ -244,9 +242,6 @@ class StreamedForest:
         projected = (flat @ self.components.T).reshape(*vectors.shape[:-1], -1)
         norms = np.linalg.norm(projected, axis=-1, keepdims=True)
         return projected / np.maximum(norms, 1e-12)
-
-    def neighbours(self, vector: np.ndarray, k: int) -> list[int]:
-        return self._annoy.get_nns_by_vector(vector, k, search_k=-1)
 
     def neighbours_of(self, upright: np.ndarray, rotated: np.ndarray | None,
                       neighbours: int) -> list[np.ndarray]:

@@ -39,7 +39,7 @@ class ImageFile(NamedTuple):
 
 class FileLike(Protocol):
     """A file as a group member or a trash action needs it: an ImageFile,
-    a storage.store.CachedFile, a groups.contents.FileInfo, a Member."""
+    a storage.store.CachedFile, a Member."""
 
     @property
     def path(self) -> str: ...

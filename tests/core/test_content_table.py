@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgdedupe.core.groups.graph import Content, ContentTable, FileInfo
+from imgdedupe.core.groups.contents import Content, ContentTable
+from imgdedupe.core.records import ImageFile
 
 
 def _table() -> ContentTable:
@@ -17,9 +18,9 @@ def _table() -> ContentTable:
 def test_contents_read_back_as_records():
     table = _table()
     assert len(table) == 3
-    assert table[1] == Content((FileInfo("/b.jpg", 20, 2), FileInfo("/b (1).jpg", 20, 3)),
+    assert table[1] == Content((ImageFile("/b.jpg", 20, 2), ImageFile("/b (1).jpg", 20, 3)),
                                800, 600, "b" * 32)
-    assert table[-1] == table[2] == Content((FileInfo("/c.png", 30, 4),), None, None, None)
+    assert table[-1] == table[2] == Content((ImageFile("/c.png", 30, 4),), None, None, None)
     assert table[0:2] == (table[0], table[1])
     assert table == tuple(table) and list(table) == [table[0], table[1], table[2]]
     with pytest.raises(IndexError):

@@ -14,14 +14,8 @@ from typing import overload
 
 import numpy as np
 
+from imgdedupe.core.records import ImageFile
 from imgdedupe.core.storage.store import CachedFile
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    path: str
-    size: int
-    mtime_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +27,7 @@ class Content:
     may concern); None otherwise, because hashing every file costs a full
     read that matching does not need."""
 
-    files: tuple[FileInfo, ...]
+    files: tuple[ImageFile, ...]
     width: int | None
     height: int | None
     digest: str | None = None
@@ -44,7 +38,7 @@ class ContentTable(Sequence[Content]):
 
     A rescan of 100k photos puts ~100k contents in its graph (every one in
     a pair above the slider's floor), yet a result reads a few thousand of
-    them: building a frozen Content and FileInfo per file took 0.3 s of
+    them: building a frozen Content and ImageFile per file took 0.3 s of
     such a rescan. Columns are also what the scan memo (scan.memo)
     saves and loads without a Python object per file. Immutable.
     """
@@ -93,7 +87,7 @@ class ContentTable(Sequence[Content]):
             raise IndexError(index)
         index %= n
         first, end = int(self._starts[index]), int(self._starts[index + 1])
-        files = tuple(FileInfo(self._paths[j], int(self._sizes[j]), int(self._mtimes[j]))
+        files = tuple(ImageFile(self._paths[j], int(self._sizes[j]), int(self._mtimes[j]))
                       for j in range(first, end))
         width, height = int(self._widths[index]), int(self._heights[index])
         return Content(files, None if width < 0 else width, None if height < 0 else height,

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from imgdedupe.core.groups.contents import Content, ContentTable, FileInfo
+from imgdedupe.core.groups.contents import Content, ContentTable
 from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
 from imgdedupe.core.groups.stars import greedy_star_groups
 from imgdedupe.core.model import calibration
-from imgdedupe.core.records import FileLike, Group, IgnoreMark, Member
+from imgdedupe.core.records import FileLike, Group, IgnoreMark, ImageFile, Member
 
 # The lowest similarity the slider offers. Pairs are kept down to here.
 FLOOR_SCORE = 70.0
@@ -94,7 +94,7 @@ def _not_ignored(graph: SimilarityGraph, ignore_marks: Iterable[IgnoreMark]) -> 
     return keep
 
 
-def _member(f: FileInfo, similarity: float, copy_set: int | None, content: Content) -> Member:
+def _member(f: ImageFile, similarity: float, copy_set: int | None, content: Content) -> Member:
     return Member(f.path, round(float(similarity), 2), copy_set, f.size, content.width,
                   content.height, f.mtime_ns)
 

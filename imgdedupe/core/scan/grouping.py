@@ -13,9 +13,9 @@ import numpy as np
 
 from imgdedupe.core.errors import DecodeError
 from imgdedupe.core.files.hashing import content_hash
-from imgdedupe.core.groups.contents import Content, FileInfo, PixelSizes, content_table
+from imgdedupe.core.groups.contents import Content, PixelSizes, content_table
 from imgdedupe.core.groups.graph import SimilarityGraph, exact_groups
-from imgdedupe.core.records import Group, IgnoreMarks
+from imgdedupe.core.records import Group, IgnoreMarks, ImageFile
 from imgdedupe.core.storage.store import CachedFile, Store
 
 
@@ -28,7 +28,7 @@ def exact_copy_groups(files_of: dict[str, list[CachedFile]],
 
 def _content(key: str, files: list[CachedFile], pixel_sizes: PixelSizes) -> Content:
     width, height = pixel_sizes[key]
-    return Content(tuple(FileInfo(c.path, c.size, c.mtime_ns) for c in files), width, height,
+    return Content(tuple(ImageFile(c.path, c.size, c.mtime_ns) for c in files), width, height,
                    None if key.startswith("id:") else key)
 
 

@@ -193,20 +193,26 @@ class StreamedForest:
         if source.count > PCA_SAMPLE:
             positions = np.sort(rng.choice(source.count, PCA_SAMPLE, replace=False))
         sample = np.asarray(source.read(positions)[0], dtype=np.float32)
-        # scikit-learn's covariance PCA: the top eigenvectors of the
-        # dim x dim covariance by numpy's eigh, which releases the GIL (the
-        # window's thread runs on; scipy's eigh held it for 260-630 ms). It
-        # replaced a hand-written fit of the same method, being as fast on
-        # the 2-core build machine (20,000 x 1280: 0.56 s vs 0.58 s; x 2048:
-        # 1.7 s both), as short a GIL hold (15 ms at most), a third of the
-        # memory (no centred copy) and the exact subspace to 4e-8
-        # (bench/bench_pca.py, docs/performance.md). svd_flip makes each
-        # component's largest entry positive, and the fit is bitwise
-        # repeatable: the same vectors always give the same forest.
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=self.dims, svd_solver="covariance_eigh").fit(sample)
-        return pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
+        # The top eigenvectors of the dim x dim covariance, by numpy's eigh
+        # (it releases the GIL; scipy's held it for 260-630 ms, a freeze of
+        # the window). This is what scikit-learn's
+        # PCA(svd_solver="covariance_eigh") computes, and it was tried in its
+        # place: as fast (0.56 s vs 0.58 s at 20,000 x 1280), as short a GIL
+        # hold, the same subspace, but importing sklearn.decomposition keeps
+        # ~97 MB more resident for the rest of the process and costs 1.1-1.6
+        # s: the 100k index stage's peak RSS rose from 966 to 1054 MB in one
+        # run (docs/performance.md, "PCA: scikit-learn or by hand").
+        mean = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
+        centred = sample - mean
+        covariance = (centred.T @ centred).astype(np.float64)
+        del centred
+        _, vectors = np.linalg.eigh(covariance)
+        vectors = vectors[:, -self.dims:]
+        top = vectors[:, ::-1].T  # largest first
+        # A fixed sign per component (largest entry positive), as SVD-based
+        # PCA does, so the same vectors always give the same forest.
+        signs = np.sign(top[np.arange(len(top)), np.abs(top).argmax(axis=1)])
+        return mean, (top * signs[:, None]).astype(np.float32)
 
     def _build(self, source: VectorSource, trees: int, cache_dir: Path | None, key: str,
                pca_file: Path | None, ann_file: Path | None) -> None:

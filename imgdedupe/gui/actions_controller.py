@@ -17,7 +17,7 @@ from PySide6.QtCore import QFile, QObject, Signal
 
 from ..core.actions import ignore_marks
 from ..core.actions import trashing as actions
-from ..core.actions.trash import FolderTrash, FreedesktopTrash, TrashError
+from ..core.actions.trash_backends import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
 from ..core.storage.store import Store
 from .jobs.errors import WorkerError

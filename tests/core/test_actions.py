@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core.actions import trash as trash_module
+from imgdedupe.core.actions import trash_backends as trash_module
 from imgdedupe.core.actions.ignore_marks import add_ignore_mark, remove_ignore_marks
-from imgdedupe.core.actions.trash import (
+from imgdedupe.core.actions.trash_backends import (
     CrossDeviceError,
     FolderTrash,
     FreedesktopTrash,

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from imgdedupe.core.actions import trash
+from imgdedupe.core.actions import trash_backends as trash
 from imgdedupe.core.actions import trashing as actions
 from imgdedupe.core.actions.trashing import FolderTrash, FreedesktopTrash, SeenFile, plan_deletions
 from imgdedupe.core.storage.store import Store

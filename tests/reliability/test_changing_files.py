@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from imgdedupe.core.actions.trash import FreedesktopTrash
+from imgdedupe.core.actions.trash_backends import FreedesktopTrash
 from imgdedupe.core.actions.trashing import plan_deletions, trash_files
 from imgdedupe.core.storage.store import Store
 

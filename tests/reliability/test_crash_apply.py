@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core.actions.trash import read_trashinfo
+from imgdedupe.core.actions.trash_backends import read_trashinfo
 from imgdedupe.core.actions.trashing import recover, undo
 from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.storage.store import Store

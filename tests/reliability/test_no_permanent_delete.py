@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from imgdedupe import cli
-from imgdedupe.core.actions import trash as trash_module
-from imgdedupe.core.actions.trash import FolderTrash, FreedesktopTrash, default_trash
+from imgdedupe.core.actions import trash_backends as trash_module
+from imgdedupe.core.actions.trash_backends import FolderTrash, FreedesktopTrash, default_trash
 from imgdedupe.core.actions.trashing import (
     SeenFile,
     plan_deletions,
@@ -40,7 +40,7 @@ _IMPORTED = {("os", "remove"), ("os", "unlink"), ("os", "rmdir"), ("os", "remove
 ALLOWED = {
     ("core/actions/trashing.py", "_remove_trashinfo_of", "os.unlink"):
         "a .trashinfo that imgdedupe wrote for a move that never happened or was undone",
-    ("core/actions/trash.py", "_MoveReservation.release", "os.unlink"):
+    ("core/actions/trash_backends.py", "_MoveReservation.release", "os.unlink"):
         "the .trashinfo this reservation wrote, when its move failed",
     ("core/model/weights.py", "_unlink_quietly", "path.unlink"):
         "a partial or damaged model-weights download",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imgdedupe.core.actions.trash import FreedesktopTrash
+from imgdedupe.core.actions.trash_backends import FreedesktopTrash
 from imgdedupe.core.actions.trashing import (
     SeenFile,
     UnsafeActionError,

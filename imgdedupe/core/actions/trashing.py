@@ -1,7 +1,7 @@
 """Safe deletion: plan, move to a trash, journal, recover, undo.
 
 Nothing here deletes a file: "delete" means a move to a trash backend
-(see ``actions.trash``), recorded in the database before and after the move,
+(see ``actions.trash_backends``), recorded in the database before and after the move,
 so every move can be undone and a crash never hides where a file went.
 Each file is checked against what the scan saw just before it moves, and
 a group never loses its last copy: that rule is enforced here on disk, not
@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from imgdedupe.core.actions.trash import (
+from imgdedupe.core.actions.trash_backends import (
     CrossDeviceError,
     FolderTrash,
     FreedesktopTrash,

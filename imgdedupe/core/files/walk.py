@@ -51,7 +51,7 @@ SYSTEM_DIR_NAMES = frozenset(
         "@eadir",
         ".thumbnails",
         "__macosx",
-        "imgdedupe-trash",  # actions.trash.FolderTrash: our own moved-away files
+        "imgdedupe-trash",  # actions.trash_backends.FolderTrash: our own moved-away files
     }
 )
 

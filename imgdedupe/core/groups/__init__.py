@@ -1,5 +1,6 @@
-"""Pairs to groups: the similarity graph at a threshold (graph, contents), star
-grouping (stars), the suggested keeper (keeper), near-exact groups from
-perceptual hashes (near_exact), and scoring against labelled duplicates
-(evaluate).
+"""Pairs to groups: the similarity graph at a threshold (graph), the
+library's distinct contents as its nodes (contents), star grouping
+(stars), the *suggested* keeper (keeper; the rules a user applies are in
+actions.decisions), near-exact groups from perceptual hashes (near_exact),
+and scoring against labelled duplicates (evaluate).
 """

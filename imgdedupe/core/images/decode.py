@@ -8,6 +8,9 @@ We rely on PIL.ImageFile.LOAD_TRUNCATED_IMAGES staying False (the default;
 nothing in this package sets it, and it is a process-wide switch we must
 not flip for other callers): with it True, Pillow would hand back
 half-grey pictures of truncated files, and those would group as duplicates.
+
+A new format: teach decode_image to open it, and add its extension to
+files.walk.IMAGE_EXTENSIONS, or the walk never hands such files on.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ def cache_dir(config: ScanConfig, model_id: str) -> Path:
 
 
 def workers(config: ScanConfig) -> int:
+    """Threads (or processes) that decode and hash: one per core by default."""
     return config.decode_workers or max(2, os.cpu_count() or 2)
 
 

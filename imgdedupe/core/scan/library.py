@@ -25,7 +25,8 @@ from imgdedupe.core.storage.store import CachedFile, Store
 
 
 def walk_files(config: ScanConfig, roots: tuple[str, ...], errors: list[FileError],
-          cancel: threading.Event | None) -> Generator[Progress, None, list[ImageFile]]:
+               cancel: threading.Event | None) -> Generator[Progress, None, list[ImageFile]]:
+    """Every image file below ``roots``; the walk's problems go to ``errors``."""
     files: list[ImageFile] = []
     reported = 0
     for batch in walk_batches(roots, include_hidden=config.include_hidden, cancel=cancel):
@@ -44,8 +45,8 @@ def walk_files(config: ScanConfig, roots: tuple[str, ...], errors: list[FileErro
 
 
 def hash_contents(config: ScanConfig, store: Store, cached: list[CachedFile],
-                   errors: list[FileError], cancel: threading.Event | None
-                   ) -> Generator[Progress, None, dict[str, list[CachedFile]]]:
+                  errors: list[FileError], cancel: threading.Event | None
+                  ) -> Generator[Progress, None, dict[str, list[CachedFile]]]:
     """Hash what needs it; return the files by content (path order within)."""
     shared = Counter(c.size for c in cached)
     to_hash = [c for c in cached if c.content_hash is None and shared[c.size] > 1]

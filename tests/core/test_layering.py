@@ -23,8 +23,9 @@ PACKAGE = Path(imgdedupe.__file__).parent
 # Lowest first. A module may import its own unit and the units below it.
 # The engine's units follow the scan: files are found and hashed, decoded
 # into images, embedded by a model; pairs are searched, grouped, acted on;
-# the scan drives them all. records, errors and units are the vocabulary
-# every layer speaks.
+# the scan drives them all. verify (evidence that a pair is one picture)
+# sits between the pairs it checks and the groups it will shape. records,
+# errors and units are the vocabulary every layer speaks.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("imgdedupe.core.units",),
     ("imgdedupe.core.records",),
@@ -34,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("imgdedupe.core.images",),
     ("imgdedupe.core.model",),
     ("imgdedupe.core.pairs",),
+    ("imgdedupe.core.verify",),
     ("imgdedupe.core.groups",),
     ("imgdedupe.core.actions",),
     ("imgdedupe.core.scan",),

@@ -1,0 +1,58 @@
+"""SIFT keypoints of the picture the scan already decoded.
+
+The verification picture is the grey version of the 224x224 network input:
+the decode pool has it in hand, so nothing is decoded twice. SIFT beat ORB
+and larger pictures on wrong links per pair found (docs/verification.md);
+contrastThreshold 0.01, not OpenCV's 0.04, because a 224 picture is small
+and flat studio shots (and a dark storm photo of the dev set) otherwise
+give too few keypoints. OpenCV is imported on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+MAX_KEYPOINTS = 500
+CONTRAST_THRESHOLD = 0.01
+
+
+@dataclass(frozen=True)
+class Features:
+    """One picture's keypoints: ``points`` (n, 2) float32 pixel positions,
+    ``descriptors`` (n, 128) uint8 (SIFT's values fit a byte: a quarter of
+    float32 in a cache)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@cache
+def cv2() -> Any:
+    """OpenCV, single-threaded: per-pair work is small, threads only contend."""
+    import cv2 as opencv
+
+    opencv.setNumThreads(1)
+    return opencv
+
+
+def verification_picture(network_input: np.ndarray) -> np.ndarray:
+    """The grey (224, 224) uint8 picture verification works on."""
+    rgb = np.ascontiguousarray(network_input, dtype=np.uint8)
+    return cv2().cvtColor(rgb, cv2().COLOR_RGB2GRAY)
+
+
+def extract(grey: np.ndarray) -> Features:
+    """SIFT keypoints and descriptors of a grey picture."""
+    sift = cv2().SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
+    keypoints, descriptors = sift.detectAndCompute(grey, None)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
+    if descriptors is None:
+        descriptors = np.zeros((0, 128), dtype=np.uint8)
+    return Features(points, np.clip(descriptors, 0, 255).astype(np.uint8))

@@ -1,0 +1,105 @@
+"""verify: evidence that two photos are the same picture, and its tier.
+
+Real photos (the bundled samples) with generated edits: every edit of one
+photo must be a near-duplicate, different photos must not be grouped at
+any tier, and capture times that differ make a copy a similar shot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.verify.evidence import compare
+from imgdedupe.core.verify.features import extract, verification_picture
+from imgdedupe.core.verify.tiers import Verdict, judge
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+ROCKET = SAMPLES / "Holiday" / "IMG_0001.jpg"
+COFFEE = SAMPLES / "Holiday" / "IMG_0002.jpg"
+CAT = SAMPLES / "Phone" / "PXL_20230814_093012.jpg"
+CAMERAMAN = SAMPLES / "Archive" / "cameraman_1988.jpg"
+COSINE = 0.8  # a candidate's: verification decides, not the cosine
+
+
+def _verdict(path_a: Path, path_b: Path, taken_a: float | None = None,
+             taken_b: float | None = None) -> Verdict:
+    """As the scan will: from the network input of each file."""
+    greys = [verification_picture(decode_for_network(str(p))[0]) for p in (path_a, path_b)]
+    a, b = (extract(g) for g in greys)
+    return judge(compare(a, b, *greys), COSINE, taken_a, taken_b)
+
+
+def _edited(source: Path, out: Path, edit: str) -> Path:
+    with Image.open(source) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        if edit == "resized_reencoded":
+            im = im.resize((w // 2, h // 2), Image.Resampling.LANCZOS)
+            im.save(out, quality=60)
+            return out
+        if edit == "cropped":
+            im = im.crop((w // 6, h // 6, w - w // 8, h - h // 8))
+        elif edit == "turned":
+            im = im.transpose(Image.Transpose.ROTATE_90)
+        elif edit == "brightened":
+            im = ImageEnhance.Brightness(im).enhance(1.3)
+        elif edit == "greyed":
+            im = im.convert("L").convert("RGB")
+        elif edit == "bordered":
+            framed = Image.new("RGB", (w + w // 5, h + h // 5), (255, 255, 255))
+            framed.paste(im, (w // 10, h // 10))
+            im = framed
+        im.save(out, quality=90)
+    return out
+
+
+@pytest.mark.parametrize("edit", ["resized_reencoded", "cropped", "turned", "brightened",
+                                  "greyed", "bordered"])
+@pytest.mark.parametrize("photo", [ROCKET, COFFEE, CAT])
+def test_every_edit_of_a_photo_is_a_near_duplicate(tmp_path, photo, edit):
+    verdict = _verdict(photo, _edited(photo, tmp_path / f"{edit}.jpg", edit))
+    assert verdict.tier == "near_duplicate", verdict.reason
+    assert verdict.reason.startswith("same picture: ")
+    assert int(verdict.reason.split()[2]) >= 8  # "same picture: N keypoints agree..."
+
+
+def test_the_reason_names_the_edit(tmp_path):
+    cropped = _edited(COFFEE, tmp_path / "c.jpg", "cropped")
+    assert "a crop or border" in _verdict(COFFEE, cropped).reason
+    assert "quarter turn" in _verdict(CAT, _edited(CAT, tmp_path / "t.jpg", "turned")).reason
+
+
+@pytest.mark.parametrize("pair", [(ROCKET, COFFEE), (CAT, CAMERAMAN), (COFFEE, CAT),
+                                  (ROCKET, CAMERAMAN)])
+def test_different_photos_are_not_grouped_at_any_tier(pair):
+    verdict = _verdict(*pair)
+    assert verdict.tier == "none", verdict.reason
+
+
+def test_a_copy_taken_at_another_moment_is_a_similar_shot_at_most(tmp_path):
+    copy = _edited(ROCKET, tmp_path / "copy.jpg", "brightened")
+    assert _verdict(ROCKET, copy, 1000.0, 1000.0).tier == "near_duplicate"  # one moment
+    burst = _verdict(ROCKET, copy, 1000.0, 1000.8)  # a tripod burst: different moments
+    assert burst.tier == "similar_shot"
+    assert burst.reason == "similar shot: the same view taken 0.8 s apart"
+    assert _verdict(ROCKET, copy, None, 1000.0).tier == "near_duplicate"  # pixels decide
+
+
+def test_photos_seconds_apart_with_a_high_cosine_are_a_similar_shot():
+    # Two different pictures by their pixels, taken 3 s apart: a second take.
+    verdict = _verdict(COFFEE, CAT, 50.0, 53.0)
+    assert verdict == Verdict("similar_shot", "similar shot: taken 3.0 s apart")
+    assert _verdict(COFFEE, CAT, 50.0, 500.0).tier == "none"  # minutes apart
+
+
+def test_a_picture_without_keypoints_gives_no_evidence():
+    flat = np.full((224, 224), 128, dtype=np.uint8)
+    features = extract(flat)
+    assert len(features) == 0
+    verdict = judge(compare(features, features, flat, flat), 0.99)
+    assert verdict.tier == "none"

@@ -24,8 +24,9 @@ OMP_NUM_THREADS=1 for one-core figures.
 --db: the scan's database; a second run on the same db reuses its
 embeddings and scan memo, so only the verification is redone (caltech:
 ~12 min of embedding the first time on one core, a few minutes after).
-Default: a fresh one under --out. opencv-python-headless is needed here and
-is not (yet) a dependency of the app.
+Default: a fresh one under --out. The verification itself is the engine's
+(imgdedupe.core.verify: features, evidence, tiers); the scan does not call
+it yet, so this script is where its quality is measured.
 """
 
 from __future__ import annotations
@@ -47,53 +48,22 @@ from imgdedupe.core.images.preprocess import decode_for_network
 from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import ScanResult
 from imgdedupe.core.scan.pipeline import run_scan
+from imgdedupe.core.verify.evidence import PairEvidence, compare
+from imgdedupe.core.verify.features import extract, verification_picture
+from imgdedupe.core.verify.tiers import judge
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETS = {"eval": os.path.join(REPO, "..", "shared", "eval"),
         "caltech": os.path.join(REPO, "..", "shared", "corpus", "caltech101")}
 
-# Features: SIFT beat ORB and larger pictures on wrong links per recall
-# (docs/verification.md); contrastThreshold 0.01 (default 0.04) because the
-# 224 input is small and flat catalogue shots gave too few keypoints.
-SIFT_NFEATURES = 500
-SIFT_CONTRAST = 0.01
-RATIO = 0.8  # Lowe's ratio test
-# The fit: MAGSAC++ is robust to the many wrong matches between two photos
-# of the same kind; 3 px on a 224 frame.
-REPROJ_PX = 3.0
-MAX_ITERS = 2000
-CONFIDENCE = 0.995
-MIN_MATCHES = 6
-# Photometric check after warping B onto A: grey levels, after one gain and
-# offset (brightness/contrast edits), that still differ by more than this.
-DIFF_GREY = 25
-ERODE_PX = 5   # drop the overlap's rim, where interpolation smears the border
-BLUR_SIGMA = 1.5  # JPEG noise and resampling must not count as changes
-# Sanity of the affine: singular values s1 >= s2 of its 2x2 part. A 90-degree
-# turn of a squashed (non-square) photo is an affine with s1/s2 ~ aspect^2,
-# hence 4 and not ~1.
-MIN_S2, MAX_S1, MAX_ANISO = 0.1, 10.0, 4.0
-# near_duplicate: (inliers, max diff share, min overlap) of one of three rules.
-NEAR_RULES = ((8, 0.02, 0.5),    # a copy: few keypoints suffice when nothing changed
-              (20, 0.02, 0.3),   # a crop: small overlap, more inliers
-              (40, 0.08, 0.5))   # an edit (watermark, border...): more pixels changed
-# similar_shot
-SIM_INLIERS, SIM_DIFF, SIM_OVERLAP = 25, 0.12, 0.5
-SIM_ANY_INLIERS = 120  # affine or homography inliers: same scene from another viewpoint
-STRONG_INLIERS, STRONG_ANISO, STRONG_OVERLAP, STRONG_DIFF = 60, 1.15, 0.8, 0.5
-EXIF_SECONDS, EXIF_COSINE = 60, 0.72  # burst / second take by capture time
 TIERS = ("none", "similar_shot", "near_duplicate")
-FIELDS = ("inl", "s1", "s2", "det", "diff", "overlap", "inlH")
 
 
 def load_cv2():
     try:
-        import cv2
+        import cv2  # noqa: F401  (imgdedupe.core.verify imports it on first use)
     except ImportError:
-        sys.exit("verify_prototype needs OpenCV: pip install opencv-python-headless "
-                 "(not a dependency of the app yet)")
-    cv2.setNumThreads(1)  # per-pair work is small; threads only add contention
-    return cv2
+        sys.exit("verify_prototype needs OpenCV: pip install opencv-python-headless")
 
 
 def scan_pairs(root: str, db: str, min_cosine: float):
@@ -113,9 +83,9 @@ def scan_pairs(root: str, db: str, min_cosine: float):
     return contents, pairs[keep], cos[keep]
 
 
-def extract_all(cv2, contents, pairs):
-    """Grey 224 network input and SIFT (xy, descriptors) of each image in a pair."""
-    sift = cv2.SIFT_create(nfeatures=SIFT_NFEATURES, contrastThreshold=SIFT_CONTRAST)
+def extract_all(contents, pairs):
+    """Grey network input and SIFT features of each image in a pair, as the
+    engine's verify package makes them."""
     grey, feats, t_dec, t_ext = {}, {}, 0.0, 0.0
     for i in sorted(set(pairs.ravel().tolist())):
         t = time.perf_counter()
@@ -123,108 +93,31 @@ def extract_all(cv2, contents, pairs):
             rgb, _, _ = decode_for_network(contents[i][0])
         except DecodeError:
             continue
-        g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        grey[i] = verification_picture(rgb)
         t_dec += time.perf_counter() - t
         t = time.perf_counter()
-        kps, desc = sift.detectAndCompute(g, None)
-        # uint8 descriptors: SIFT's values fit 0..255, a quarter of float32 in a cache
-        feats[i] = (np.array([k.pt for k in kps], np.float32).reshape(-1, 2),
-                    None if desc is None else np.clip(desc, 0, 255).astype(np.uint8))
+        feats[i] = extract(grey[i])
         t_ext += time.perf_counter() - t
-        grey[i] = g
     n = max(1, len(grey))
-    nkp = np.mean([len(f[0]) for f in feats.values()]) if feats else 0.0
+    nkp = np.mean([len(f) for f in feats.values()]) if feats else 0.0
     cost = {"images": len(grey), "decode_ms": 1e3 * t_dec / n, "extract_ms": 1e3 * t_ext / n,
             "mean_keypoints": float(nkp), "cache_bytes": float(nkp * (128 + 4))}
     return grey, feats, cost
 
 
-def match(cv2, fa, fb):
-    """Ratio-test matches -> (points in A, points in B), or None."""
-    (pa, da), (pb, db) = fa, fb
-    if da is None or db is None or len(pa) < 3 or len(pb) < 3:
-        return None
-    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da.astype(np.float32), db.astype(np.float32), k=2)
-    good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < MIN_MATCHES:
-        return None
-    return pa[[m.queryIdx for m in good]], pb[[m.trainIdx for m in good]]
-
-
-def photometric(cv2, ga, gb, M):
-    """(share of A's overlap pixels off by > DIFF_GREY after a gain/offset fit,
-    share of A that B covers) with B warped onto A by the A->B affine M."""
-    h, w = ga.shape
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    wb = cv2.warpAffine(gb.astype(np.float32), M, (w, h), flags=flags,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
-    mask = cv2.warpAffine(np.ones_like(gb, np.float32), M, (w, h),
-                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0.5
-    mask = cv2.erode(mask.astype(np.uint8), np.ones((ERODE_PX, ERODE_PX), np.uint8)) > 0
-    if mask.sum() < 100:
-        return 1.0, 0.0
-    a = cv2.GaussianBlur(ga.astype(np.float32), (0, 0), BLUR_SIGMA)[mask]
-    b = cv2.GaussianBlur(np.where(wb < 0, 0, wb), (0, 0), BLUR_SIGMA)[mask]
-    design = np.stack([b, np.ones_like(b)], 1)
-    coef, *_ = np.linalg.lstsq(design, a, rcond=None)
-    return float((np.abs(a - design @ coef) > DIFF_GREY).mean()), float(mask.mean())
-
-
-def verify_pair(cv2, fa, fb, ga, gb) -> dict:
-    out = dict.fromkeys(FIELDS, 0.0)
-    out["diff"] = 1.0
-    m = match(cv2, fa, fb)
-    if m is None:
-        return out
-    A, B = m
-    M, inl = cv2.estimateAffine2D(A, B, method=cv2.USAC_MAGSAC, ransacReprojThreshold=REPROJ_PX,
-                                  maxIters=MAX_ITERS, confidence=CONFIDENCE)
-    if M is not None and inl is not None:
-        out["inl"] = int(inl.sum())
-        out["s1"], out["s2"] = (float(s) for s in np.linalg.svd(M[:, :2], compute_uv=False))
-        out["det"] = float(np.linalg.det(M[:, :2]))  # < 0: a mirrored copy (hflip)
-        out["diff"], out["overlap"] = photometric(cv2, ga, gb, M)
-    # A homography's inlier count only feeds similar_shot (another viewpoint).
-    H, inlh = cv2.findHomography(A, B, cv2.USAC_MAGSAC, REPROJ_PX,
-                                 maxIters=MAX_ITERS, confidence=CONFIDENCE)
-    if H is not None and inlh is not None:
-        out["inlH"] = int(inlh.sum())
-    return out
-
-
-def verify_all(cv2, pairs, grey, feats):
-    rows, t = [], time.perf_counter()
-    for a, b in pairs:
-        if a in grey and b in grey:
-            m = verify_pair(cv2, feats[a], feats[b], grey[a], grey[b])
-        else:  # an undecodable image: no evidence
-            m = dict.fromkeys(FIELDS, 0.0) | {"diff": 1.0}
-        rows.append([m[f] for f in FIELDS])
+def verify_all(pairs, cos, grey, feats, times):
+    """The engine's verdict on every pair: (tier codes, mirrored, ms a pair)."""
+    codes, mirrored, t = [], [], time.perf_counter()
+    for (a, b), cosine in zip(pairs.tolist(), cos.tolist(), strict=True):
+        if a in grey and b in grey:  # else an undecodable image: no evidence
+            evidence = compare(feats[a], feats[b], grey[a], grey[b])
+        else:
+            evidence = PairEvidence()
+        taken = [None if np.isnan(times[i]) else float(times[i]) for i in (a, b)]
+        codes.append(TIERS.index(judge(evidence, cosine, *taken).tier))
+        mirrored.append(evidence.determinant < 0)
     ms = 1e3 * (time.perf_counter() - t) / max(1, len(pairs))
-    arr = np.array(rows, np.float64).reshape(-1, len(FIELDS))
-    return {f: arr[:, j] for j, f in enumerate(FIELDS)}, ms
-
-
-def tiers(m, cos, dt) -> np.ndarray:
-    """0 none, 1 similar_shot, 2 near_duplicate (the prototype's rules.FINAL)."""
-    inl, diff, s1, s2 = m["inl"], m["diff"], m["s1"], m["s2"]
-    aniso = s1 / np.maximum(s2, 1e-9)
-    sane = (s2 > MIN_S2) & (s1 < MAX_S1) & (aniso <= MAX_ANISO)
-    # Overlap of the smaller picture: a crop blown up to 224 covers little of
-    # the original, but the original covers all of it (share * |det|).
-    ovl = np.minimum(1.0, np.maximum(m["overlap"], m["overlap"] * np.abs(m["det"])))
-    near = np.zeros(len(cos), bool)
-    for n_inl, max_diff, min_ovl in NEAR_RULES:
-        near |= (inl >= n_inl) & (diff <= max_diff) & (ovl >= min_ovl) & sane
-    sim = (inl >= SIM_INLIERS) & (diff <= SIM_DIFF) & (ovl >= SIM_OVERLAP) & sane
-    sim |= np.maximum(inl, m["inlH"]) >= SIM_ANY_INLIERS
-    sim |= ((inl >= STRONG_INLIERS) & (aniso <= STRONG_ANISO) & (ovl >= STRONG_OVERLAP)
-            & (diff <= STRONG_DIFF))
-    sim |= (dt <= EXIF_SECONDS) & (cos >= EXIF_COSINE)
-    t = np.zeros(len(cos), int)
-    t[sim & ~near] = 1
-    t[near] = 2
-    return t
+    return np.array(codes, int), np.array(mirrored, bool), ms
 
 
 def capture_times(contents) -> np.ndarray:
@@ -356,21 +249,19 @@ def main() -> None:
     ap.add_argument("--db", help="scan database (default OUT/SET.db)")
     ap.add_argument("--out", default=os.path.join("/tmp", "verify_prototype"))
     args = ap.parse_args()
-    cv2 = load_cv2()
+    load_cv2()
     root = os.path.normpath(args.root or SETS[args.set])
     os.makedirs(args.out, exist_ok=True)
     scan_root = os.path.join(root, "images") if args.set == "eval" else root
     db = args.db or os.path.join(args.out, f"{args.set}.db")
     contents, pairs, cos = scan_pairs(scan_root, db, args.min_cosine)
     print(f"verifying {len(pairs)} pairs at cosine >= {args.min_cosine}")
-    grey, feats, cost = extract_all(cv2, contents, pairs)
-    m, pair_ms = verify_all(cv2, pairs, grey, feats)
+    grey, feats, cost = extract_all(contents, pairs)
     times = capture_times(contents)
-    dt = np.abs(times[pairs[:, 0]] - times[pairs[:, 1]])
     print(f"EXIF capture times: {int(np.sum(~np.isnan(times)))}/{len(contents)} contents")
-    t = tiers(m, cos, np.where(np.isnan(dt), np.inf, dt))
+    t, mirrored, pair_ms = verify_all(pairs, cos, grey, feats, times)
     print("tiers:", dict(zip(TIERS, np.bincount(t, minlength=3).tolist(), strict=True)))
-    print(f"mirrored (det < 0) among near_duplicate: {int(np.sum((t == 2) & (m['det'] < 0)))}")
+    print(f"mirrored (det < 0) among near_duplicate: {int(np.sum((t == 2) & mirrored))}")
     if args.set == "eval":
         score_eval(root, contents, pairs, t, args.out)
     else:

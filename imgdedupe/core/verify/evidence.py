@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgdedupe.core.verify.features import Features, cv2
+from imgdedupe.core.verify.features import Features, opencv
 
 RATIO = 0.8  # Lowe's ratio test
 MIN_MATCHES = 6
@@ -59,7 +59,7 @@ def compare(a: Features, b: Features, grey_a: np.ndarray, grey_b: np.ndarray) ->
     if matched is None:
         return PairEvidence()
     points_a, points_b = matched
-    cv = cv2()
+    cv = opencv()
     affine, inliers = cv.estimateAffine2D(
         points_a, points_b, method=cv.USAC_MAGSAC, ransacReprojThreshold=REPROJECTION_PX,
         maxIters=MAX_ITERATIONS, confidence=CONFIDENCE)
@@ -88,7 +88,7 @@ def compare(a: Features, b: Features, grey_a: np.ndarray, grey_b: np.ndarray) ->
 def _matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray] | None:
     if len(a) < 3 or len(b) < 3:
         return None
-    cv = cv2()
+    cv = opencv()
     knn = cv.BFMatcher(cv.NORM_L2).knnMatch(a.descriptors.astype(np.float32),
                                             b.descriptors.astype(np.float32), k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
@@ -101,7 +101,7 @@ def _pixels_changed(grey_a: np.ndarray, grey_b: np.ndarray, affine: np.ndarray
                     ) -> tuple[float, float]:
     """(share of A's overlap off by > CHANGED_GREY after a gain/offset fit,
     share of A that B covers), B warped onto A by the A -> B ``affine``."""
-    cv = cv2()
+    cv = opencv()
     h, w = grey_a.shape
     flags = cv.INTER_LINEAR | cv.WARP_INVERSE_MAP
     warped = cv.warpAffine(grey_b.astype(np.float32), affine, (w, h), flags=flags,

@@ -34,23 +34,23 @@ class Features:
 
 
 @cache
-def cv2() -> Any:
+def opencv() -> Any:
     """OpenCV, single-threaded: per-pair work is small, threads only contend."""
-    import cv2 as opencv
+    import cv2
 
-    opencv.setNumThreads(1)
-    return opencv
+    cv2.setNumThreads(1)
+    return cv2
 
 
 def verification_picture(network_input: np.ndarray) -> np.ndarray:
     """The grey (224, 224) uint8 picture verification works on."""
     rgb = np.ascontiguousarray(network_input, dtype=np.uint8)
-    return cv2().cvtColor(rgb, cv2().COLOR_RGB2GRAY)
+    return opencv().cvtColor(rgb, opencv().COLOR_RGB2GRAY)
 
 
 def extract(grey: np.ndarray) -> Features:
     """SIFT keypoints and descriptors of a grey picture."""
-    sift = cv2().SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
+    sift = opencv().SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
     keypoints, descriptors = sift.detectAndCompute(grey, None)
     points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     if descriptors is None:

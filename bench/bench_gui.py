@@ -133,7 +133,8 @@ def bench_scan(app: QApplication, window: MainWindow, folder: Path, count: int) 
 def bench_results(app: QApplication, window: MainWindow, files: list[Path], groups: int) -> None:
     members = [Member(str(p), 95.0, None, 10_000, 320, 240, 0) for p in files]
     fake = tuple(Group("similar", tuple(members[(3 * g + k) % len(members)] for k in range(3)),
-                       members[(3 * g) % len(members)].path) for g in range(groups))
+                       members[(3 * g) % len(members)].path, "near_duplicate", "bench")
+                 for g in range(groups))
     before = rss_mb()
     start = time.perf_counter()
     window.review.set_groups(fake)

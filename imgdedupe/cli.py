@@ -17,7 +17,7 @@ from . import __version__
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
 from .core.model import calibration
 from .core.model.registry import BACKBONES
-from .core.records import Notice
+from .core.records import TIERS, Notice
 from .core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from .report import group_to_dict, printable, result_to_dict, write_json, write_text
 
@@ -34,9 +34,15 @@ Nothing imgdedupe does from the command line changes, moves or deletes your
 photos: it reads them and writes only its own cache database.
 
 The similarity scale runs from 0 to 100 and means the same whichever
-backbone is used: 100 is identical, the default 90 catches re-encoded,
-resized, cropped, recoloured and rotated copies, and unrelated photos score
-below 60.
+backbone is used: 100 is identical, unrelated photos score below 60. The
+threshold only chooses candidates: each candidate pair is then checked on
+its pixels, and grouped only in one of three tiers:
+  exact           the same bytes
+  near_duplicate  the same picture: a re-encoded, resized, cropped,
+                  recoloured, rotated or otherwise edited copy
+  similar_shot    the same scene taken again (a burst, a second take):
+                  for review; no keeper is suggested
+Photos that are merely alike (two watches, two faces) are not grouped.
 
 Exit codes:
   0    finished (files that could not be read are listed, not fatal)
@@ -61,6 +67,15 @@ def default_db() -> str:
     folder = Path(user_cache_dir("imgdedupe", appauthor=False))
     folder.mkdir(parents=True, exist_ok=True)
     return str(folder / "cache.sqlite3")
+
+
+def _tiers(text: str) -> tuple[str, ...]:
+    chosen = tuple(t.strip().replace("-", "_") for t in text.split(",") if t.strip())
+    unknown = [t for t in chosen if t not in TIERS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown tier {', '.join(unknown) or '(none given)'}; choose from {', '.join(TIERS)}")
+    return chosen
 
 
 def _threshold(text: str) -> float:
@@ -109,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="T", help="minimum similarity, 0-100 (default %(default)g)")
     scan.add_argument("--json", metavar="OUT",
                       help="also write the full report as JSON to OUT ('-' for stdout)")
+    scan.add_argument("--tiers", type=_tiers, default=TIERS, metavar="LIST",
+                      help="which tiers to report, comma-separated: exact (the same bytes), "
+                           "near_duplicate (the same picture, edited), similar_shot (the same "
+                           "scene taken again); default all three")
     scan.add_argument("--include-hidden", action="store_true",
                       help="also scan hidden files and folders")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -189,7 +208,7 @@ def _stream_line(kind: str, payload: dict) -> None:
     sys.stdout.flush()  # a reader sees each event as it happens
 
 
-def _stream(event: object) -> None:
+def _stream(event: object, tiers: tuple[str, ...]) -> None:
     """One JSON line per event (``scan --stream``)."""
     if isinstance(event, Progress):
         _stream_line("progress", {"phase": event.phase, "done": event.done,
@@ -202,10 +221,11 @@ def _stream(event: object) -> None:
         _stream_line("near_exact_groups", {"hashed": event.hashed,
                                            "groups": [group_to_dict(g) for g in event.groups]})
     elif isinstance(event, ScanResult):
-        _stream_line("result", result_to_dict(event))
+        _stream_line("result", result_to_dict(event, tiers))
 
 
-def _run_scan(config, quiet: bool, stream: bool = False) -> ScanResult:  # noqa: ANN001
+def _run_scan(config, quiet: bool, stream: bool = False,  # noqa: ANN001
+              tiers: tuple[str, ...] = TIERS) -> ScanResult:
     from .core.scan.pipeline import run_scan
 
     progress = _ProgressLine(not quiet)
@@ -213,7 +233,7 @@ def _run_scan(config, quiet: bool, stream: bool = False) -> ScanResult:  # noqa:
     result = None
     for event in run_scan(config, cancel):
         if stream:
-            _stream(event)
+            _stream(event, tiers)
         if isinstance(event, Progress):
             progress(event)
         elif isinstance(event, Notice):
@@ -244,11 +264,12 @@ def _check_paths(paths: list[str]) -> None:
 
 def cmd_scan(args: argparse.Namespace) -> int:
     _check_paths(args.paths)
-    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet, args.stream)
+    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet, args.stream,
+                       args.tiers)
     if args.json:
-        _write_json_to(args.json, lambda s: write_json(result, s))
+        _write_json_to(args.json, lambda s: write_json(result, s, args.tiers))
     if args.json != "-" and not args.stream:  # stdout carries JSON lines alone
-        write_text(result, sys.stdout)
+        write_text(result, sys.stdout, args.tiers)
     return EXIT_OK
 
 

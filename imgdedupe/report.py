@@ -9,25 +9,42 @@ from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from . import __version__
-from .core.records import FileError, Group
+from .core.records import TIERS, FileError, Group
 from .core.scan.events import ScanResult
 from .core.units import human_size
 
-JSON_FORMAT = 1
+JSON_FORMAT = 2  # 2: groups have "tier" and "reason"; similar shots suggest no keeper
+
+TIER_TITLES = {
+    "exact": "Exact copies (the same bytes)",
+    "near_duplicate": "Near-duplicates (the same picture: edited, resized, cropped or "
+                      "re-encoded copies)",
+    "similar_shot": "Similar shots (the same scene taken again: for review, nothing is "
+                    "suggested for deletion)",
+}
+
+
+def suggested_keeper(group: Group) -> str | None:
+    """The member to keep when the others are duplicates of it; a similar
+    shot is a photo of its own, so none is suggested there."""
+    return group.keeper if group.deletable else None
 
 
 def group_to_dict(group: Group) -> dict:
+    keeper = suggested_keeper(group)
     return {
         "kind": group.kind,
+        "tier": group.tier,
+        "reason": group.reason,
         "reference": group.reference,
-        "keeper": group.keeper,
+        "keeper": keeper,
         "members": [
             {
                 "path": m.path,
                 "similarity": m.similarity,
                 "exact": m.exact,
                 "copy_set": m.copy_set,
-                "keeper": m.path == group.keeper,
+                "keeper": m.path == keeper,
                 "size": m.size,
                 "width": m.width,
                 "height": m.height,
@@ -42,8 +59,10 @@ def error_to_dict(error: FileError) -> dict:
     return {"path": error.path, "reason": error.reason, "detail": error.detail}
 
 
-def result_to_dict(result: ScanResult) -> dict:
+def result_to_dict(result: ScanResult, tiers: Collection[str] = TIERS) -> dict:
+    """The JSON report, with the groups of ``tiers`` only."""
     stats = result.stats
+    groups = [g for g in result.groups if g.tier in tiers]
     return {
         "format": JSON_FORMAT,
         "imgdedupe": __version__,
@@ -51,7 +70,8 @@ def result_to_dict(result: ScanResult) -> dict:
         "model_id": result.model_id,
         "threshold": result.threshold,
         "notices": [{"code": n.code, "message": n.message} for n in result.notices],
-        "groups": [group_to_dict(g) for g in result.groups],
+        "tiers": [t for t in TIERS if t in tiers],
+        "groups": [group_to_dict(g) for g in groups],
         "errors": [error_to_dict(e) for e in result.errors],
         "stats": {
             "files_seen": stats.files_seen,
@@ -59,17 +79,19 @@ def result_to_dict(result: ScanResult) -> dict:
             "embedded": stats.embedded,
             "from_cache": stats.from_cache,
             "failed": stats.failed,
-            "groups": len(result.groups),
-            "duplicates": sum(len(g.members) - 1 for g in result.groups),
+            "groups": len(groups),
+            "groups_by_tier": {t: sum(g.tier == t for g in groups) for t in TIERS if t in tiers},
+            "duplicates": sum(len(g.members) - 1 for g in groups if g.deletable),
+            "similar_shots": sum(len(g.members) - 1 for g in groups if not g.deletable),
             "timings_s": stats.timings,
         },
     }
 
 
-def write_json(result: ScanResult, stream: TextIO) -> None:
+def write_json(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS) -> None:
     # ensure_ascii keeps non-UTF-8 file names (surrogate escapes) as valid
     # JSON \\u escapes instead of failing to encode them.
-    json.dump(result_to_dict(result), stream, indent=2, ensure_ascii=True)
+    json.dump(result_to_dict(result, tiers), stream, indent=2, ensure_ascii=True)
     stream.write("\n")
 
 
@@ -78,37 +100,51 @@ def printable(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def write_text(result: ScanResult, stream: TextIO) -> None:
+def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS) -> None:
+    """The groups tier by tier, each with its reason, then what could not
+    be read and a summary."""
     for notice in result.notices:
         stream.write(f"Note: {notice.message}\n\n")
-    for n, group in enumerate(result.groups, 1):
-        label = "exact copies" if group.kind == "exact" else "similar images"
-        stream.write(f"Group {n}: {len(group.members)} {label}\n")
-        for m in group.members:
-            mark = "keep" if m.path == group.keeper else "    "
-            dims = f"{m.width}x{m.height}" if m.width else "?x?"
-            exact = "exact" if m.exact else "     "
-            stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
-                         f"{human_size(m.size):>9}  {printable(m.path)}\n")
-        stream.write("\n")
+    groups = [g for g in result.groups if g.tier in tiers]
+    number = 0
+    for tier in TIERS:
+        of_tier = [g for g in groups if g.tier == tier]
+        if not of_tier:
+            continue
+        stream.write(f"== {TIER_TITLES[tier]}: {len(of_tier)} group(s)\n\n")
+        for group in of_tier:
+            number += 1
+            keeper = suggested_keeper(group)
+            stream.write(f"Group {number}: {len(group.members)} photos, {group.reason}\n")
+            for m in group.members:
+                mark = "keep" if m.path == keeper else "    "
+                dims = f"{m.width}x{m.height}" if m.width else "?x?"
+                exact = "exact" if m.exact else "     "
+                stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
+                             f"{human_size(m.size):>9}  {printable(m.path)}\n")
+            stream.write("\n")
     if result.errors:
         stream.write(f"{len(result.errors)} file(s) could not be used:\n")
         for e in result.errors:
             stream.write(f"  {printable(e.path)}: {e.reason} ({e.detail})\n")
         stream.write("\n")
     s = result.stats
-    duplicates = sum(len(g.members) - 1 for g in result.groups)
+    duplicates = sum(len(g.members) - 1 for g in groups if g.deletable)
+    shots = sum(len(g.members) - 1 for g in groups if not g.deletable)
+    by_tier = ", ".join(f"{sum(g.tier == t for g in groups)} {t.replace('_', ' ')}"
+                        for t in TIERS if t in tiers)
     total = sum(s.timings.values())
     stream.write(
-        f"{s.files_seen} images seen, {len(result.groups)} groups, {duplicates} duplicates, "
-        f"{len(result.errors)} unreadable. Embedded {s.embedded}, {s.from_cache} from cache, "
-        f"{total:.1f} s ({result.backbone}, threshold {result.threshold:g}).\n"
+        f"{s.files_seen} images seen, {len(groups)} groups ({by_tier}), {duplicates} duplicates"
+        f", {shots} similar shots, {len(result.errors)} unreadable. Embedded {s.embedded}, "
+        f"{s.from_cache} from cache, {total:.1f} s ({result.backbone}, threshold "
+        f"{result.threshold:g}).\n"
     )
     stream.write("Nothing was changed on disk: the keep marks are suggestions.\n")
 
 
-CSV_COLUMNS = ("group", "kind", "path", "similarity", "exact", "keeper", "marked_for_deletion",
-               "size", "width", "height")
+CSV_COLUMNS = ("group", "kind", "tier", "reason", "path", "similarity", "exact", "keeper",
+               "marked_for_deletion", "size", "width", "height")
 
 
 def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
@@ -117,6 +153,6 @@ def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] =
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(groups, 1):
         for m in group.members:
-            writer.writerow((number, group.kind, m.path, m.similarity, int(m.exact),
-                             int(m.path == group.keeper), int(m.path in marked), m.size,
-                             m.width or "", m.height or ""))
+            writer.writerow((number, group.kind, group.tier, group.reason, m.path, m.similarity,
+                             int(m.exact), int(m.path == suggested_keeper(group)),
+                             int(m.path in marked), m.size, m.width or "", m.height or ""))

@@ -76,17 +76,37 @@ class Member:
         return self.copy_set is not None
 
 
+# How sure a group is, from verify.tiers: ``exact`` the same bytes;
+# ``near_duplicate`` the same picture (an edited, resized, cropped or
+# re-encoded copy), verified beyond the embedding; ``similar_shot`` the
+# same scene taken again (a burst, a second take): for review only.
+Tier = Literal["exact", "near_duplicate", "similar_shot"]
+TIERS: tuple[Tier, ...] = ("exact", "near_duplicate", "similar_shot")
+# The tiers whose extra members may be marked for deletion by a rule or a
+# suggestion; a similar shot is a different photo and is only marked by hand.
+DELETABLE_TIERS: frozenset[str] = frozenset({"exact", "near_duplicate"})
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Duplicates or near-duplicates; ``members[0]`` is the reference."""
+    """Duplicates or near-duplicates; ``members[0]`` is the reference.
+    ``kind`` says how it was found (byte hash, the embedding, the early
+    perceptual hash), ``tier`` how sure it is and ``reason`` why, in words."""
 
     kind: Literal["exact", "similar", "near-exact"]
     members: tuple[Member, ...]
     keeper: str  # suggested path to keep; only a suggestion
+    tier: Tier
+    reason: str
 
     @property
     def reference(self) -> str:
         return self.members[0].path
+
+    @property
+    def deletable(self) -> bool:
+        """Whether rules and suggestions may mark members of this group."""
+        return self.tier in DELETABLE_TIERS
 
 
 # An ignore mark: the content digests (files.hashing) of photos the user

@@ -179,9 +179,10 @@ def test_a_group_never_loses_every_member(tmp_path):
         plan_deletions([[seen(a), seen(b)], [seen(b), seen(c)]], {str(b), str(c)})
     # records.Group works as is (the window passes its groups).
     members = tuple(Member(str(p), 100.0, 0, 4096, 8, 8, p.stat().st_mtime_ns) for p in (a, b))
+    group = Group("exact", members, str(a), "exact", "same bytes")
     with pytest.raises(UnsafeActionError):
-        plan_deletions([Group("exact", members, str(a))], {str(a), str(b)})
-    plan = plan_deletions([Group("exact", members, str(a))], {str(b), "/elsewhere.jpg"})
+        plan_deletions([group], {str(a), str(b)})
+    plan = plan_deletions([group], {str(b), "/elsewhere.jpg"})
     assert [d.file.path for d in plan.deletions] == [str(b)]
     assert [(o.path, o.code) for o in plan.refused] == [("/elsewhere.jpg", "not_in_group")]
 

@@ -15,10 +15,10 @@ def member(path: str, size: int = 100, wh: tuple[int, int] = (100, 100),
     return Member(path, 95.0, None, size, wh[0], wh[1], mtime)
 
 
-def group(*members: Member) -> Group:
+def group(*members: Member, tier: str = "near_duplicate") -> Group:
     from imgdedupe.core.groups.keeper import suggest_keeper
 
-    return Group("similar", members, suggest_keeper(members))
+    return Group("similar", members, suggest_keeper(members), tier, "test")
 
 
 BIG = member("/a/big.jpg", size=500, wh=(4000, 3000), mtime=30)
@@ -109,3 +109,16 @@ def test_no_sequence_of_operations_marks_a_whole_group(ops: list) -> None:
             decisions.set_groups(shown)
         for g in shown:
             assert len(decisions.marked_in(g)) < len(g.members)
+
+
+def test_apply_to_all_never_marks_inside_similar_shots_unless_asked():
+    copies = group(member("/x/a.jpg", size=900), member("/x/a_small.jpg", size=100))
+    shots = group(member("/y/burst1.jpg", size=900), member("/y/burst2.jpg", size=100),
+                  tier="similar_shot")
+    decisions = Decisions([copies, shots])
+    assert decisions.apply_rule_to_all(Rule.LARGEST_FILE) == 1
+    assert decisions.marked == {"/x/a_small.jpg"}
+    # Asked for explicitly, the tier is marked too.
+    assert decisions.apply_rule_to_all(Rule.LARGEST_FILE,
+                                       tiers={"near_duplicate", "similar_shot"}) == 2
+    assert decisions.marked == {"/x/a_small.jpg", "/y/burst2.jpg"}

@@ -110,5 +110,6 @@ def test_every_shipped_record_calibrates_the_default_threshold():
     for name in registry.BACKBONES:
         cosine = calibration.score_to_cosine(name, calibration.DEFAULT_THRESHOLD)
         assert 0.0 < cosine < 1.0
-        assert calibration.cosine_to_score(name, cosine) == pytest.approx(90.0)
+        assert calibration.cosine_to_score(name, cosine) == pytest.approx(
+            calibration.DEFAULT_THRESHOLD)
     assert registry.FALLBACK in REGISTRY and REGISTRY[registry.FALLBACK].download is None

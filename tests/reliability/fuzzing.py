@@ -100,7 +100,7 @@ def check(folder: str, name: str, data: bytes, network: bool) -> Outcome:
     started = time.perf_counter()
     try:
         if network:
-            array, width, height = decode_for_network(path)
+            array, width, height, _ = decode_for_network(path)
             assert array.shape == (224, 224, 3) and width > 0 and height > 0
         else:
             image = decode_image(path).image

@@ -4,16 +4,20 @@ The one invariant: no group may ever have every member marked. Every way
 of marking (a toggle, a rule, "apply the suggestion to all", a regroup at
 another threshold) goes through this class, which refuses or repairs
 anything that would break it. The delete step checks it again on disk.
+
+Safety follows the tier: a rule applied to all groups marks only inside
+exact and near-duplicate groups unless the caller names similar shots
+too; a similar shot is another photo, marked only when the user asks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import Enum
 
 from imgdedupe.core.groups.keeper import keeper_order_key
-from imgdedupe.core.records import Group, Member
+from imgdedupe.core.records import DELETABLE_TIERS, Group, Member
 
 
 class Rule(Enum):
@@ -139,9 +143,12 @@ class Decisions:
         self.set_groups(self._groups)  # a file in two groups: repair the other
         return True
 
-    def apply_rule_to_all(self, rule: Rule, folder: str | None = None) -> int:
-        """Apply to every group; returns how many groups it changed."""
-        return sum(self.apply_rule(g, rule, folder) for g in self._groups)
+    def apply_rule_to_all(self, rule: Rule, folder: str | None = None,
+                          tiers: Collection[str] = DELETABLE_TIERS) -> int:
+        """Apply to every group of ``tiers`` (by default exact copies and
+        near-duplicates, never similar shots); returns how many groups it
+        changed."""
+        return sum(self.apply_rule(g, rule, folder) for g in self._groups if g.tier in tiers)
 
     def clear(self, group: Group | None = None) -> None:
         paths = {m.path for m in group.members} if group else set(self._marked)

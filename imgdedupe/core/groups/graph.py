@@ -1,10 +1,14 @@
 """The similarity graph of one scan, and the groups it gives at a threshold.
 
 A scan scores candidate pairs once, down to a floor below any threshold
-the user can choose, and keeps them here. Regrouping at another threshold
-(the window's slider) is then a filter plus the star grouping: no decode,
-no model, no index. The scan's own result is made by the same function,
-so the command line and the window can never disagree.
+the user can choose, verifies each (verify: near_duplicate, similar_shot
+or not the same picture) and keeps them here. Regrouping at another
+threshold (the window's slider) is then a filter plus the star grouping:
+no decode, no model, no index. The scan's own result is made by the same
+function, so the command line and the window can never disagree.
+
+A pair the verification did not call the same picture or the same scene
+never groups, however high its cosine: two watches are not duplicates.
 """
 
 from __future__ import annotations
@@ -16,16 +20,21 @@ import numpy as np
 
 from imgdedupe.core.groups.contents import Content, ContentTable
 from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
-from imgdedupe.core.groups.stars import greedy_star_groups
+from imgdedupe.core.groups.stars import greedy_star_groups, linked_groups
 from imgdedupe.core.model import calibration
-from imgdedupe.core.records import FileLike, Group, IgnoreMark, ImageFile, Member
+from imgdedupe.core.records import FileLike, Group, IgnoreMark, ImageFile, Member, Tier
+from imgdedupe.core.verify.tiers import NEAR_DUPLICATE, SAME_GROUP, SIMILAR_SHOT
 
-# The lowest similarity the slider offers. Pairs are kept down to here.
-FLOOR_SCORE = 70.0
+# The lowest similarity the slider offers. Pairs are kept, and verified,
+# down to here: every pair costs a verification (docs/quality.md), and
+# below 80 the embedding proposes several times more pairs (Caltech-101:
+# 32,193 at 70, 13,021 at 80) for few more copies.
+FLOOR_SCORE = 80.0
 # Bump when the groups made from the same scored pairs change (the star
 # grouping, exact-copy groups, keeper rules, member scores): the scan memo
 # is keyed by it, so an upgrade regroups instead of replaying old groups.
-GROUPING_VERSION = 1
+GROUPING_VERSION = 2  # 2: tiers (near-duplicate groups first, then similar shots)
+SAME_BYTES = "same bytes"
 
 
 @dataclass(frozen=True)
@@ -33,12 +42,16 @@ class SimilarityGraph:
     """Immutable: safe to hand from the scan thread to the GUI thread.
 
     ``pairs`` index ``contents`` (i < j); ``cosines`` are their exact
-    rotation-aware scores, all >= the cosine of ``floor_score``."""
+    rotation-aware scores, all >= the cosine of ``floor_score``; ``tiers``
+    their verdicts (verify.tiers codes: 2 near_duplicate, 1 similar_shot,
+    0 not the same picture, -1 not verified) with ``reasons`` in words."""
 
     backbone: str
     contents: ContentTable
     pairs: np.ndarray  # (M, 2) integers: int64, or int32 from a scan memo
     cosines: np.ndarray  # (M,) float32
+    tiers: np.ndarray  # (M,) int8
+    reasons: tuple[str, ...]  # (M,)
     floor_score: float = FLOOR_SCORE
 
     def pair_scores(self) -> np.ndarray:
@@ -48,8 +61,10 @@ class SimilarityGraph:
 
 def groups_at(graph: SimilarityGraph, threshold: float,
               ignore_marks: Iterable[IgnoreMark] = ()) -> tuple[Group, ...]:
-    """Similar groups at ``threshold`` (0-100), then exact-copy groups for
-    byte copies no similar group took, in a deterministic order.
+    """Groups at ``threshold`` (0-100), in a deterministic order:
+    near-duplicate groups of the pairs verified as the same picture, then
+    similar-shot groups of the same-scene pairs among the photos left, then
+    exact-copy groups for byte copies no other group took.
 
     A pair whose two contents share an ignore mark is dropped, so a group
     the user called "Not duplicates" stays apart across rescans."""
@@ -59,8 +74,20 @@ def groups_at(graph: SimilarityGraph, threshold: float,
     min_cosine = calibration.score_to_cosine(graph.backbone, threshold)
     keep = graph.cosines >= min_cosine
     keep &= _not_ignored(graph, ignore_marks)
-    pairs, cosines = graph.pairs[keep], graph.cosines[keep]
-    groups = _similar_groups(graph, pairs, cosines, min_cosine)
+    near = keep & ((graph.tiers == NEAR_DUPLICATE) | (graph.tiers == SAME_GROUP))
+    groups, stars = _similar_groups(graph, near, min_cosine, "near_duplicate", components=True)
+    # Similar shots join photos, or whole near-duplicate groups: a burst
+    # of which one frame was also exported twice is one similar-shot group
+    # of every frame and copy (for review), beside the group of the
+    # frame's copies (where a copy may be marked).
+    unit = np.arange(len(graph.contents))
+    copies_of: dict[int, list[int]] = {}
+    for reference, linked in stars:
+        unit[[node for node, _ in linked]] = reference
+        copies_of[reference] = [node for node, _ in linked]
+    similar = keep & (graph.tiers == SIMILAR_SHOT)
+    groups += _similar_groups(graph, similar, min_cosine, "similar_shot", unit=unit,
+                              copies_of=copies_of)[0]
     grouped = {m.path for g in groups for m in g.members}
     groups += [g for g in exact_groups(graph.contents.copied()) if g.members[0].path not in grouped]
     groups.sort(key=lambda g: (g.members[0].path, g.kind))
@@ -73,7 +100,7 @@ def exact_groups(contents: Iterable[Content]) -> list[Group]:
     for content in contents:
         if len(content.files) > 1:
             members = tuple(_member(f, 100.0, 0, content) for f in content.files)
-            groups.append(Group("exact", members, suggest_keeper(members)))
+            groups.append(Group("exact", members, suggest_keeper(members), "exact", SAME_BYTES))
     groups.sort(key=lambda g: g.members[0].path)
     return groups
 
@@ -99,27 +126,68 @@ def _member(f: ImageFile, similarity: float, copy_set: int | None, content: Cont
                   content.height, f.mtime_ns)
 
 
-def _similar_groups(graph: SimilarityGraph, pairs: np.ndarray, cosines: np.ndarray,
-                    min_cosine: float) -> list[Group]:
+def _similar_groups(graph: SimilarityGraph, rows: np.ndarray, min_cosine: float,
+                    tier: Tier, components: bool = False, unit: np.ndarray | None = None,
+                    copies_of: dict[int, list[int]] | None = None
+                    ) -> tuple[list[Group], list[tuple[int, list[tuple[int, float]]]]]:
+    """Groups of the pairs at ``rows`` (a mask), all of ``tier``: stars, or
+    whole connected ``components`` (stars.linked_groups); and the stars. A
+    group's reason is that of its weakest pair: the least evidence.
+    ``unit`` maps each content to the one standing for it (its
+    near-duplicate group's reference): pairs join those, once each, by
+    their most similar pair, and a group lists each one's ``copies_of``
+    after it, at its similarity."""
     contents = graph.contents
+    row_numbers = np.flatnonzero(rows)
+    pairs, cosines = graph.pairs[row_numbers], graph.cosines[row_numbers]
+    if unit is not None and len(pairs):
+        pairs = np.sort(unit[pairs], axis=1)
+        apart = pairs[:, 0] != pairs[:, 1]
+        # Ascending: where two rows join the same units, the more similar
+        # (written last) is the one kept, by the stars and reason_of alike.
+        order = np.flatnonzero(apart)[np.argsort(cosines[apart], kind="stable")]
+        pairs, cosines, row_numbers = pairs[order], cosines[order], row_numbers[order]
+    reason_of = {(a, b): graph.reasons[row] for (a, b), row
+                 in zip(pairs.tolist(), row_numbers.tolist(), strict=True)}
 
     def tie_break(node: int) -> tuple:
         first = contents[node].files[0]
         return keeper_order_key(_member(first, 0, None, contents[node]))
 
-    stars = greedy_star_groups(len(contents), pairs, cosines, min_cosine, tie_break)
+    stars = (linked_groups(pairs, cosines, tie_break) if components else
+             greedy_star_groups(len(contents), pairs, cosines, min_cosine, tie_break))
+    # Each group's weakest verified pair, in one pass over the pairs.
+    verified = graph.tiers[row_numbers] != SAME_GROUP
+    group_of = {node: n for n, (reference, linked) in enumerate(stars)
+                for node in (reference, *(m for m, _ in linked))}
+    weakest: dict[int, tuple[float, tuple[int, int]]] = {}
+    for key, cosine in zip(map(tuple, pairs[verified].tolist()), cosines[verified].tolist(),
+                           strict=True):
+        n = group_of.get(key[0])
+        if n is not None and n == group_of.get(key[1]) and (n not in weakest
+                                                              or cosine < weakest[n][0]):
+            weakest[n] = (cosine, key)
     # One interpolation for all members, not one numpy call each.
     linked_cosines = [cosine for _, linked in stars for _, cosine in linked]
     score_of = dict(zip(linked_cosines, calibration.cosine_to_score(
         graph.backbone, np.asarray(linked_cosines)).tolist(), strict=True))
     groups = []
-    for reference, linked in stars:
-        members = star_members(
-            (contents[node].files, 100.0 if node == reference else score_of[cosine],
-             contents[node].width, contents[node].height)
-            for node, cosine in [(reference, 1.0), *linked])
-        groups.append(Group("similar", members, suggest_keeper(members)))
-    return groups
+    for n, (reference, linked) in enumerate(stars):
+        nodes = [(node, 100.0 if node == reference else score_of[cosine])
+                 for node, cosine in [(reference, 1.0), *linked]]
+        if copies_of:
+            nodes = [(copy, score) for node, score in nodes
+                     for copy in [node, *copies_of.get(node, ())]]
+        members = star_members((contents[node].files, score, contents[node].width,
+                                contents[node].height) for node, score in nodes)
+        # A group joined only by implied pairs (a "Not duplicates" mark
+        # dropped the verified ones) has no verdict of its own to show.
+        reason = reason_of[weakest[n][1]] if n in weakest else \
+            "the same picture as the rest of its group"
+        if len(nodes) > 2:
+            reason += f" (the weakest link among {len(nodes)} photos)"
+        groups.append(Group("similar", members, suggest_keeper(members), tier, reason))
+    return groups, stars
 
 
 def star_members(contents: Iterable[tuple[Sequence[FileLike], float, int | None, int | None]]
@@ -157,5 +225,5 @@ def drop_paths(groups: Iterable[Group], gone: Collection[str]) -> tuple[Group, .
             continue
         keeper = group.keeper if any(m.path == group.keeper for m in members) \
             else suggest_keeper(members)
-        kept.append(Group(group.kind, members, keeper))
+        kept.append(replace(group, members=members, keeper=keeper))
     return tuple(kept)

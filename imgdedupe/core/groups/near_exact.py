@@ -101,6 +101,7 @@ def near_exact_groups(near: NearExactIndex, contents: Mapping[str, Sequence[File
         members = star_members(
             (contents[key], 100.0 - 100.0 * distance / HASH_BITS, *pixel_sizes[key])
             for key, distance in [(reference, 0), *linked])
-        groups.append(Group("near-exact", members, suggest_keeper(members)))
+        groups.append(Group("near-exact", members, suggest_keeper(members), "near_duplicate",
+                            "same picture: the perceptual hashes agree"))
     groups.sort(key=lambda g: g.members[0].path)
     return tuple(groups)

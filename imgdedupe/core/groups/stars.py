@@ -83,3 +83,46 @@ def greedy_star_groups(
             del neighbours[m]
         groups.append((reference, members))
     return groups
+
+
+def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[int], tuple]
+                  ) -> list[tuple[int, list[tuple[int, float]]]]:
+    """Connected components, for pairs each verified as the same picture.
+
+    Chaining is what the stars above guard against when a pair means only
+    "similar". A verified pair means "one picture", which carries over: a
+    copy of a copy is a copy, and stars would split one picture's many
+    edits into several groups, each keeping a duplicate. Returns the same
+    shape as greedy_star_groups: the reference is the node with the most
+    links, then the highest summed score, then ``tie_break``; each member
+    comes with its score to the reference, or, when the two are no pair,
+    its best score within the group."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    neighbours: dict[int, dict[int, float]] = defaultdict(dict)
+    for (a, b), s in zip(pairs.tolist(), scores.tolist(), strict=True):
+        if a == b:
+            continue
+        neighbours[a][b] = neighbours[b][a] = s
+        parent[find(a)] = find(b)
+    components: dict[int, list[int]] = defaultdict(list)
+    for node in neighbours:
+        components[find(node)].append(node)
+    groups = []
+    for nodes in components.values():
+        reference = min(nodes, key=lambda n: (-len(neighbours[n]),
+                                              -round(sum(neighbours[n].values()), 6),
+                                              tie_break(n)))
+        members = [(n, neighbours[reference].get(n, max(neighbours[n].values())))
+                   for n in nodes if n != reference]
+        members.sort(key=lambda item: (-item[1], tie_break(item[0])))
+        groups.append((reference, members))
+    groups.sort(key=lambda group: tie_break(group[0]))
+    return groups

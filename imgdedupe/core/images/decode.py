@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
 from imgdedupe.core.errors import DecodeError, os_error_reason
+from imgdedupe.core.images.capture_time import capture_time
 from imgdedupe.core.records import ErrorReason
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class DecodedImage:
     width: int
     height: int
     format: str | None
+    taken: float | None = None  # EXIF capture time (images.capture_time)
 
 
 def _ensure_heif_opener() -> bool:
@@ -121,6 +123,14 @@ def _orientation(im: Image.Image, *, allow_load: bool) -> int:
     except Exception:  # malformed EXIF is common and must not cost the picture
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _taken(im: Image.Image) -> float | None:
+    try:
+        exif = im.getexif()  # parsed once by _orientation: Pillow keeps it
+    except Exception:
+        return None
+    return capture_time(exif)
 
 
 def _to_8bit_gray(im: Image.Image) -> Image.Image:
@@ -212,6 +222,7 @@ def _decode_opened(im: Image.Image, target: int, max_pixels: int,
         im.draft("RGB", (target, target))
     im.load()
     orientation = _orientation(im, allow_load=True)
+    taken = _taken(im)
     if orientation in _SWAPPED_ORIENTATIONS:
         raw_width, raw_height = raw_height, raw_width
     if squash_to is not None:
@@ -229,7 +240,8 @@ def _decode_opened(im: Image.Image, target: int, max_pixels: int,
         out = out.transpose(method)
     if out is im:
         out = im.copy()  # the caller's image must outlive the closed file
-    return DecodedImage(image=out, width=raw_width, height=raw_height, format=im.format)
+    return DecodedImage(image=out, width=raw_width, height=raw_height, format=im.format,
+                        taken=taken)
 
 
 def _looks_like_iso_bmff(fh: BinaryIO) -> bool:

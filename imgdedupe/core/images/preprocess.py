@@ -8,7 +8,11 @@ both copies of a duplicate share their aspect ratio anyway.
 
 from __future__ import annotations
 
+import io
+from typing import NamedTuple
+
 import numpy as np
+from PIL import Image
 
 from imgdedupe.core.images.decode import decode_image
 
@@ -21,10 +25,45 @@ INPUT_SIZE = 224  # the square every backbone takes (model.backbone)
 DECODE_TARGET = INPUT_SIZE * 3 // 2
 
 
-def decode_for_network(path: str) -> tuple[np.ndarray, int, int]:
-    """Return (224x224x3 uint8 array, original width, original height)."""
+# The verification picture (verify.features) is stored as a JPEG of this
+# quality: ~13 KB a photo, a quarter of a lossless PNG, and a first scan
+# verifies from the same decoded JPEG a rescan reads, so both agree.
+PICTURE_QUALITY = 95
+# Bump when the stored verification picture changes: old ones are then
+# made again from the file.
+PICTURE_VERSION = 1
+PICTURE_KEY = f"grey jpeg {PICTURE_VERSION}"  # as the cache stores it
+
+
+class NetworkInput(NamedTuple):
+    array: np.ndarray  # (224, 224, 3) uint8
+    width: int  # the original's, after EXIF orientation
+    height: int
+    taken: float | None  # EXIF capture time, seconds (images.capture_time)
+
+
+def decode_for_network(path: str) -> NetworkInput:
+    """The exact pixels the network sees, the original's size and when
+    the photo was taken."""
     decoded = decode_image(path, target=DECODE_TARGET, squash_to=(INPUT_SIZE, INPUT_SIZE))
-    return np.asarray(decoded.image, dtype=np.uint8), decoded.width, decoded.height
+    return NetworkInput(np.asarray(decoded.image, dtype=np.uint8), decoded.width,
+                        decoded.height, decoded.taken)
+
+
+def verification_picture(network_input: np.ndarray) -> bytes:
+    """The grey network input as the JPEG that verification reads
+    (picture_pixels): made from the picture already decoded, never from
+    a second decode of the file."""
+    grey = Image.fromarray(np.ascontiguousarray(network_input, dtype=np.uint8)).convert("L")
+    out = io.BytesIO()
+    grey.save(out, format="JPEG", quality=PICTURE_QUALITY)
+    return out.getvalue()
+
+
+def picture_pixels(picture: bytes) -> np.ndarray:
+    """A stored verification picture as a (224, 224) uint8 array."""
+    with Image.open(io.BytesIO(picture)) as im:
+        return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
 def rotated_by(batch: np.ndarray, quarter_turns: int) -> np.ndarray:

@@ -29,7 +29,7 @@ def find_similar(image: str, store: Store, backbone: Backbone, k: int = 10,
                  rotations: bool = True) -> list[Match]:
     """Up to ``k`` best matches, best first; the query file itself is left
     out, byte copies of it are not. Raises DecodeError for a bad query."""
-    array, _, _ = decode_for_network(image)
+    array = decode_for_network(image).array
     batch = array[None]
     queries = backbone.embed(with_rotations(batch) if rotations else batch)  # (Q, D)
     files, matrix = store.all_vectors(backbone.info.model_id, backbone.info.dim)

@@ -17,6 +17,7 @@ from imgdedupe.core.errors import DecodeError, cancelled, raise_if_cancelled
 from imgdedupe.core.groups.contents import PixelSizes
 from imgdedupe.core.groups.near_exact import NearExactIndex, near_exact_groups
 from imgdedupe.core.images.decode_pool import DecodePool
+from imgdedupe.core.images.preprocess import PICTURE_KEY
 from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.records import FileError
 from imgdedupe.core.scan.config import ScanConfig
@@ -59,16 +60,17 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
     top_up()
     for start in range(0, total, batch_size):
         batch_keys = pending[start:start + batch_size]
-        images, ok_keys = [], []
+        images, ok_keys, pictures = [], [], []
         for key in batch_keys:
             try:
-                array, width, height, phash = pool.result(key)
+                array, width, height, phash, taken, picture = pool.result(key)
             except DecodeError as exc:
                 errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
                 store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
                 continue
             images.append(array)
             ok_keys.append(key)
+            pictures += [(c.file_id, picture, taken) for c in contents[key]]
             pixel_sizes[key] = (width, height)
             found += near.add(key, phash)
         done = start + len(batch_keys)
@@ -111,6 +113,9 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             # vectors (never recomputed) beside unknown sizes (the keeper
             # rule and the report need them); sizes alone are only re-set.
             store.set_sizes(sizes)
+            # Pictures before vectors too: a vector is never recomputed,
+            # while a missing picture is only made again (scan.verify_step).
+            store.put_pictures(PICTURE_KEY, pictures)
             store.put_vectors(backbone.info.model_id, rows)
         if cancelled(cancel):
             pool.cancel_pending()

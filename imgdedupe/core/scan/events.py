@@ -21,7 +21,7 @@ from imgdedupe.core.records import FileError, Group, IgnoreMarks, Notice
 class Progress:
     """A progress event. ``total`` is None while it is not yet known."""
 
-    phase: Literal["walk", "hash", "embed", "index", "group", "done"]
+    phase: Literal["walk", "hash", "embed", "index", "verify", "group", "done"]
     done: int
     total: int | None = None
     message: str = ""

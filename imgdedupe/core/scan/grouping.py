@@ -34,7 +34,8 @@ def _content(key: str, files: list[CachedFile], pixel_sizes: PixelSizes) -> Cont
 
 def similarity_graph(backbone: str, usable: list[str], files_of: dict[str, list[CachedFile]],
                      pixel_sizes: PixelSizes, pairs: np.ndarray, scores: np.ndarray,
-                     floor: float, ignore_marks: IgnoreMarks, store: Store
+                     verdicts: tuple[np.ndarray, tuple[str, ...]], floor: float,
+                     ignore_marks: IgnoreMarks, store: Store
                      ) -> tuple[SimilarityGraph, bool]:
     """The graph of the contents that can group at any threshold >= floor:
     those in a scored pair (``pairs`` index ``usable``), and byte copies.
@@ -53,7 +54,9 @@ def similarity_graph(backbone: str, usable: list[str], files_of: dict[str, list[
                        else ({}, True))
     nodes = content_table(keys, files_of, pixel_sizes, digests)
     graph_pairs = remap[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
-    graph = SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32), floor)
+    tiers, reasons = verdicts
+    graph = SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32),
+                            np.asarray(tiers, np.int8), reasons, floor)
     return graph, hashed
 
 

@@ -45,12 +45,13 @@ from imgdedupe.core.groups import graph as grouping
 from imgdedupe.core.groups.contents import ContentTable
 from imgdedupe.core.groups.graph import SimilarityGraph
 from imgdedupe.core.pairs import search
-from imgdedupe.core.records import FileError, Group, IgnoreMarks, ImageFile, Member
+from imgdedupe.core.records import TIERS, FileError, Group, IgnoreMarks, ImageFile, Member
 from imgdedupe.core.storage.cachefile import save_npz
+from imgdedupe.core.verify import evidence, tiers
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # bump when the layout below or what the key covers changes
+FORMAT = 4  # bump when the layout below or what the key covers changes
 FILE_NAME = "scan-memo.npz"
 
 
@@ -85,7 +86,8 @@ def memo_key(tree: str, settings: dict, model_id: str, vector_version: str,
     marks = sorted(sorted(mark) for mark in ignore_marks)
     # The versions of the algorithms the answer came from: an upgrade that
     # changes how pairs are found or grouped recomputes it.
-    versions = {"search": search.SEARCH_VERSION, "grouping": grouping.GROUPING_VERSION}
+    versions = {"search": search.SEARCH_VERSION, "grouping": grouping.GROUPING_VERSION,
+                "evidence": evidence.EVIDENCE_VERSION, "verify": tiers.VERIFY_VERSION}
     text = json.dumps([FORMAT, versions, tree, settings, model_id, vector_version, marks],
                       sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -136,6 +138,8 @@ def save(path: Path, key: str, memo: Memo) -> None:
         # int32: half the bytes to read back (40 MB of pairs at 100k files).
         "pairs": np.asarray(graph.pairs, dtype=np.int32).reshape(-1, 2),
         "cosines": np.asarray(graph.cosines, dtype=np.float32),
+        "tiers": np.asarray(graph.tiers, dtype=np.int8),
+        "reasons": np.frombuffer(_joined(graph.reasons), dtype=np.uint8),
         **_group_columns("", memo.groups, file_of),
         **_group_columns("exact_", memo.exact_groups, file_of),
     }
@@ -169,6 +173,8 @@ def _group_columns(prefix: str, groups: Sequence[Group], file_of: dict[str, int]
     members = [m for g in groups for m in g.members]
     columns: dict[str, np.ndarray] = {
         "group_kinds": np.asarray([_KINDS.index(g.kind) for g in groups], dtype=np.uint8),
+        "group_tiers": np.asarray([TIERS.index(g.tier) for g in groups], dtype=np.uint8),
+        "group_reasons": np.frombuffer(_joined([g.reason for g in groups]), dtype=np.uint8),
         "group_keepers": np.asarray([file_of[g.keeper] for g in groups], dtype=np.int32),
         "group_starts": np.cumsum([0] + [len(g.members) for g in groups], dtype=np.int64),
         "member_files": np.asarray([file_of[m.path] for m in members], dtype=np.int32),
@@ -198,9 +204,13 @@ def _groups_of(prefix: str, arrays: dict[str, np.ndarray], table: ContentTable
     starts = arrays[prefix + "group_starts"].tolist()
     kinds = arrays[prefix + "group_kinds"].tolist()
     keepers = arrays[prefix + "group_keepers"].tolist()
+    group_tiers = arrays[prefix + "group_tiers"].tolist()
+    reasons = _split(arrays[prefix + "group_reasons"], len(kinds))
     return tuple(
-        Group(_KINDS[kind], tuple(members[starts[n]:starts[n + 1]]), paths[keeper])
-        for n, (kind, keeper) in enumerate(zip(kinds, keepers, strict=True)))
+        Group(_KINDS[kind], tuple(members[starts[n]:starts[n + 1]]), paths[keeper],
+              TIERS[tier], reason)
+        for n, (kind, keeper, tier, reason) in enumerate(
+            zip(kinds, keepers, group_tiers, reasons, strict=True)))
 
 
 def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
@@ -209,7 +219,9 @@ def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
         _split(arrays["paths"], int(starts[-1])), arrays["sizes"], arrays["mtimes"], starts,
         arrays["widths"], arrays["heights"], _split(arrays["digests"], len(starts) - 1))
     backbone, floor = meta["graph"]
-    graph = SimilarityGraph(backbone, table, arrays["pairs"], arrays["cosines"], floor)
+    pairs = arrays["pairs"]
+    graph = SimilarityGraph(backbone, table, pairs, arrays["cosines"], arrays["tiers"],
+                            tuple(_split(arrays["reasons"], len(pairs))), floor)
     groups = _groups_of("", arrays, table)
     files_seen, unique_contents, from_cache = meta["counts"]
     return Memo(groups, _groups_of("exact_", arrays, table),

@@ -36,6 +36,7 @@ from imgdedupe.core.scan.embed_step import embed_pending
 from imgdedupe.core.scan.events import Event, ExactGroupsReady, Progress, ScanResult, ScanStats
 from imgdedupe.core.scan.grouping import exact_copy_groups, similarity_graph
 from imgdedupe.core.scan.library import cached_contents, hash_contents, walk_files
+from imgdedupe.core.scan.verify_step import verify_pairs
 from imgdedupe.core.storage.dblock import ScanLock
 from imgdedupe.core.storage.store import Store
 
@@ -178,7 +179,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         gc.disable()
     embedded = len(reps) - from_cache
 
-    # 4. Index and 5. group. Pairs are scored down to the slider's floor,
+    # 4. Index, 5. verify and 6. group. Pairs are scored down to the slider's floor,
     # so the window can regroup at any threshold from the graph alone.
     clock.start("index")
     usable = sorted(reps)  # the index's order: by content
@@ -192,9 +193,13 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
                                           cache_dir(config, model_id), start, fresh)
     raise_if_cancelled(cancel)
     yield Progress("index", len(usable), len(usable), method)
+    # 5. Verify: the embedding proposes, local features decide the tier.
+    clock.start("verify")
+    verdicts = yield from verify_pairs(store, pairs, scores, usable, contents, reps,
+                                       workers(config), cancel)
     clock.start("group")
-    graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores, floor,
-                                     ignore_marks, store)
+    graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores,
+                                     verdicts, floor, ignore_marks, store)
     groups = groups_at(graph, config.threshold, ignore_marks)
     clock.stop()
     yield Progress("done", 1, 1)

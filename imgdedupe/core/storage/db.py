@@ -25,7 +25,7 @@ from imgdedupe.core.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # == len(_MIGRATIONS)
+SCHEMA_VERSION = 4  # == len(_MIGRATIONS)
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another connection's transaction
 
 # Ordered migrations; index i takes the schema from version i to i + 1.
@@ -122,6 +122,34 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
         INSERT INTO cache_meta VALUES ('vectors:' || OLD.model_id, 1)
             ON CONFLICT(key) DO UPDATE SET value = value + 1;
+    END;
+    """,
+    # Version 4: pair verification (verify). Each file's verification
+    # picture (the grey network input as a small JPEG) and capture time,
+    # and the geometric evidence of each verified pair of files, both keyed
+    # by the algorithm's version. Like the vectors they belong to one
+    # (path, size, mtime_ns): the trigger drops them when a file changes
+    # in place, the foreign keys when its row goes.
+    """
+    DROP TABLE IF EXISTS pictures;
+    CREATE TABLE pictures (
+        file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        picture BLOB NOT NULL,
+        taken REAL
+    );
+    DROP TABLE IF EXISTS pair_evidence;
+    CREATE TABLE pair_evidence (
+        file_a INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        file_b INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        evidence BLOB NOT NULL,
+        PRIMARY KEY (file_a, file_b)
+    );
+    CREATE INDEX pair_evidence_by_b ON pair_evidence(file_b);
+    CREATE TRIGGER file_changed AFTER UPDATE OF size, mtime_ns ON files BEGIN
+        DELETE FROM pictures WHERE file_id = NEW.id;
+        DELETE FROM pair_evidence WHERE file_a = NEW.id OR file_b = NEW.id;
     END;
     """,
 )
@@ -292,8 +320,8 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         log.warning("cache %s has schema %d (newer than %d); rebuilding it",
                     path, version, SCHEMA_VERSION)
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("DROP TABLE IF EXISTS embeddings")
-        conn.execute("DROP TABLE IF EXISTS files")
+        for table in ("pair_evidence", "pictures", "embeddings", "files"):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute("PRAGMA user_version = 0")
         conn.execute("COMMIT")
         version = 0

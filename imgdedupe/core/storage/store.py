@@ -28,6 +28,7 @@ import numpy as np
 
 from imgdedupe.core.records import ImageFile
 from imgdedupe.core.storage.db import connect, unusable
+from imgdedupe.core.storage.verification_rows import VerificationRows
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f2").reshape(-1, dim)
 
 
-class Store:
+class Store(VerificationRows):
     """One connection; open one Store per thread (sqlite3 objects must not
     cross threads)."""
 

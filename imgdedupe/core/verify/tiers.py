@@ -23,7 +23,7 @@ from typing import Literal
 
 from imgdedupe.core.verify.evidence import PairEvidence
 
-VERIFY_VERSION = 1
+VERIFY_VERSION = 2  # 2: the tones rule
 
 Tier = Literal["exact", "near_duplicate", "similar_shot", "none"]
 
@@ -38,9 +38,20 @@ NEAR_RULES = ((8, 0.02, 0.5),    # a copy: few keypoints suffice when nothing ch
 SIMILAR_INLIERS, SIMILAR_CHANGED, SIMILAR_OVERLAP = 25, 0.12, 0.5
 VIEWPOINT_INLIERS = 120  # affine or homography: the same scene from a step aside
 STEADY_INLIERS, STEADY_ANISOTROPY, STEADY_OVERLAP, STEADY_CHANGED = 60, 1.15, 0.8, 0.5
+# Tones that differ where the structure agrees: a recoloured copy (a
+# painted background, a vignette) or a second take a moment later; block
+# by block gain and offset explain both, so it is no proof of one picture.
+TONES_INLIERS, TONES_OVERLAP, TONES_LOCAL_CHANGED = 30, 0.8, 0.08
 BURST_SECONDS, BURST_COSINE = 60.0, 0.72  # capture times this close, cosines this high
 # Capture times closer than this are one moment (EXIF keeps centiseconds).
 SAME_MOMENT_S = 0.005
+
+
+# A pair's tier as a small integer, for the similarity graph's arrays.
+# SAME_GROUP: not verified, because verified near-duplicate pairs of at
+# least its similarity already join its two photos (scan.verify_step).
+UNVERIFIED, NOT_SAME, SIMILAR_SHOT, NEAR_DUPLICATE, SAME_GROUP = -1, 0, 1, 2, 3
+TIER_CODES = {"none": NOT_SAME, "similar_shot": SIMILAR_SHOT, "near_duplicate": NEAR_DUPLICATE}
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ def judge(evidence: PairEvidence, cosine: float, taken_a: float | None = None,
             and e.overlap >= STEADY_OVERLAP and e.changed <= STEADY_CHANGED):
         return Verdict("similar_shot", f"similar shot: {e.inliers} keypoints agree, "
                                        f"{e.changed:.0%} of the picture differs")
+    if sane and e.inliers >= TONES_INLIERS and e.overlap >= TONES_OVERLAP \
+            and e.local_changed <= TONES_LOCAL_CHANGED:
+        return Verdict("similar_shot", f"similar shot or recoloured copy: {e.inliers} keypoints "
+                                       f"agree, the tones differ over {e.changed:.0%} of it")
     if max(e.inliers, e.homography_inliers) >= VIEWPOINT_INLIERS:
         return Verdict("similar_shot", f"similar shot: {max(e.inliers, e.homography_inliers)} "
                                        "keypoints agree from another viewpoint")

@@ -1,0 +1,219 @@
+"""The scan's verification step: every candidate pair of the similarity
+graph gets a tier (verify.tiers) before any group is made.
+
+The embedding only proposes pairs. Each is checked on the two photos'
+verification pictures (the grey network input, stored as the embedding
+step decoded it: no file is decoded twice) with local features and one
+robust fit (verify.evidence). Evidence is cached per pair of files under
+the algorithm's version, so a rescan verifies only pairs it has not seen.
+Features are made on demand, once per photo, for the photos in the pairs
+left to check, on a thread per core (OpenCV releases the GIL), and
+dropped after their last pair.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from imgdedupe.core.errors import DecodeError, raise_if_cancelled
+from imgdedupe.core.images.preprocess import (
+    PICTURE_KEY,
+    PICTURE_VERSION,
+    decode_for_network,
+    picture_pixels,
+    verification_picture,
+)
+from imgdedupe.core.scan.events import Progress
+from imgdedupe.core.storage.store import CachedFile, Store
+from imgdedupe.core.verify.evidence import EVIDENCE_VERSION, PairEvidence, compare
+from imgdedupe.core.verify.features import Features, extract
+from imgdedupe.core.verify.tiers import (
+    NEAR_DUPLICATE,
+    SAME_GROUP,
+    TIER_CODES,
+    UNVERIFIED,
+    judge,
+)
+
+# What stored evidence depends on: the picture it was computed from and
+# the algorithm that computed it.
+EVIDENCE_KEY = f"picture {PICTURE_VERSION}, evidence {EVIDENCE_VERSION}"
+BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
+# verdicts soon join copies and spare their other pairs (verify_pairs)
+
+
+def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Sequence[str],
+                 files_of: Mapping[str, Sequence[CachedFile]], reps: Mapping[str, int],
+                 workers: int, cancel: threading.Event | None
+                 ) -> Generator[Progress, None, tuple[np.ndarray, tuple[str, ...]]]:
+    """Yields Progress("verify", ...) events and returns (tiers, reasons): one
+    verify.tiers code and one sentence per row of ``pairs``, which index
+    ``nodes`` (content keys). ``reps``: the file whose vector (and picture)
+    stands for each content.
+
+    Pairs are taken from the most similar down. A pair whose two photos are
+    already joined by pairs verified as the same picture is not verified
+    (SAME_GROUP): near-duplicate groups are whole connected components
+    (groups.stars.linked_groups), and the pairs that joined them are at
+    least as similar, so they are kept at any threshold this pair is. Ten
+    copies of one photo then cost 9 verifications, not 45."""
+    total = len(pairs)
+    codes = np.full(total, UNVERIFIED, dtype=np.int8)
+    reasons = ["not verified: a photo could not be read again"] * total
+    yield Progress("verify", 0, total)
+    if not total:
+        return codes, ()
+    files = np.asarray([reps[key] for key in nodes], dtype=np.int64)[pairs]
+    keys = [(min(a, b), max(a, b)) for a, b in files.tolist()]
+    all_files = sorted({f for key in keys for f in key})
+    known = store.evidence(EVIDENCE_KEY, all_files)
+    evidence = {key: PairEvidence.from_bytes(known[key]) for key in keys if key in known}
+    taken = store.capture_times(all_files)
+    uses = Counter(file for key in keys if key not in evidence for file in key)
+    path_of = {c.file_id: c.path for key in nodes for c in files_of[key] if c.file_id in uses}
+    pictures = _Pictures(store, path_of)
+    joined = _Components()
+    done = 0
+
+    def settle(row: int) -> None:
+        key = keys[row]
+        if key not in evidence:
+            return
+        verdict = judge(evidence[key], float(cosines[row]), taken.get(key[0]), taken.get(key[1]))
+        codes[row], reasons[row] = TIER_CODES[verdict.tier], verdict.reason
+        if codes[row] == NEAR_DUPLICATE:
+            joined.join(*key)
+
+    def release(key: tuple[int, int]) -> None:
+        for file in key:
+            uses[file] -= 1
+            if not uses[file]:
+                pictures.forget(file)
+
+    # One BLAS thread each: the matcher's matrix products are small, and
+    # OpenBLAS's spinning threads beside these cost 1.7x on two cores.
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool, \
+            threadpool_limits(1, user_api="blas"):
+        block: list[int] = []
+        order = np.argsort(-np.asarray(cosines, dtype=np.float64), kind="stable").tolist()
+        for position, row in enumerate(order):
+            key = keys[row]
+            if key in evidence:
+                settle(row)
+                done += 1
+            elif joined.same(*key):
+                codes[row], reasons[row] = SAME_GROUP, "the same picture as the rest of its group"
+                release(key)
+                done += 1
+            else:
+                block.append(row)
+            if len(block) < BLOCK and position + 1 < len(order):
+                continue
+            # Verify the block, its pairs in parallel.
+            pictures.prepare(file for r in block for file in keys[r])
+            found = list(pool.map(pictures.compare, [keys[r] for r in block]))
+            made = pictures.take_made()
+            store.put_pictures(PICTURE_KEY, made)
+            taken.update((file, when) for file, _, when in made)
+            store.put_evidence(EVIDENCE_KEY, [(*keys[r], e.to_bytes()) for r, e
+                                              in zip(block, found, strict=True) if e is not None])
+            for r, found_evidence in zip(block, found, strict=True):
+                if found_evidence is not None:
+                    evidence[keys[r]] = found_evidence
+                settle(r)
+                release(keys[r])
+            done += len(block)
+            block = []
+            raise_if_cancelled(cancel)
+            yield Progress("verify", done, total)
+    return codes, tuple(reasons)
+
+
+class _Components:
+    """Union-find over files joined by near-duplicate verdicts."""
+
+    def __init__(self) -> None:
+        self._parent: dict[int, int] = {}
+
+    def _root(self, x: int) -> int:
+        parent = self._parent
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: int, b: int) -> None:
+        self._parent[self._root(a)] = self._root(b)
+
+    def same(self, a: int, b: int) -> bool:
+        return self._root(a) == self._root(b)
+
+
+class _Pictures:
+    """Each file's verification picture and features, made once and
+    shared by the threads. Pictures are read from the cache a block at a
+    time (``prepare``, on the caller's thread: a Store is one thread's); one
+    missing there (a vector cached by an older version) is made on a pool
+    thread by decoding the file once more, and handed back by ``take_made``
+    to be stored."""
+
+    def __init__(self, store: Store, path_of: dict[int, str]) -> None:
+        self._store = store
+        self._path_of = path_of
+        self._stored: dict[int, bytes | None] = {}  # None: to be decoded again
+        self._features: dict[int, tuple[np.ndarray, Features] | None] = {}
+        self._made: list[tuple[int, bytes, float | None]] = []
+        self._lock = threading.Lock()
+
+    def prepare(self, files: Iterable[int]) -> None:
+        wanted = sorted({f for f in files if f not in self._stored})
+        found = self._store.pictures(PICTURE_KEY, wanted)
+        for file in wanted:
+            self._stored[file] = found[file][0] if file in found else None
+
+    def take_made(self) -> list[tuple[int, bytes, float | None]]:
+        with self._lock:
+            made, self._made = self._made, []
+        return made
+
+    def _get(self, file: int) -> tuple[np.ndarray, Features] | None:
+        with self._lock:
+            if file in self._features:
+                return self._features[file]
+            picture = self._stored.get(file)
+        if picture is None:
+            picture = self._decode_again(file)
+        ready = None
+        if picture is not None:
+            grey = picture_pixels(picture)
+            ready = (grey, extract(grey))
+        with self._lock:  # another thread may have made it too: the same, harmless
+            return self._features.setdefault(file, ready)
+
+    def _decode_again(self, file: int) -> bytes | None:
+        try:
+            network_input = decode_for_network(self._path_of[file])
+        except DecodeError:
+            return None  # gone or broken since it was embedded: its pairs stay unverified
+        picture = verification_picture(network_input.array)
+        with self._lock:
+            self._made.append((file, picture, network_input.taken))
+        return picture
+
+    def compare(self, key: tuple[int, int]) -> PairEvidence | None:
+        a, b = self._get(key[0]), self._get(key[1])
+        if a is None or b is None:
+            return None
+        return compare(a[1], b[1], a[0], b[0])
+
+    def forget(self, file: int) -> None:
+        with self._lock:
+            self._features.pop(file, None)
+            self._stored.pop(file, None)

@@ -1,0 +1,229 @@
+"""Tiers end to end: only verified pairs group, similar shots apart, no
+deletion suggested inside them, and verification cached like the vectors.
+
+Photos are generated in tmp_path from the bundled CC0 samples; bursts are
+two overlapping views of one sample with EXIF capture times.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from imgdedupe.cli import main as cli_main
+from imgdedupe.core.actions.decisions import Decisions, Rule
+from imgdedupe.core.groups.contents import ContentTable
+from imgdedupe.core.groups.graph import SimilarityGraph, groups_at
+from imgdedupe.core.images.capture_time import DATE_TIME_ORIGINAL, EXIF_IFD, SUBSEC_TIME_ORIGINAL
+from imgdedupe.core.model.loading import load_backbone
+from imgdedupe.core.scan import verify_step
+from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.events import Progress, ScanResult
+from imgdedupe.core.scan.pipeline import run_scan
+from imgdedupe.core.verify.tiers import NEAR_DUPLICATE, NOT_SAME, SIMILAR_SHOT, UNVERIFIED
+from imgdedupe.report import write_text
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    backbone, _ = load_backbone("efficientnet-lite0", device="cpu")
+    return backbone
+
+
+def _exif(stamp: str, subsec: str) -> Image.Exif:
+    exif = Image.Exif()
+    ifd = exif.get_ifd(EXIF_IFD)
+    ifd[DATE_TIME_ORIGINAL] = stamp
+    ifd[SUBSEC_TIME_ORIGINAL] = subsec
+    return exif
+
+
+def make_library(root: Path) -> dict[str, str]:
+    """An edited copy of one photo, a two-frame burst of another (the same
+    view a few pixels apart, 0.5 s apart), and an unrelated photo."""
+    root.mkdir(parents=True)
+    paths = {name: str(root / f"{name}.jpg") for name in
+             ("coffee", "coffee_edit", "burst_1", "burst_2", "cat")}
+    coffee = Image.open(SAMPLES / "Holiday" / "IMG_0002.jpg").convert("RGB")
+    coffee.save(paths["coffee"], quality=92)
+    w, h = coffee.size
+    edit = ImageEnhance.Brightness(coffee.crop((w // 16, h // 16, w, h))).enhance(1.12)
+    edit.resize((edit.width * 3 // 4, edit.height * 3 // 4)).save(paths["coffee_edit"],
+                                                                  quality=80)
+    rocket = Image.open(SAMPLES / "Holiday" / "IMG_0001.jpg").convert("RGB")
+    w, h = rocket.size
+    rocket.crop((0, 0, w - 24, h - 16)).save(
+        paths["burst_1"], quality=92, exif=_exif("2024:07:14 10:21:33", "10"))
+    rocket.crop((24, 16, w, h)).save(
+        paths["burst_2"], quality=92, exif=_exif("2024:07:14 10:21:33", "60"))
+    Image.open(SAMPLES / "Phone" / "PXL_20230814_093012.jpg").save(paths["cat"], quality=92)
+    return paths
+
+
+def scan(config: ScanConfig, backbone) -> ScanResult:  # noqa: ANN001
+    *_, result = run_scan(config, backbone=backbone)
+    assert isinstance(result, ScanResult)
+    return result
+
+
+def group_of(result: ScanResult, path: str):  # noqa: ANN201
+    return next(g for g in result.groups if path in {m.path for m in g.members})
+
+
+def test_copies_are_near_duplicates_and_a_burst_is_a_similar_shot(tmp_path, lite0):
+    p = make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    result = scan(config, lite0)
+    edit = group_of(result, p["coffee"])
+    assert {m.path for m in edit.members} == {p["coffee"], p["coffee_edit"]}
+    assert edit.tier == "near_duplicate"
+    assert edit.reason.startswith("same picture: ") and "keypoints agree" in edit.reason
+    burst = group_of(result, p["burst_1"])
+    assert {m.path for m in burst.members} == {p["burst_1"], p["burst_2"]}
+    assert burst.tier == "similar_shot"
+    assert "0.5 s apart" in burst.reason
+    assert not any(p["cat"] in {m.path for m in g.members} for g in result.groups)
+    # Safety follows the tier: "Apply to all" marks the edited copy only.
+    decisions = Decisions(result.groups)
+    decisions.apply_rule_to_all(Rule.SUGGESTED)
+    assert decisions.marked == {p["coffee_edit"]}
+
+
+def test_the_report_shows_tiers_apart_and_no_keeper_in_similar_shots(tmp_path, lite0, capsys):
+    p = make_library(tmp_path / "lib")
+    db = str(tmp_path / "c.db")
+    scan(ScanConfig(roots=(str(tmp_path / "lib"),), db_path=db,
+                    backbone="efficientnet-lite0"), lite0)  # fills the cache
+    out = tmp_path / "r.json"
+    assert cli_main(["scan", str(tmp_path / "lib"), "--db", db, "--backbone",
+                     "efficientnet-lite0", "--json", str(out), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert text.index("== Near-duplicates") < text.index("== Similar shots")
+    report = json.loads(out.read_text())
+    tiers = {g["tier"]: g for g in report["groups"]}
+    assert set(tiers) == {"near_duplicate", "similar_shot"}
+    assert tiers["similar_shot"]["keeper"] is None
+    assert not any(m["keeper"] for m in tiers["similar_shot"]["members"])
+    assert tiers["near_duplicate"]["keeper"] == p["coffee"]
+    assert all(g["reason"] for g in report["groups"])
+    assert report["stats"]["groups_by_tier"] == {"exact": 0, "near_duplicate": 1,
+                                                 "similar_shot": 1}
+    # --tiers chooses what is reported.
+    assert cli_main(["scan", str(tmp_path / "lib"), "--db", db, "--backbone",
+                     "efficientnet-lite0", "--json", str(out), "-q",
+                     "--tiers", "similar_shot"]) == 0
+    assert "== Near-duplicates" not in capsys.readouterr().out
+    assert [g["tier"] for g in json.loads(out.read_text())["groups"]] == ["similar_shot"]
+    with pytest.raises(SystemExit):
+        cli_main(["scan", str(tmp_path / "lib"), "--tiers", "duplicates"])
+
+
+def test_verification_is_cached_and_redone_only_for_new_pairs(tmp_path, lite0, monkeypatch):
+    p = make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    calls: list[int] = []
+    real = verify_step.compare
+
+    def counting(*args):  # noqa: ANN002, ANN202
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(verify_step, "compare", counting)
+    first = scan(config, lite0)
+    assert calls  # the candidate pairs were verified
+    # A new photo: the memo no longer fits, yet only pairs with it are verified.
+    calls.clear()
+    Image.open(p["coffee"]).rotate(90, expand=True).save(tmp_path / "lib" / "coffee_turned.jpg")
+    second = scan(config, lite0)
+    assert 1 <= len(calls) <= 2  # the new photo with each coffee, no old pair again
+    assert {m.path for m in group_of(second, p["coffee"]).members} >= {p["coffee"],
+                                                                        p["coffee_edit"]}
+    assert group_of(second, p["burst_1"]).tier == group_of(first, p["burst_1"]).tier
+    # A cache from before verification: vectors, no pictures. The photos in
+    # candidate pairs are decoded once more, the verdicts are the same.
+    with sqlite3.connect(config.db_path) as conn:
+        conn.execute("DELETE FROM pictures")
+        conn.execute("DELETE FROM pair_evidence")
+    os.remove(tmp_path / "lib" / "coffee_turned.jpg")
+    calls.clear()
+    third = scan(config, lite0)
+    assert calls
+    assert [(g.tier, g.reason) for g in third.groups] == [(g.tier, g.reason)
+                                                          for g in first.groups]
+    with sqlite3.connect(config.db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM pictures").fetchone()[0] >= 4
+
+
+def test_a_file_changed_in_place_loses_its_picture_and_evidence(tmp_path, lite0):
+    p = make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    scan(config, lite0)
+    with sqlite3.connect(config.db_path) as conn:
+        (file_id,) = conn.execute("SELECT id FROM files WHERE path = ?",
+                                  (os.fsencode(p["coffee_edit"]),)).fetchone()
+        assert conn.execute("SELECT count(*) FROM pair_evidence WHERE file_a = ? OR file_b = ?",
+                            (file_id, file_id)).fetchone()[0] == 1
+    Image.open(SAMPLES / "Holiday" / "IMG_0003.jpg").save(p["coffee_edit"])  # another photo
+    result = scan(config, lite0)
+    assert not any(p["coffee_edit"] in {m.path for m in g.members} for g in result.groups)
+    with sqlite3.connect(config.db_path) as conn:
+        rows = conn.execute("SELECT count(*) FROM pair_evidence WHERE file_a = ? OR file_b = ?",
+                            (file_id, file_id)).fetchone()[0]
+        assert rows == 0  # its old pair was dropped with its vector; no new pair to verify
+
+
+def test_verification_reports_progress(tmp_path, lite0):
+    make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    events = list(run_scan(config, backbone=lite0))
+    verify = [e for e in events if isinstance(e, Progress) and e.phase == "verify"]
+    assert verify and verify[-1].done == verify[-1].total >= 2
+    assert "verify" in events[-1].stats.timings
+
+
+def _graph(tiers: list[int], cosines: list[float]) -> SimilarityGraph:
+    """Three contents in a chain of pairs 0-1, 1-2, 0-2."""
+    paths = ["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"]
+    table = ContentTable(paths, [10, 20, 30], [0, 0, 0], [0, 1, 2, 3], [100] * 3, [100] * 3,
+                         [None] * 3)
+    pairs = np.array([[0, 1], [1, 2], [0, 2]][:len(tiers)])
+    return SimilarityGraph("efficientnet-lite0", table, pairs,
+                           np.array(cosines, np.float32), np.array(tiers, np.int8),
+                           tuple(f"reason {n}" for n in range(len(tiers))))
+
+
+def test_pairs_not_verified_as_the_same_never_group_however_similar():
+    graph = _graph([NOT_SAME, UNVERIFIED, NOT_SAME], [0.99, 0.99, 0.99])
+    assert groups_at(graph, 80) == ()
+
+
+def test_a_similar_shot_of_copies_joins_them_all_in_a_similar_shot_group():
+    # a and b are one picture; c is another shot of it.
+    graph = _graph([NEAR_DUPLICATE, SIMILAR_SHOT, SIMILAR_SHOT], [0.95, 0.9, 0.91])
+    near, shots = sorted(groups_at(graph, 80), key=lambda g: g.tier)
+    assert near.tier == "near_duplicate" and near.reason == "reason 0"
+    assert {m.path for m in near.members} == {"/p/a.jpg", "/p/b.jpg"}
+    assert shots.tier == "similar_shot" and shots.reason.startswith("reason 2")  # the closer
+    assert {m.path for m in shots.members} == {"/p/a.jpg", "/p/b.jpg", "/p/c.jpg"}
+    graph = _graph([SIMILAR_SHOT, NOT_SAME], [0.95, 0.9])
+    (group,) = groups_at(graph, 80)
+    assert group.tier == "similar_shot" and not group.deletable
+
+
+def test_text_report_names_each_groups_reason(tmp_path, lite0):
+    make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    result = scan(config, lite0)
+    out = io.StringIO()
+    write_text(result, out)
+    for group in result.groups:
+        assert group.reason in out.getvalue()

@@ -429,7 +429,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.delete_action.setText(f"Move {marked} marked to trash…" if marked
                                    else "Move marked to trash…")
         self.undo_action.setEnabled(self._can_undo() and not running)
-        if self.result is None and not self.review.groups_model.groups:
+        if self.result is None and not self.review.groups:
             self.stack.setCurrentWidget(self.empty)
 
     # -- settings -------------------------------------------------------------

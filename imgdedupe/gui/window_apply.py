@@ -63,7 +63,7 @@ class ApplyMixin(_Window):
 
     def apply_deletions(self) -> None:
         """Confirm, then move the marked files to the trash (undoable)."""
-        groups = self.review.groups_model.groups
+        groups = self.review.groups  # marks in a hidden tier's groups count too
         try:
             plan = self.actions.plan(groups, self.decisions.marked)
         except UnsafeActionError as exc:  # the marks broke the rule: never act
@@ -110,7 +110,7 @@ class ApplyMixin(_Window):
         if self.result is not None and self.result.graph is not None:
             self.regroup(self.threshold_bar.value())  # restored files may rejoin groups
         else:
-            self._show_groups(drop_paths(self.review.groups_model.groups, self.removed))
+            self._show_groups(drop_paths(self.review.groups, self.removed))
         self._update_state()
 
     def _report_refusals(self, title: str, outcomes: Sequence[Outcome]) -> None:

@@ -25,7 +25,7 @@ from imgdedupe.gui.review.thumbnails import ThumbnailCache
 app = QApplication([])
 members = tuple(Member(f"/nowhere/{n}.jpg", 90.0, None, 1, 1, 1, 0) for n in range(3))
 model = MemberModel(ThumbnailCache(), Decisions())
-model.set_group(Group("similar", members, members[0].path))
+model.set_group(Group("similar", members, members[0].path, "near_duplicate", "test"))
 proxy = QSortFilterProxyModel()  # C++ calls our data(), as a view does
 proxy.setSourceModel(model)
 index = proxy.index(0, 0)

@@ -10,7 +10,8 @@ import time
 from ...core.scan.events import Progress
 
 PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
-               "embed": "Comparing pictures", "index": "Indexing", "group": "Grouping",
+               "embed": "Comparing pictures", "index": "Indexing",
+               "verify": "Checking candidate pairs", "group": "Grouping",
                "done": "Done"}
 
 
@@ -30,6 +31,8 @@ class ProgressText:
         text = f"{name}: {event.done:,}"
         if event.total:
             text += f" of {event.total:,}"
+        if event.phase == "verify":
+            text += " pairs"
         if event.phase == "embed" and event.total and event.done:
             text += self._rate_and_eta(event.done, event.total)
         return text

@@ -37,4 +37,6 @@ def similar_group(path: str, config: ScanConfig, backbones: BackboneCache,
     query = _member(path, 100.0)
     members = [m for m in [query, *(_member(x.path, x.similarity) for x in matches)]
                if m is not None]
-    return Group("similar", tuple(members), path)
+    # The embedding's neighbours, not verified copies: for review only.
+    return Group("similar", tuple(members), path, "similar_shot",
+                 "the photos most like this one, not checked as copies")

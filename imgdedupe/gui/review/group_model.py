@@ -29,13 +29,24 @@ FETCH_CHUNK = 500
 Index = QModelIndex | QPersistentModelIndex
 
 
+# A tier as the window names it: the group list's label, and the plural
+# for "3 near-duplicates".
+TIER_LABELS = {"exact": "Exact copies", "near_duplicate": "Near-duplicates",
+               "similar_shot": "Similar shots"}
+TIER_TIPS = {
+    "exact": "Files with the very same bytes",
+    "near_duplicate": "The same picture: an edited, resized, cropped, recoloured, rotated or "
+                      "re-encoded copy, checked on the pixels",
+    "similar_shot": "The same scene taken again (a burst, a second take): different photos, "
+                    "for review. Nothing is marked in them unless you ask.",
+}
+
+
 def group_summary(group: Group) -> str:
     total = sum(m.size for m in group.members)
-    kind = {"exact": "exact copies", "near-exact": "near-exact copies"}.get(
-        group.kind, "similar images")
     lowest = min(m.similarity for m in group.members)
-    score = "" if group.kind == "exact" else f" · similarity ≥ {lowest:.0f}"
-    return f"{len(group.members)} {kind} · {human_size(total)}{score}"
+    score = "" if group.tier == "exact" else f" · similarity ≥ {lowest:.0f}"
+    return f"{len(group.members)} {TIER_LABELS[group.tier].lower()} · {human_size(total)}{score}"
 
 
 class GroupListModel(QAbstractListModel):
@@ -99,7 +110,7 @@ class GroupListModel(QAbstractListModel):
             suffix = f"\n{marked} marked for deletion" if marked else ""
             return f"{group_summary(group)}{suffix}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join(m.path for m in group.members)
+            return "\n".join([group.reason, *(m.path for m in group.members)])
         if role == Qt.ItemDataRole.DecorationRole:
             pixmap = self._thumbnails.pixmap(group.reference)
             # A QIcon is drawn at the view's icon size; a bare pixmap would

@@ -11,11 +11,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from html import escape
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -31,9 +33,16 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.actions.decisions import Decisions, Rule
-from ...core.records import Group, Member
+from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from .delegate import CELL, ThumbnailDelegate
-from .group_model import MEMBER_ROLE, GroupListModel, MemberModel, group_summary
+from .group_model import (
+    MEMBER_ROLE,
+    TIER_LABELS,
+    TIER_TIPS,
+    GroupListModel,
+    MemberModel,
+    group_summary,
+)
 from .thumbnails import ThumbnailCache
 
 
@@ -101,6 +110,7 @@ class ReviewPanel(QWidget):
 
         self.title = QLabel()
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setWordWrap(True)
         self.rule = QComboBox()
         for rule in Rule:
             self.rule.addItem(f"Keep {rule.value}", rule)
@@ -108,7 +118,14 @@ class ReviewPanel(QWidget):
         self.apply_rule_button.setToolTip("Keep that one in this group; mark the rest")
         self.apply_rule_button.clicked.connect(self._apply_rule)
         self.apply_all_button = QPushButton("Apply to all groups")
+        self.apply_all_button.setToolTip("Apply the rule to every exact-copy and near-duplicate "
+                                         "group")
         self.apply_all_button.clicked.connect(self._apply_rule_to_all)
+        # Similar shots are different photos: "Apply to all" leaves them
+        # alone unless this is ticked (each time: it is never remembered).
+        self.apply_to_shots = QCheckBox("and similar shots")
+        self.apply_to_shots.setToolTip("Also apply the rule inside similar-shot groups "
+                                       "(bursts, second takes): different photos")
         self.compare_button = QPushButton("Compare (Space)")
         self.compare_button.clicked.connect(self.compare_selected)
         self.not_duplicates_button = QPushButton("Not duplicates")
@@ -121,6 +138,7 @@ class ReviewPanel(QWidget):
         header.addWidget(self.rule)
         header.addWidget(self.apply_rule_button)
         header.addWidget(self.apply_all_button)
+        header.addWidget(self.apply_to_shots)
         header.addWidget(self.compare_button)
         header.addWidget(self.not_duplicates_button)
         right = QWidget()
@@ -134,8 +152,22 @@ class ReviewPanel(QWidget):
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(0, 0)
         splitter.setSizes([320, 880])
+        # Which tiers the list shows; all groups stay known (and marked) the same.
+        self._all_groups: tuple[Group, ...] = ()
+        self.tier_boxes: dict[str, QCheckBox] = {}
+        tiers_row = QHBoxLayout()
+        tiers_row.addWidget(QLabel("Show:"))
+        for tier in TIERS:
+            box = QCheckBox(TIER_LABELS[tier])
+            box.setChecked(True)
+            box.setToolTip(TIER_TIPS[tier])
+            box.toggled.connect(lambda _on: self._show_tiers())
+            self.tier_boxes[tier] = box
+            tiers_row.addWidget(box)
+        tiers_row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(tiers_row)
         layout.addWidget(splitter)
 
         for key, slot in (("K", self.keep_selected), ("D", self.delete_selected),
@@ -147,9 +179,26 @@ class ReviewPanel(QWidget):
         self._update_header()
 
     # -- content --------------------------------------------------------------
+    @property
+    def groups(self) -> tuple[Group, ...]:
+        """Every group, shown or of a hidden tier."""
+        return self._all_groups
+
+    def shown_tiers(self) -> set[str]:
+        return {tier for tier, box in self.tier_boxes.items() if box.isChecked()}
+
     def set_groups(self, groups: Sequence[Group], keep_place: bool = True) -> None:
-        """Show new groups; with ``keep_place``, stay on the current group
-        when it survives (a regroup), else start at the first."""
+        """Show new groups (of the ticked tiers); with ``keep_place``, stay
+        on the current group when it survives (a regroup), else start at
+        the first."""
+        self._all_groups = tuple(groups)
+        for tier, box in self.tier_boxes.items():
+            box.setText(f"{TIER_LABELS[tier]} ({sum(g.tier == tier for g in groups):,})")
+        self._show_tiers(keep_place)
+
+    def _show_tiers(self, keep_place: bool = True) -> None:
+        shown = self.shown_tiers()
+        groups = [g for g in self._all_groups if g.tier in shown]
         current = self.members_model.group
         keep_path = current.reference if current and keep_place else None
         self.thumbnails.clear_pending()
@@ -190,10 +239,14 @@ class ReviewPanel(QWidget):
             widget.setEnabled(has)
         self.apply_all_button.setEnabled(total > 0)
         if group is None:
-            self.title.setText("No groups" if not total else "")
+            hidden = len(self._all_groups) - total
+            self.title.setText("No groups" if not total and not hidden else
+                               f"{hidden:,} group(s) of hidden kinds" if not total else "")
             return
         row = self.group_list.currentIndex().row() + 1
-        self.title.setText(f"<b>Group {row} of {total}</b> · {group_summary(group)}")
+        self.title.setText(f"<b>Group {row} of {total}</b> · <b>{TIER_LABELS[group.tier]}</b>"
+                           f" · {escape(group.reason)}<br>{group_summary(group)}")
+        self.title.setToolTip(TIER_TIPS[group.tier])
 
     # -- decisions ---------------------------------------------------------------
     def selected_members(self) -> list[Member]:
@@ -251,8 +304,12 @@ class ReviewPanel(QWidget):
         chosen = self._chosen_rule()
         if chosen is None:
             return
-        changed = self.decisions.apply_rule_to_all(*chosen)
-        self.message.emit(f"Applied to {changed} group(s).")
+        tiers = set(DELETABLE_TIERS)
+        if self.apply_to_shots.isChecked():
+            tiers.add("similar_shot")
+        changed = self.decisions.apply_rule_to_all(*chosen, tiers=tiers)
+        skipped = "" if "similar_shot" in tiers else " (similar shots left alone)"
+        self.message.emit(f"Applied to {changed} group(s){skipped}.")
         self._marks_updated()
 
     def _not_duplicates(self) -> None:

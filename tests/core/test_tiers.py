@@ -140,6 +140,13 @@ def test_verification_is_cached_and_redone_only_for_new_pairs(tmp_path, lite0, m
     monkeypatch.setattr(verify_step, "compare", counting)
     first = scan(config, lite0)
     assert calls  # the candidate pairs were verified
+    # Unchanged: the memo answers; without it, every verdict comes from the cache.
+    calls.clear()
+    assert scan(config, lite0).groups == first.groups
+    for memo in Path(config.db_path).with_suffix(".index").rglob("scan-memo.npz"):
+        memo.unlink()
+    assert scan(config, lite0).groups == first.groups
+    assert calls == []
     # A new photo: the memo no longer fits, yet only pairs with it are verified.
     calls.clear()
     Image.open(p["coffee"]).rotate(90, expand=True).save(tmp_path / "lib" / "coffee_turned.jpg")

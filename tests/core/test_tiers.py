@@ -98,6 +98,22 @@ def test_copies_are_near_duplicates_and_a_burst_is_a_similar_shot(tmp_path, lite
     assert decisions.marked == {p["coffee_edit"]}
 
 
+def test_a_copy_without_a_time_never_joins_two_moments_in_one_group(tmp_path, lite0):
+    p = make_library(tmp_path / "lib")
+    # The whole picture both burst frames were cut from, with no capture
+    # time: a near-duplicate of each frame, which must not join the two.
+    rocket = Image.open(SAMPLES / "Holiday" / "IMG_0001.jpg").convert("RGB")
+    rocket.save(tmp_path / "lib" / "rocket_export.jpg", quality=90)
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    result = scan(config, lite0)
+    export = str(tmp_path / "lib" / "rocket_export.jpg")
+    near = [{m.path for m in g.members} for g in result.groups if g.tier == "near_duplicate"]
+    assert any(export in members for members in near)  # it is a copy of a frame...
+    assert not any({p["burst_1"], p["burst_2"]} <= members for members in near)  # ...of one
+    shots = [{m.path for m in g.members} for g in result.groups if g.tier == "similar_shot"]
+    assert any({p["burst_1"], p["burst_2"]} <= members for members in shots)
+
+
 def test_the_report_shows_tiers_apart_and_no_keeper_in_similar_shots(tmp_path, lite0, capsys):
     p = make_library(tmp_path / "lib")
     db = str(tmp_path / "c.db")
@@ -205,7 +221,7 @@ def _graph(tiers: list[int], cosines: list[float]) -> SimilarityGraph:
     pairs = np.array([[0, 1], [1, 2], [0, 2]][:len(tiers)])
     return SimilarityGraph("efficientnet-lite0", table, pairs,
                            np.array(cosines, np.float32), np.array(tiers, np.int8),
-                           tuple(f"reason {n}" for n in range(len(tiers))))
+                           tuple(f"reason {n}" for n in range(len(tiers))), np.full(3, np.nan))
 
 
 def test_pairs_not_verified_as_the_same_never_group_however_similar():

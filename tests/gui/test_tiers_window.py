@@ -7,6 +7,7 @@ from pathlib import Path
 
 from imgdedupe.core.actions.decisions import Rule
 from imgdedupe.gui.main_window import MainWindow
+from imgdedupe.gui.review.group_model import KEEPER_ROLE
 from tests.core.test_tiers import make_library
 from tests.gui.test_window import scan
 
@@ -28,6 +29,8 @@ def test_tiers_in_the_header_toggles_and_apply_to_all(qtbot, window: MainWindow,
     review.select_group(burst_row)
     title = review.title.text()
     assert "Similar shots" in title and "0.5 s apart" in title
+    members = review.members_model
+    assert not any(members.index(row).data(KEEPER_ROLE) for row in range(members.rowCount()))
     # Hide similar shots: only the near-duplicate group is listed.
     review.tier_boxes["similar_shot"].setChecked(False)
     assert _tiers_listed(window) == ["near_duplicate"]

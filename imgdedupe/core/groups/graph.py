@@ -44,7 +44,8 @@ class SimilarityGraph:
     ``pairs`` index ``contents`` (i < j); ``cosines`` are their exact
     rotation-aware scores, all >= the cosine of ``floor_score``; ``tiers``
     their verdicts (verify.tiers codes: 2 near_duplicate, 1 similar_shot,
-    0 not the same picture, -1 not verified) with ``reasons`` in words."""
+    0 not the same picture, -1 not verified, 3 joined by verified ones) with
+    ``reasons`` in words; ``moments``: each content's capture time."""
 
     backbone: str
     contents: ContentTable
@@ -52,6 +53,7 @@ class SimilarityGraph:
     cosines: np.ndarray  # (M,) float32
     tiers: np.ndarray  # (M,) int8
     reasons: tuple[str, ...]  # (M,)
+    moments: np.ndarray  # (len(contents),) float64: EXIF capture times, NaN unknown
     floor_score: float = FLOOR_SCORE
 
     def pair_scores(self) -> np.ndarray:
@@ -154,7 +156,10 @@ def _similar_groups(graph: SimilarityGraph, rows: np.ndarray, min_cosine: float,
         first = contents[node].files[0]
         return keeper_order_key(_member(first, 0, None, contents[node]))
 
-    stars = (linked_groups(pairs, cosines, tie_break) if components else
+    moments = graph.moments.tolist()
+    stars = (linked_groups(pairs, cosines, tie_break,
+                           lambda node: None if moments[node] != moments[node] else moments[node])
+             if components else
              greedy_star_groups(len(contents), pairs, cosines, min_cosine, tie_break))
     # Each group's weakest verified pair, in one pass over the pairs.
     verified = graph.tiers[row_numbers] != SAME_GROUP

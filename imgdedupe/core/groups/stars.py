@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from imgdedupe.core.verify.tiers import SAME_MOMENT_S
+
 _BLOCK = 20_000
 
 
@@ -85,7 +87,45 @@ def greedy_star_groups(
     return groups
 
 
-def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[int], tuple]
+class Moments:
+    """Union-find that never joins two different moments: each set keeps
+    the capture time of its members (``moment_of``: a node's time, or None
+    when unknown), and a join of two sets with different times is refused.
+    Two frames of a burst each copied once stay in two groups, even when
+    a copy without a time matches both."""
+
+    def __init__(self, moment_of: Callable[[int], float | None]) -> None:
+        self._moment_of = moment_of
+        self._parent: dict[int, int] = {}
+        self._moment: dict[int, float | None] = {}
+
+    def root(self, x: int) -> int:
+        parent = self._parent
+        if x not in parent:
+            parent[x] = x
+            self._moment[x] = self._moment_of(x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def join(self, a: int, b: int) -> bool:
+        ra, rb = self.root(a), self.root(b)
+        if ra == rb:
+            return True
+        ma, mb = self._moment[ra], self._moment[rb]
+        if ma is not None and mb is not None and abs(ma - mb) >= SAME_MOMENT_S:
+            return False
+        self._parent[ra] = rb
+        self._moment[rb] = mb if mb is not None else ma
+        return True
+
+    def joined(self, a: int, b: int) -> bool:
+        return self.root(a) == self.root(b)
+
+
+def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[int], tuple],
+                  moment_of: Callable[[int], float | None] = lambda _node: None
                   ) -> list[tuple[int, list[tuple[int, float]]]]:
     """Connected components, for pairs each verified as the same picture.
 
@@ -96,25 +136,20 @@ def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[in
     shape as greedy_star_groups: the reference is the node with the most
     links, then the highest summed score, then ``tie_break``; each member
     comes with its score to the reference, or, when the two are no pair,
-    its best score within the group."""
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    its best score within the group. Pairs join from the most similar
+    down, and never two different capture times (``moment_of``, Moments)."""
+    sets = Moments(moment_of)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    for a, b in pairs[order].tolist():
+        if a != b:
+            sets.join(a, b)
     neighbours: dict[int, dict[int, float]] = defaultdict(dict)
     for (a, b), s in zip(pairs.tolist(), scores.tolist(), strict=True):
-        if a == b:
-            continue
-        neighbours[a][b] = neighbours[b][a] = s
-        parent[find(a)] = find(b)
+        if a != b and sets.joined(a, b):
+            neighbours[a][b] = neighbours[b][a] = s
     components: dict[int, list[int]] = defaultdict(list)
     for node in neighbours:
-        components[find(node)].append(node)
+        components[sets.root(node)].append(node)
     groups = []
     for nodes in components.values():
         reference = min(nodes, key=lambda n: (-len(neighbours[n]),

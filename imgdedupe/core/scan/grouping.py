@@ -16,6 +16,7 @@ from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.groups.contents import Content, PixelSizes, content_table
 from imgdedupe.core.groups.graph import SimilarityGraph, exact_groups
 from imgdedupe.core.records import Group, IgnoreMarks, ImageFile
+from imgdedupe.core.scan.verify_step import Verdicts
 from imgdedupe.core.storage.store import CachedFile, Store
 
 
@@ -34,7 +35,7 @@ def _content(key: str, files: list[CachedFile], pixel_sizes: PixelSizes) -> Cont
 
 def similarity_graph(backbone: str, usable: list[str], files_of: dict[str, list[CachedFile]],
                      pixel_sizes: PixelSizes, pairs: np.ndarray, scores: np.ndarray,
-                     verdicts: tuple[np.ndarray, tuple[str, ...]], floor: float,
+                     verdicts: Verdicts, floor: float,
                      ignore_marks: IgnoreMarks, store: Store
                      ) -> tuple[SimilarityGraph, bool]:
     """The graph of the contents that can group at any threshold >= floor:
@@ -54,9 +55,12 @@ def similarity_graph(backbone: str, usable: list[str], files_of: dict[str, list[
                        else ({}, True))
     nodes = content_table(keys, files_of, pixel_sizes, digests)
     graph_pairs = remap[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
-    tiers, reasons = verdicts
+    moments = np.full(len(keys), np.nan)
+    known = remap >= 0
+    moments[remap[known]] = verdicts.moments[known]
     graph = SimilarityGraph(backbone, nodes, graph_pairs, np.asarray(scores, np.float32),
-                            np.asarray(tiers, np.int8), reasons, floor)
+                            np.asarray(verdicts.tiers, np.int8), verdicts.reasons, moments,
+                            floor)
     return graph, hashed
 
 

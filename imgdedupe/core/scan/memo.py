@@ -139,6 +139,7 @@ def save(path: Path, key: str, memo: Memo) -> None:
         "pairs": np.asarray(graph.pairs, dtype=np.int32).reshape(-1, 2),
         "cosines": np.asarray(graph.cosines, dtype=np.float32),
         "tiers": np.asarray(graph.tiers, dtype=np.int8),
+        "moments": np.asarray(graph.moments, dtype=np.float64),
         "reasons": np.frombuffer(_joined(graph.reasons), dtype=np.uint8),
         **_group_columns("", memo.groups, file_of),
         **_group_columns("exact_", memo.exact_groups, file_of),
@@ -221,7 +222,8 @@ def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
     backbone, floor = meta["graph"]
     pairs = arrays["pairs"]
     graph = SimilarityGraph(backbone, table, pairs, arrays["cosines"], arrays["tiers"],
-                            tuple(_split(arrays["reasons"], len(pairs))), floor)
+                            tuple(_split(arrays["reasons"], len(pairs))), arrays["moments"],
+                            floor)
     groups = _groups_of("", arrays, table)
     files_seen, unique_contents, from_cache = meta["counts"]
     return Memo(groups, _groups_of("exact_", arrays, table),

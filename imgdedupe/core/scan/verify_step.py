@@ -17,11 +17,13 @@ import threading
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from imgdedupe.core.errors import DecodeError, raise_if_cancelled
+from imgdedupe.core.groups.stars import Moments
 from imgdedupe.core.images.preprocess import (
     PICTURE_KEY,
     PICTURE_VERSION,
@@ -44,6 +46,12 @@ from imgdedupe.core.verify.tiers import (
 # What stored evidence depends on: the picture it was computed from and
 # the algorithm that computed it.
 EVIDENCE_KEY = f"picture {PICTURE_VERSION}, evidence {EVIDENCE_VERSION}"
+class Verdicts(NamedTuple):
+    tiers: np.ndarray  # (pairs,) int8: verify.tiers codes
+    reasons: tuple[str, ...]  # (pairs,)
+    moments: np.ndarray  # (nodes,) float64 capture times, NaN unknown
+
+
 BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 # verdicts soon join copies and spare their other pairs (verify_pairs)
 
@@ -51,11 +59,11 @@ BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Sequence[str],
                  files_of: Mapping[str, Sequence[CachedFile]], reps: Mapping[str, int],
                  workers: int, cancel: threading.Event | None
-                 ) -> Generator[Progress, None, tuple[np.ndarray, tuple[str, ...]]]:
-    """Yields Progress("verify", ...) events and returns (tiers, reasons): one
+                 ) -> Generator[Progress, None, Verdicts]:
+    """Yields Progress("verify", ...) events and returns the Verdicts: one
     verify.tiers code and one sentence per row of ``pairs``, which index
-    ``nodes`` (content keys). ``reps``: the file whose vector (and picture)
-    stands for each content.
+    ``nodes`` (content keys), and each node's capture time. ``reps``: the
+    file whose vector (and picture) stands for each content.
 
     Pairs are taken from the most similar down. A pair whose two photos are
     already joined by pairs verified as the same picture is not verified
@@ -68,7 +76,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     reasons = ["not verified: a photo could not be read again"] * total
     yield Progress("verify", 0, total)
     if not total:
-        return codes, ()
+        return Verdicts(codes, (), np.full(len(nodes), np.nan))
     files = np.asarray([reps[key] for key in nodes], dtype=np.int64)[pairs]
     keys = [(min(a, b), max(a, b)) for a, b in files.tolist()]
     all_files = sorted({f for key in keys for f in key})
@@ -78,7 +86,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     uses = Counter(file for key in keys if key not in evidence for file in key)
     path_of = {c.file_id: c.path for key in nodes for c in files_of[key] if c.file_id in uses}
     pictures = _Pictures(store, path_of)
-    joined = _Components()
+    joined = Moments(lambda file: taken.get(file))
     done = 0
 
     def settle(row: int) -> None:
@@ -88,7 +96,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
         verdict = judge(evidence[key], float(cosines[row]), taken.get(key[0]), taken.get(key[1]))
         codes[row], reasons[row] = TIER_CODES[verdict.tier], verdict.reason
         if codes[row] == NEAR_DUPLICATE:
-            joined.join(*key)
+            joined.join(*key)  # refused when it would join two moments
 
     def release(key: tuple[int, int]) -> None:
         for file in key:
@@ -107,7 +115,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             if key in evidence:
                 settle(row)
                 done += 1
-            elif joined.same(*key):
+            elif joined.joined(*key):
                 codes[row], reasons[row] = SAME_GROUP, "the same picture as the rest of its group"
                 release(key)
                 done += 1
@@ -132,28 +140,9 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             block = []
             raise_if_cancelled(cancel)
             yield Progress("verify", done, total)
-    return codes, tuple(reasons)
-
-
-class _Components:
-    """Union-find over files joined by near-duplicate verdicts."""
-
-    def __init__(self) -> None:
-        self._parent: dict[int, int] = {}
-
-    def _root(self, x: int) -> int:
-        parent = self._parent
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def join(self, a: int, b: int) -> None:
-        self._parent[self._root(a)] = self._root(b)
-
-    def same(self, a: int, b: int) -> bool:
-        return self._root(a) == self._root(b)
+    moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
+                       dtype=np.float64)
+    return Verdicts(codes, tuple(reasons), moments)
 
 
 class _Pictures:

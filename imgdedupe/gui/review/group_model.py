@@ -182,9 +182,9 @@ class MemberModel(QAbstractListModel):
             return self._group
         if role == MARKED_ROLE:
             return self._decisions.is_marked(member.path) if self._show_decisions else None
-        if role == KEEPER_ROLE:
+        if role == KEEPER_ROLE:  # no keeper is suggested among similar shots
             return self._show_decisions and self._group is not None \
-                and self._group.keeper == member.path
+                and self._group.deletable and self._group.keeper == member.path
         if role == THUMB_ROLE:
             return self._thumbnails.pixmap(member.path)
         if role == BROKEN_ROLE:

@@ -134,7 +134,7 @@ class ReviewPanel(QWidget):
         self.not_duplicates_button.clicked.connect(self._not_duplicates)
 
         header = QHBoxLayout()
-        header.addWidget(self.title, 1)
+        header.addStretch(1)
         header.addWidget(self.rule)
         header.addWidget(self.apply_rule_button)
         header.addWidget(self.apply_all_button)
@@ -144,6 +144,7 @@ class ReviewPanel(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.title)  # its own row: a reason can be long
         right_layout.addLayout(header)
         right_layout.addWidget(self.grid, 1)
         splitter = QSplitter()

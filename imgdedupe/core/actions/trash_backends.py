@@ -16,6 +16,7 @@ import ctypes
 import errno
 import logging
 import os
+import re
 import stat
 import sys
 import time
@@ -114,8 +115,17 @@ def move_no_replace(src: str, dst: str) -> None:
 
 # -- helpers ----------------------------------------------------------------
 def mount_point(path: str) -> str:
-    """The top of the filesystem holding ``path`` (a file or folder)."""
+    """The top of the mount holding ``path`` (a file or folder). On Linux
+    from the kernel's mount table, which also knows bind mounts (one
+    filesystem mounted twice: a rename between them fails like one
+    between two filesystems); elsewhere where the device number changes."""
     path = os.path.abspath(path)
+    mounts = _linux_mount_points()
+    if mounts:
+        best = max((m for m in mounts if _is_below(path, m) or path == m), key=len,
+                   default=None)
+        if best is not None:
+            return best
     dev = os.lstat(path).st_dev
     while True:
         parent = os.path.dirname(path)
@@ -127,6 +137,30 @@ def mount_point(path: str) -> str:
         except OSError:
             return path
         path = parent
+
+
+def _linux_mount_points() -> list[str]:
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) > 4:  # field 5: the mount point, octal-escaped (\040 a space)
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                                 fields[4]))
+    return points
+
+
+def real_location(path: str) -> str:
+    """``path`` with its folders' symbolic links resolved (the file itself
+    is not followed: a link is moved as a link). A library reached through
+    a link to another filesystem (~/Pictures -> /mnt/data/Pictures) then
+    finds the trash of the filesystem the file is really on."""
+    path = os.path.abspath(path)
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def _existing_ancestor(path: str) -> str:
@@ -255,7 +289,7 @@ class FreedesktopTrash:
         return self.reserve(path).commit()
 
     def reserve(self, path: str) -> Reservation:
-        path = os.path.abspath(path)
+        path = real_location(path)
         dev = os.lstat(path).st_dev
         try:
             trash_dir, written_path = self._trash_for(path, dev)
@@ -290,9 +324,9 @@ class FreedesktopTrash:
     def _trash_for(self, path: str, dev: int) -> tuple[str, str]:
         """(trash folder, the Path= value) for a file on device ``dev``."""
         home = self.home_trash
-        if self._home_device() == dev:
-            return home, path
         top = mount_point(path)
+        if self._home_device() == dev and mount_point(_existing_ancestor(home)) == top:
+            return home, path
         uid = os.getuid()
         shared = os.path.join(top, ".Trash")
         try:
@@ -336,9 +370,13 @@ class FolderTrash:
     def base_for(self, path: str) -> str:
         """The folder whose ``imgdedupe-trash`` takes ``path``."""
         dev = os.lstat(path).st_dev
+        # The top of the filesystem first; then beside the library's root;
+        # then the file's own folder, which a bind mount or a read-only top
+        # still leaves writable on the same filesystem.
         candidates = [mount_point(path)]
         if self.root is not None:
-            candidates.append(os.path.dirname(self.root))
+            candidates.append(os.path.dirname(real_location(self.root)))
+        candidates.append(os.path.dirname(path))
         for base in candidates:
             if (_is_below(path, base) and os.lstat(base).st_dev == dev
                     and self._writable(base)):
@@ -347,7 +385,7 @@ class FolderTrash:
                          f"{path!r} (tried {', '.join(map(repr, candidates))})")
 
     def reserve(self, path: str) -> Reservation:
-        path = os.path.abspath(path)
+        path = real_location(path)
         base = self.base_for(path)
         relative = os.path.relpath(path, base)
         folder = os.path.join(base, FOLDER_TRASH_NAME, os.path.dirname(relative))

@@ -14,8 +14,9 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from imgdedupe.core.actions.trash_backends import (
@@ -30,12 +31,14 @@ from imgdedupe.core.actions.trash_backends import (
 )
 from imgdedupe.core.errors import DecodeError, ImgDedupeError, cancelled
 from imgdedupe.core.files.hashing import content_hash
+from imgdedupe.core.files.walk import outside_library
 from imgdedupe.core.records import FileLike
+from imgdedupe.core.storage.dblock import ActionLock
 from imgdedupe.core.storage.store import BatchRow, JournalRow, Store
 from imgdedupe.core.units import human_size
 
 __all__ = [
-    "ActionError", "UnsafeActionError", "SeenFile", "Deletion", "DeletionPlan", "Outcome",
+    "ActionError", "UnsafeActionError", "SeenFile", "Keeper", "Deletion", "DeletionPlan", "Outcome",
     "BatchResult", "plan_deletions", "trash_files", "recover", "undo", "history",
     "FreedesktopTrash", "FolderTrash", "default_trash",
     "TrashBackend", "TrashError", "CrossDeviceError",
@@ -84,11 +87,23 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Keeper:
+    """A copy a group keeps, as the scan saw it. ``same_bytes``: a byte
+    copy of the file to be moved (the same copy set), so its content must
+    hash like that file's."""
+
+    file: SeenFile
+    same_bytes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Deletion:
     file: SeenFile
-    # One tuple per group holding the file: at least one path of each must
-    # still be on disk, and be another file, when it moves.
-    keepers: tuple[tuple[str, ...], ...]
+    # One tuple per group holding the file: each group must still have a
+    # keeper on disk, unchanged since the scan, in the library (not in a
+    # trash, hidden or system folder) and not the same file, when it moves;
+    # and no keeper of the group may have changed.
+    keepers: tuple[tuple[Keeper, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -129,23 +144,29 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
     ``groups``: ``records.Group`` objects or sequences of SeenFile-like
     members. Raises UnsafeActionError if any group would lose every member.
     Files that are the same file as a kept copy (hard link, bind mount,
-    symlinked keeper), or whose group has no kept copy left on disk, are
-    refused in the plan; the rest go into ``deletions``.
+    symlinked keeper), or whose group has no kept copy left in the
+    library, are refused in the plan; the rest go into ``deletions``. Every
+    group of a file is checked, not only the first.
     """
     marked = set(marked_paths)
-    keepers_of: dict[str, list[tuple[str, ...]]] = {}
+    keepers_of: dict[str, list[tuple[Keeper, ...]]] = {}
     seen_of: dict[str, SeenFile] = {}
     for group in groups:
-        members = [_seen(m) for m in getattr(group, "members", group)]  # type: ignore[attr-defined]
-        kept = tuple(m.path for m in members if m.path not in marked)
-        if not kept:
+        raw: list[FileLike] = list(getattr(group, "members", group))  # type: ignore[call-overload]
+        members = [_seen(m) for m in raw]
+        copy_sets = [getattr(m, "copy_set", None) for m in raw]
+        if not any(m.path not in marked for m in members):
             raise UnsafeActionError(
                 f"every file of the group of {members[0].path!r} is marked for deletion; "
                 "keep at least one")
-        for m in members:
-            if m.path in marked:
-                keepers_of.setdefault(m.path, []).append(kept)
-                seen_of.setdefault(m.path, m)
+        for m, copy_set in zip(members, copy_sets, strict=True):
+            if m.path not in marked:
+                continue
+            kept = tuple(Keeper(k, copy_set is not None and other == copy_set)
+                         for k, other in zip(members, copy_sets, strict=True)
+                         if k.path not in marked)
+            keepers_of.setdefault(m.path, []).append(kept)
+            seen_of.setdefault(m.path, m)
     refused: list[Outcome] = []
     deletions: list[Deletion] = []
     for path in sorted(marked):
@@ -158,7 +179,7 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
             here = os.lstat(path)
         except OSError:
             here = None  # the move step refuses it with the precise reason
-        problem = _keeper_problem(here, deletion.keepers)
+        problem = _keeper_problem(here, path, deletion.keepers)
         if problem:
             refused.append(Outcome(path, "refused", *problem))
         else:
@@ -166,24 +187,47 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
     return DeletionPlan(tuple(deletions), tuple(refused))
 
 
-def _keeper_problem(here: os.stat_result | None,
-                    keepers: tuple[tuple[str, ...], ...]) -> tuple[str, str] | None:
+def _keeper_problem(here: os.stat_result | None, path: str,
+                    keepers: tuple[tuple[Keeper, ...], ...],
+                    checked: Callable[[Keeper], tuple[str, str] | os.stat_result] | None = None
+                    ) -> tuple[str, str] | None:
+    """Why ``path`` (lstat ``here``) may not move for want of a keeper, or
+    None. ``checked``: a keeper's state now (os.stat_result, or (code,
+    reason) when it changed since the scan); by default only its existence
+    is looked at (planning)."""
     for group_keepers in keepers:
         alive = False
+        why_not: list[str] = []
         for keeper in group_keepers:
+            name = keeper.file.path
+            if checked is not None:
+                state = checked(keeper)
+                if not isinstance(state, os.stat_result):
+                    code, reason = state
+                    if code != "missing":  # a changed keeper stops its whole group
+                        return ("keeper_changed", f"its kept copy {name!r} changed since the "
+                                f"scan ({reason}); nothing of that group was moved")
+                    why_not.append(f"{name!r}: {reason}")
+                    continue
             try:
-                st = os.stat(keeper)  # follows links: a symlinked keeper is its target
+                st = os.stat(name)  # follows links: a symlinked keeper is its target
             except OSError:
+                why_not.append(f"{name!r}: not on disk")
                 continue
             if not stat.S_ISREG(st.st_mode):
+                why_not.append(f"{name!r}: not a regular file")
                 continue
             if here is not None and (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
-                return ("same_file", f"same file as the kept copy {keeper!r} (a hard link or "
+                return ("same_file", f"same file as the kept copy {name!r} (a hard link or "
                                      "another path to it); moving it would free nothing")
+            outside = outside_library(name, path)
+            if outside:
+                why_not.append(f"{name!r}: {outside}")
+                continue
             alive = True
         if not alive:
-            return ("keepers_missing", "no kept copy of its group is on disk any more "
-                    f"({', '.join(map(repr, group_keepers))}); it may be the last copy")
+            return ("keepers_missing", "no kept copy of its group is left in the library ("
+                    f"{'; '.join(why_not)}); it may be the last copy")
     return None
 
 
@@ -218,32 +262,39 @@ def _verify(seen: SeenFile) -> tuple[str, str] | os.stat_result:
 
 
 def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | ReservingBackend, *,
-                description: str = "", cancel: threading.Event | None = None) -> BatchResult:
+                description: str = "", cancel: threading.Event | None = None,
+                lock_wait_s: float | None = None) -> BatchResult:
     """Move the planned files to ``trash`` after the caller's confirmation.
 
-    Each file is journalled 'pending' before it moves and 'done' (with its
-    trash path) or 'failed' after. A file that changed since the scan, or
-    whose kept copy is gone, is refused; the rest go on. Database errors
-    propagate (the journal must not be skipped).
+    One writer per library: the batch holds the database's action lock
+    (storage.dblock.ActionLock), so a second process trashing or undoing
+    waits, then refuses with a sentence. Each file is journalled 'pending'
+    before it moves and 'done' (with its trash path) or 'failed' after. A
+    file that changed since the scan, or whose group has no unchanged
+    keeper in the library (or any keeper that changed), is refused; the
+    rest go on. Database errors propagate (the journal must not be skipped).
     """
+    with ActionLock(store.path, lock_wait_s):
+        return _trash_files(store, plan, trash, description, cancel)
+
+
+def _trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | ReservingBackend,
+                 description: str, cancel: threading.Event | None) -> BatchResult:
     outcomes: list[Outcome] = list(plan.refused)
     batch_id: int | None = None
+    keepers = _KeeperCheck(store)
     for deletion in plan.deletions:
-        seen = deletion.file
-        if seen.content_hash is None:
-            # The window's groups carry no hashes, but the scan hashed every
-            # file that shares its size (all byte copies): with it, a file
-            # replaced by other bytes of the same size and mtime is caught.
-            known = store.cached_hash(seen.path, seen.size, seen.mtime_ns)
-            if known is not None:
-                seen = SeenFile(seen.path, seen.size, seen.mtime_ns, known)
+        seen = _with_cached_hash(store, deletion.file)
         if cancelled(cancel):
             outcomes.append(Outcome(seen.path, "refused", "cancelled", "cancelled before it moved"))
             continue
         checked = _verify(seen)
         # (os.stat_result is itself a tuple, so test for it, not for tuple.)
-        problem = _keeper_problem(checked, deletion.keepers) if isinstance(
-            checked, os.stat_result) else checked
+        if isinstance(checked, os.stat_result):
+            problem = _keeper_problem(checked, seen.path, deletion.keepers,
+                                      partial(keepers.state, moving=seen))
+        else:
+            problem = checked
         if problem:
             outcomes.append(Outcome(seen.path, "refused", *problem))
             continue
@@ -253,6 +304,47 @@ def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservin
                                     seen.content_hash)
         outcomes.append(_move_one(store, row, seen.path, trash))
     return BatchResult(batch_id, tuple(outcomes))
+
+
+def _with_cached_hash(store: Store, seen: SeenFile) -> SeenFile:
+    """The window's groups carry no hashes, but the scan hashed every file
+    that shares its size (all byte copies): with it, a file replaced by
+    other bytes of the same size and mtime is caught."""
+    if seen.content_hash is not None:
+        return seen
+    known = store.cached_hash(seen.path, seen.size, seen.mtime_ns)
+    return seen if known is None else SeenFile(seen.path, seen.size, seen.mtime_ns, known)
+
+
+class _KeeperCheck:
+    """Each keeper checked against the scan once per batch (size, mtime and
+    content hash: the cached one, or for a byte copy of the file to move,
+    that file's), then only its stat again before each later move."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._verified: dict[str, os.stat_result] = {}
+
+    def state(self, keeper: Keeper, moving: SeenFile) -> tuple[str, str] | os.stat_result:
+        path = keeper.file.path
+        before = self._verified.get(path)
+        if before is not None:
+            now = _lstat(path)
+            if now is not None and (now.st_ino, now.st_size, now.st_mtime_ns) == (
+                    before.st_ino, before.st_size, before.st_mtime_ns):
+                return now
+        seen = _with_cached_hash(self._store, keeper.file)
+        if seen.content_hash is None and keeper.same_bytes:
+            seen = SeenFile(seen.path, seen.size, seen.mtime_ns, moving.content_hash)
+        if seen.content_hash is None and keeper.same_bytes:
+            try:  # its twin's bytes as they are now, checked unchanged just before
+                seen = SeenFile(seen.path, seen.size, seen.mtime_ns, content_hash(moving.path))
+            except DecodeError as exc:
+                return "unreadable", f"cannot read {moving.path!r} to compare: {exc.detail}"
+        state = _verify(seen)
+        if isinstance(state, os.stat_result):
+            self._verified[path] = state
+        return state
 
 
 def _move_one(store: Store, row: int, path: str,
@@ -335,34 +427,61 @@ def _remove_trashinfo_of(trash_path: str) -> None:
             pass
 
 
-def undo(store: Store, batch_id: int | None = None) -> BatchResult:
-    """Move the files of a batch (default: the newest with files in the
-    trash) back to their original paths. Never overwrites anything that now
-    sits there; such files stay in the trash, with the reason."""
-    recover(store)
-    if batch_id is None:
-        batch_id = next((b.batch_id for b in store.batches() if b.states.get("done")), None)
+def undo(store: Store, batch_id: int | None = None, *,
+         lock_wait_s: float | None = None) -> BatchResult:
+    """Move the files of a batch back to their original paths: ``batch_id``
+    (any batch, not only the newest) or by default the newest batch with a
+    file that can be put back now. Never overwrites anything that now sits
+    there; such files stay in the trash, with the reason, and the rest of
+    the batch is restored. A file restored or emptied by other means
+    (gone from the trash) is settled, so it never blocks a later undo.
+    Holds the library's action lock (see trash_files)."""
+    with ActionLock(store.path, lock_wait_s):
+        recover(store)
         if batch_id is None:
-            return BatchResult(None, ())
-    outcomes = [_undo_one(store, row) for row in store.journal_rows(batch_id, ("done",))]
-    return BatchResult(batch_id, tuple(outcomes))
+            # The newest batch with a file to put back; failing that, the
+            # newest with files still in the trash, to say why they stay.
+            pending = [b.batch_id for b in store.batches() if b.states.get("done")]
+            batch_id = next((n for n in pending if any(
+                _restorable(row) for row in store.journal_rows(n, ("done",)))),
+                pending[0] if pending else None)
+            if batch_id is None:
+                return BatchResult(None, ())
+        # Read under the lock: another process's undo has finished with it.
+        outcomes = [_undo_one(store, row) for row in store.journal_rows(batch_id, ("done",))]
+        return BatchResult(batch_id, tuple(outcomes))
+
+
+def _restorable(row: JournalRow) -> bool:
+    """Whether undo could put this 'done' file back right now."""
+    if row.trash_path is None or os.path.lexists(row.path):
+        return False
+    there = _lstat(row.trash_path)
+    return there is not None and stat.S_ISREG(there.st_mode) and (
+        there.st_size, there.st_mtime_ns) == (row.size, row.mtime_ns)
 
 
 def _undo_one(store: Store, row: JournalRow) -> Outcome:
-    def refuse(code: str, reason: str, status: Status = "refused") -> Outcome:
-        store.journal_set(row.row_id, "done", row.trash_path, reason)
+    def refuse(code: str, reason: str, status: Status = "refused",
+               state: str = "done") -> Outcome:
+        store.journal_set(row.row_id, state, row.trash_path, reason)
         return Outcome(row.path, status, code, reason, row.trash_path)
 
     if row.trash_path is None:
         return refuse("unknown_place", "imgdedupe does not know where the trash put it; "
-                      f"restore {row.path!r} from the system trash")
+                      f"restore {row.path!r} from the system trash", state="unknown")
     there = _lstat(row.trash_path)
     if there is None:
+        back = _lstat(row.path)
+        if back is not None and (back.st_size, back.st_mtime_ns) == (row.size, row.mtime_ns):
+            return refuse("restored_elsewhere", "it was already put back (from the system "
+                          "trash, or by hand)", state="undone")
         return refuse("not_in_trash", f"it is no longer in the trash: expected at "
-                      f"{row.trash_path!r}")
+                      f"{row.trash_path!r} (emptied, or restored elsewhere)", state="unknown")
     if not stat.S_ISREG(there.st_mode) or (there.st_size, there.st_mtime_ns) != (
             row.size, row.mtime_ns):
-        return refuse("trash_changed", f"the file at {row.trash_path!r} is not the one moved")
+        return refuse("trash_changed", f"the file at {row.trash_path!r} is not the one moved; "
+                      "it was left there", state="unknown")
     if os.path.lexists(row.path):
         return refuse("exists", f"something now exists at {row.path!r}; it was not "
                       "overwritten (move it away and undo again)")

@@ -80,6 +80,38 @@ def is_system_dir_name(name: str) -> bool:
     return lowered in SYSTEM_DIR_NAMES or lowered.startswith(".trash")
 
 
+def is_desktop_trash(path: str) -> bool:
+    """A freedesktop.org trash folder (``~/.local/share/Trash`` is named
+    plainly "Trash", and ``--include-hidden`` walks into ``.local``): it
+    holds ``files`` and ``info``. Checked only for folders named so."""
+    return (os.path.basename(path).lower() == "trash"
+            and os.path.isdir(os.path.join(path, "files"))
+            and os.path.isdir(os.path.join(path, "info")))
+
+
+def outside_library(path: str, beside: str) -> str | None:
+    """Why a copy at ``path`` does not count as a kept copy of ``beside``
+    (it sits in a trash, a hidden or a system folder that ``beside`` is not
+    in), or None. A duplicate is moved only while a copy the user can see
+    stays in the library; folders both share (a library kept below a
+    hidden folder) say nothing."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        shared = os.path.commonpath([folder, os.path.dirname(os.path.abspath(beside))])
+    except ValueError:  # two drives on Windows: nothing shared
+        shared = ""
+    while len(folder) > len(shared):
+        name = os.path.basename(folder)
+        if is_system_dir_name(name):
+            return f"it is in the system or trash folder {name!r}"
+        if name[:1] in ("T", "t") and is_desktop_trash(folder):
+            return "it is in the desktop's trash"
+        if name.startswith("."):
+            return f"it is in the hidden folder {name!r}"
+        folder = os.path.dirname(folder)
+    return None
+
+
 def _is_hidden(entry: os.DirEntry[str]) -> bool:
     if entry.name.startswith("."):
         return True
@@ -234,7 +266,7 @@ class _Walker:
                     logger.debug("not following symbolic link %r", entry.path)
                 continue
             if is_dir:
-                if is_system_dir_name(name):
+                if is_system_dir_name(name) or (name[0] in "Tt" and is_desktop_trash(entry.path)):
                     logger.debug("skipping system folder %r", entry.path)
                     continue
                 subdirs.append(_Dir(entry.path, os.path.join(folder.real, name), folder.ancestors))

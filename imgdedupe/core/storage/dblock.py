@@ -62,8 +62,12 @@ class ScanLock:
     """Held while a scan writes to one database; see the module docstring."""
 
     def __init__(self, db_path: str | os.PathLike, wait_s: float | None = None) -> None:
-        self.path = lock_path(db_path)
-        wait = LOCK_WAIT_S if wait_s is None else wait_s
+        self._hold(lock_path(db_path), LOCK_WAIT_S if wait_s is None else wait_s,
+                   f"the database {os.fspath(db_path)} is in use by another imgdedupe scan"
+                   "{holder}; wait for it to finish, or choose another --db")
+
+    def _hold(self, path: str, wait: float, busy: str) -> None:
+        self.path = path
         try:
             self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -75,10 +79,8 @@ class ScanLock:
                 holder = self._holder()
                 os.close(self._fd)
                 self._fd = None
-                raise DatabaseError(
-                    f"the database {os.fspath(db_path)} is in use by another imgdedupe scan"
-                    f"{f' (process {holder})' if holder else ''}; wait for it to finish, "
-                    "or choose another --db")
+                raise DatabaseError(busy.replace(
+                    "{holder}", f" (process {holder})" if holder else ""))
             time.sleep(_POLL_S)
         try:  # who holds it, for the other instance's message; only a hint
             os.ftruncate(self._fd, 0)
@@ -108,3 +110,20 @@ class ScanLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+ACTION_WAIT_S = 10.0  # a batch of moves is seconds long; then the second one refuses
+
+
+class ActionLock(ScanLock):
+    """One writer per library for moves to the trash and undo, across
+    processes (two windows, a window and a command): held for a whole
+    batch, so the second process sees the first one's moves before it
+    checks its own keepers, and two undos never restore from one journal
+    at once. A lock file of its own: a scan may run beside a move."""
+
+    def __init__(self, db_path: str | os.PathLike, wait_s: float | None = None) -> None:
+        self._hold(os.fspath(db_path) + ".actions.lock",
+                   ACTION_WAIT_S if wait_s is None else wait_s,
+                   "another imgdedupe{holder} is moving files of this library to the trash or "
+                   "back; nothing was moved: try again when it has finished")

@@ -19,7 +19,7 @@ from ..core.actions import ignore_marks
 from ..core.actions import trashing as actions
 from ..core.actions.trash_backends import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
-from ..core.storage.store import Store
+from ..core.storage.store import BatchRow, Store
 from .jobs.errors import WorkerError
 from .jobs.tasks import TaskRunner
 
@@ -72,12 +72,20 @@ class ActionsController(QObject):
 
         self._run("Moving files to the trash", work, on_failure)
 
-    def undo(self, on_failure: Callable[[WorkerError], None]) -> None:
+    def undo(self, on_failure: Callable[[WorkerError], None],
+             batch_id: int | None = None) -> None:
+        """Undo ``batch_id`` (any batch of the history), by default the
+        newest with a file to put back."""
         def work() -> actions.BatchResult:
             with Store(self.db_path) as store:
-                return actions.undo(store)
+                return actions.undo(store, batch_id)
 
         self._run("Undo", work, on_failure)
+
+    def history(self, limit: int = 50) -> list[BatchRow]:
+        """The batches, newest first (a quick read, on the caller's thread)."""
+        with Store(self.db_path) as store:
+            return actions.history(store, limit)
 
     def refresh_undoable(self) -> None:
         """Settle what a crash may have left, and learn whether undo can run."""

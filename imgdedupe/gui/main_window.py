@@ -190,6 +190,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         file_menu.addAction("Quit", self.close, QKeySequence.StandardKey.Quit)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addAction(self.undo_action)
+        self.undo_history_action = edit_menu.addAction("Undo history…", self.undo_history)
         edit_menu.addAction(self.delete_action)
         self.resize(1200, 800)
 

@@ -8,15 +8,17 @@ so a reader (and mypy) sees the contract without reading ``main_window``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QInputDialog
 
 from ..core.actions.trashing import BatchResult, Outcome, UnsafeActionError
 from ..core.groups.graph import drop_paths, with_digests
 from ..core.records import Group, Member
+from ..core.storage.store import BatchRow
 from ..report import write_csv, write_json
 from .actions_controller import trash_name
 from .dialogs import confirm_delete
@@ -88,6 +90,25 @@ class ApplyMixin(_Window):
         self.actions.undo(self._on_failed)
         self._update_state()
 
+    def undo_history(self) -> None:
+        """Edit ▸ Undo history…: any batch with files still in the trash,
+        not only the newest, can be put back."""
+        batches = [b for b in self.actions.history() if b.states.get("done")]
+        if not batches:
+            self.statusBar().showMessage("Nothing to undo: no moved file is still in the "
+                                         "trash.", 5000)
+            return
+        labels = [batch_label(b) for b in batches]
+        chosen, ok = self.choose_batch(labels)
+        if ok and chosen in labels:
+            self.actions.undo(self._on_failed, batches[labels.index(chosen)].batch_id)
+            self._update_state()
+
+    def choose_batch(self, labels: list[str]) -> tuple[str, bool]:
+        """The history's chooser; tests replace it."""
+        return QInputDialog.getItem(self, "Undo history", "Put back the files of:", labels,
+                                    0, False)
+
     def _can_undo(self) -> bool:
         return self.actions.undoable and not self.actions.busy
 
@@ -157,3 +178,10 @@ class ApplyMixin(_Window):
                                         str(exc)))
             return
         self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {path}", 6000)
+
+
+def batch_label(batch: BatchRow) -> str:
+    """One line of the undo history: when, what, how many still in the trash."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(batch.created))
+    waiting = batch.states.get("done", 0)
+    return f"{when} · {batch.description or 'moved files'} · {waiting} still in the trash"

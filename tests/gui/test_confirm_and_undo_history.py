@@ -1,0 +1,80 @@
+"""The real confirmation dialog decides (a "No" moves nothing), and any
+batch of the undo history can be undone from the window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from imgdedupe.gui.main_window import MainWindow
+from tests.gui.test_window import _select, _show_group_of, scan
+
+
+def _answer(qtbot, button_text: str) -> list[str]:  # noqa: ANN001
+    """Click ``button_text`` in the next message box that opens; returns
+    the texts of the boxes answered."""
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, click)
+            return
+        seen.append(box.text())
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == button_text)
+        button.click()
+
+    QTimer.singleShot(50, click)
+    return seen
+
+
+def _mark(qtbot, window: MainWindow, victim: Path) -> None:  # noqa: ANN001
+    from PySide6.QtCore import Qt
+
+    _show_group_of(window, victim)
+    _select(window, victim)
+    qtbot.keyClick(window.review.grid, Qt.Key.Key_D)
+    assert window.decisions.marked == {str(victim)}
+
+
+def test_answering_cancel_in_the_real_dialog_moves_nothing(
+        qtbot, window: MainWindow, library: dict[str, Path], trash_home: Path) -> None:  # noqa: ANN001
+    window.add_folders([str(library["photo0"].parent)])
+    scan(qtbot, window)
+    victim = library["photo0_small"]
+    _mark(qtbot, window, victim)
+    asked = _answer(qtbot, "Cancel")
+    window.apply_deletions()  # the real confirm(): a modal QMessageBox
+    assert asked and "Move" in asked[0]
+    qtbot.wait(300)
+    assert victim.exists() and not (trash_home / "files").exists()
+    asked = _answer(qtbot, "Move to trash")
+    with qtbot.waitSignal(window.actions.batch_done, timeout=10_000):
+        window.apply_deletions()
+    assert asked and not victim.exists()
+
+
+def test_an_older_batch_is_undone_from_the_history(
+        qtbot, window: MainWindow, library: dict[str, Path], trash_home: Path) -> None:  # noqa: ANN001
+    window.add_folders([str(library["photo0"].parent)])
+    scan(qtbot, window)
+    window.confirm = lambda members: True
+    first, second = library["photo0_small"], library["photo1_png"]
+    for victim in (first, second):
+        _mark(qtbot, window, victim)
+        with qtbot.waitSignal(window.actions.batch_done, timeout=10_000):
+            window.apply_deletions()
+        assert not victim.exists()
+    offered: list[list[str]] = []
+
+    def choose(labels: list[str]) -> tuple[str, bool]:
+        offered.append(labels)
+        return labels[-1], True  # the older batch, listed after the newer
+
+    window.choose_batch = choose
+    with qtbot.waitSignal(window.actions.batch_done, timeout=10_000):
+        window.undo_history_action.trigger()
+    assert len(offered[0]) == 2 and all("1 still in the trash" in x for x in offered[0])
+    assert first.exists() and not second.exists()

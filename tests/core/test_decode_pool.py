@@ -99,7 +99,11 @@ def test_a_scan_reports_the_crashing_file_and_finds_the_rest(tmp_path, photo_mak
 def test_processes_are_chosen_only_where_they_pay():
     assert not choose_processes("auto", "cpu", 100_000)
     assert not choose_processes("auto", "cuda", 10)
-    assert choose_processes("auto", "cuda", 10_000) == ((os.cpu_count() or 1) > 2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "cpu_count", lambda: 16)
+        assert choose_processes("auto", "cuda", 10_000)  # a GPU machine's many cores
+        patch.setattr(os, "cpu_count", lambda: 2)
+        assert not choose_processes("auto", "cuda", 10_000)  # two cores: threads
     assert choose_processes("processes", "cpu", 1)
     assert not choose_processes("threads", "cuda", 10_000)
     with pytest.raises(ValueError):

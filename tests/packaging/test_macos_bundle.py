@@ -83,9 +83,10 @@ def test_make_dmg_script_parses() -> None:
     if os.name != "nt":  # Windows checkouts have no executable bit
         assert script.stat().st_mode & 0o111, "make_dmg.sh must be executable"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    if shutil.which("shellcheck"):
-        done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout
+    # .ci/run installs shellcheck: a missing checker is a failure, not a pass.
+    assert shutil.which("shellcheck"), "install shellcheck (.ci/run does)"
+    done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
     text = script.read_text()
     assert "hdiutil create" in text and "dist/imgdedupe.app" in text
 

@@ -182,7 +182,7 @@ class _ProgressLine:
             return
         self.last, self.phase = now, event.phase
         total = f"/{event.total}" if event.total is not None else ""
-        text = f"{event.phase}: {event.done}{total} {event.message}".rstrip()
+        text = printable(f"{event.phase}: {event.done}{total} {event.message}".rstrip())
         if self.tty:
             sys.stderr.write("\r\033[K" + text)
             if event.phase == "done":
@@ -238,7 +238,7 @@ def _run_scan(config, quiet: bool, stream: bool = False,  # noqa: ANN001
             progress(event)
         elif isinstance(event, Notice):
             sys.stderr.write(("\n" if progress.tty and not quiet else "") +
-                             f"Note: {event.message}\n")
+                             f"Note: {printable(event.message, lines=True)}\n")
         elif isinstance(event, ExactGroupsReady) and not quiet and event.groups:
             sys.stderr.write(("\r\033[K" if progress.tty else "") +
                              f"{len(event.groups)} group(s) of exact copies found so far\n")
@@ -284,7 +284,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
                                           device=args.device,
                                           allow_download=args.download_weights)
         for notice in notices:
-            sys.stderr.write(f"Note: {notice.message}\n")
+            sys.stderr.write(f"Note: {printable(notice.message, lines=True)}\n")
         matches = find_similar(args.image, store, backbone, k=args.k, rotations=args.rotations)
     if args.json:
         payload = {"query": args.image, "backbone": backbone.info.name,
@@ -325,10 +325,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    existing = set(logging.getLogger().handlers)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in set(logging.getLogger().handlers) - existing:  # log lines name files too
+        handler.setFormatter(_PrintableFormatter(handler.formatter))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -336,33 +339,49 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except FileNotFoundError as exc:
-        print(f"imgdedupe: no such file or folder: {exc}", file=sys.stderr)
+        _say(f"no such file or folder: {exc}")
         return EXIT_USAGE
     except DatabaseError as exc:
-        print(f"imgdedupe: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_DATABASE
     except sqlite3.Error as exc:  # the engine wraps its own; never a raw traceback
-        print(f"imgdedupe: cannot use the cache database: {exc}", file=sys.stderr)
+        _say(f"cannot use the cache database: {exc}")
         return EXIT_DATABASE
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise
         # The cache's side files (the pair cache beside the database) or
         # the --json report on a full or read-only disk.
-        print(f"imgdedupe: cannot write: {exc}", file=sys.stderr)
+        _say(f"cannot write: {exc}")
         return EXIT_DATABASE
     except WeightsError as exc:
-        print(f"imgdedupe: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_MODEL
     except DecodeError as exc:
-        print(f"imgdedupe: cannot read the image: {exc.detail} ({exc.reason})", file=sys.stderr)
+        _say(f"cannot read the image: {exc.detail} ({exc.reason})")
         return EXIT_USAGE
     except (ScanCancelled, KeyboardInterrupt):
         print("\nimgdedupe: cancelled; finished work is cached", file=sys.stderr)
         return EXIT_CANCELLED
     except ImgDedupeError as exc:
-        print(f"imgdedupe: {exc}", file=sys.stderr)
+        _say(str(exc))
         return EXIT_USAGE
+
+
+def _say(message: str) -> None:
+    """An error for the user on stderr; the paths in it are printed safely."""
+    print(f"imgdedupe: {printable(message, lines=True)}", file=sys.stderr)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with the control characters of names escaped (report.printable)."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(self._inner.format(record), lines=True)
 
 
 if __name__ == "__main__":

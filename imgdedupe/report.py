@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections.abc import Collection, Sequence
 from typing import TextIO
 
@@ -95,16 +96,47 @@ def write_json(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
     stream.write("\n")
 
 
-def printable(path: str) -> str:
-    """A path safe to print even when its name is not valid UTF-8."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+# Characters a terminal or a text widget acts on instead of showing: C0
+# (ESC starts a sequence that moves the cursor or retitles the window), DEL,
+# C1 (0x9b is a whole CSI), the format characters (bidi overrides reverse
+# what follows, zero-width ones hide), line and paragraph separators, and
+# lone surrogates (a name's bytes that are not UTF-8). Spaces, private-use
+# and unassigned code points (newer emoji) are harmless and stay.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Format characters that are part of how a name is written: the joiners of
+# emoji sequences and Indic scripts, and emoji tag sequences (flags).
+_WRITTEN = frozenset({0x200C, 0x200D, *range(0xE0020, 0xE0080)})
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if unicodedata.category(char) not in _UNSAFE_CATEGORIES or code in _WRITTEN:
+        return char
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's stand-in for a byte that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str, lines: bool = False) -> str:
+    """``text`` (a path, or a message that holds paths) safe to print on a
+    terminal or show in the window: control characters and bytes that are
+    not UTF-8 become visible escapes (``\\x1b``, ``\\u202e``, ``\\xe9``), so a
+    name can never move the cursor or reorder the line. ``lines`` keeps
+    the newlines of a message of several lines. JSON keeps exact paths."""
+    if text.isprintable():  # nearly every name: no work
+        return text
+    if lines:
+        return "\n".join(printable(line) for line in text.split("\n"))
+    return "".join(map(_escape, text))
 
 
 def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS) -> None:
     """The groups tier by tier, each with its reason, then what could not
     be read and a summary."""
     for notice in result.notices:
-        stream.write(f"Note: {notice.message}\n\n")
+        stream.write(f"Note: {printable(notice.message, lines=True)}\n\n")
     groups = [g for g in result.groups if g.tier in tiers]
     number = 0
     for tier in TIERS:
@@ -126,7 +158,7 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
     if result.errors:
         stream.write(f"{len(result.errors)} file(s) could not be used:\n")
         for e in result.errors:
-            stream.write(f"  {printable(e.path)}: {e.reason} ({e.detail})\n")
+            stream.write(f"  {printable(e.path)}: {e.reason} ({printable(e.detail)})\n")
         stream.write("\n")
     s = result.stats
     duplicates = sum(len(g.members) - 1 for g in groups if g.deletable)

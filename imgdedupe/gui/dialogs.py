@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from ..core.records import Group, Member
 from ..core.units import human_size
+from ..report import printable
 from .jobs.errors import WorkerError
 from .review.delegate import CELL, ThumbnailDelegate
 from .review.group_model import MEMBER_ROLE, MemberModel
@@ -25,9 +27,9 @@ from .review.group_model import MEMBER_ROLE, MemberModel
 
 def show_error(parent: QWidget | None, error: WorkerError) -> QMessageBox:
     """Non-blocking error box; "Show Details" holds the text to copy."""
-    box = QMessageBox(QMessageBox.Icon.Warning, error.title, error.message,
+    box = QMessageBox(QMessageBox.Icon.Warning, error.title, printable(error.message, lines=True),
                       QMessageBox.StandardButton.Ok, parent)
-    box.setDetailedText(error.details)
+    box.setDetailedText(printable(error.details, lines=True))
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
@@ -42,12 +44,12 @@ def deletion_summary(members: Sequence[Member]) -> str:
 def confirm_delete(parent: QWidget | None, members: Sequence[Member],
                    trash_name: str) -> bool:
     """Ask before moving files; the summary names N files and X MB."""
-    shown = "\n".join(m.path for m in members[:8])
+    shown = "\n".join(printable(m.path) for m in members[:8])
     more = f"\n… and {len(members) - 8} more" if len(members) > 8 else ""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Move to trash")
-    box.setText(f"Move {deletion_summary(members)} to {trash_name}?")
+    box.setText(f"Move {deletion_summary(members)} to {printable(trash_name)}?")
     box.setInformativeText("Every group keeps at least one image. You can undo this "
                            "with Edit ▸ Undo.")
     box.setDetailedText(shown + more)
@@ -64,7 +66,7 @@ class SimilarDialog(QDialog):
     def __init__(self, query: str, matches: Group, thumbnails, decisions,  # noqa: ANN001
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle(f"Similar to {os.path.basename(query)}")
+        self.setWindowTitle(f"Similar to {printable(os.path.basename(query))}")
         self.model = MemberModel(thumbnails, decisions, show_decisions=False)
         self.model.set_group(matches)
         self.view = QListView()
@@ -77,7 +79,7 @@ class SimilarDialog(QDialog):
         self.view.setModel(self.model)
         count = len(matches.members) - 1
         label = QLabel(f"<b>{count} most similar image{'s' if count != 1 else ''}</b> "
-                       f"to {query} (the first picture is the query)")
+                       f"to {html.escape(printable(query))} (the first picture is the query)")
         label.setWordWrap(True)
         label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)

@@ -34,6 +34,7 @@ from ..core.model.weights import LocatedWeights
 from ..core.records import Group, Member, Notice
 from ..core.scan.config import ScanConfig
 from ..core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
+from ..report import printable
 from .actions_controller import ActionsController
 from .dialogs import SimilarDialog, show_error
 from .jobs.errors import WorkerError
@@ -342,7 +343,7 @@ class MainWindow(ApplyMixin, QMainWindow):
     def show_problems(self) -> None:
         """Every file the scan could not use, with its reason, to copy."""
         errors = self.result.errors if self.result else ()
-        lines = [f"{e.path}\n    {e.reason}: {e.detail}" for e in errors]
+        lines = [f"{printable(e.path)}\n    {e.reason}: {printable(e.detail)}" for e in errors]
         box = QMessageBox(QMessageBox.Icon.Information, "Files that could not be read",
                           f"{len(errors)} file(s) were skipped; the scan went on without "
                           "them. Nothing was changed. Show Details lists each with its reason.",
@@ -353,7 +354,7 @@ class MainWindow(ApplyMixin, QMainWindow):
         self._dialogs.append(box)
 
     def _on_failed(self, error: WorkerError) -> None:
-        self.phase_label.setText(error.message)
+        self.phase_label.setText(printable(error.message, lines=True))
         log.error("%s: %s\n%s", error.title, error.message, error.details)
         self._dialogs.append(show_error(self, error))
 

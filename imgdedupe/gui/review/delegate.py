@@ -11,6 +11,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
+from ...report import printable
 from .group_model import BROKEN_ROLE, KEEPER_ROLE, MARKED_ROLE, MEMBER_ROLE, THUMB_ROLE
 from .thumbnails import THUMBNAIL_PX
 
@@ -55,8 +56,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setPen(palette.color(QPalette.ColorRole.HighlightedText if selected and
                                      palette.color(QPalette.ColorRole.Window).lightness() <= 127
                                      else QPalette.ColorRole.Text))
+        # The caption's own lines stay; a name in it shows its control
+        # characters as escapes (a bidi override would reorder the line).
         painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
-                         index.data(Qt.ItemDataRole.DisplayRole) or "")
+                         printable(index.data(Qt.ItemDataRole.DisplayRole) or "", lines=True))
         painter.restore()
 
     def _paint_picture(self, painter: QPainter, box: QRect,

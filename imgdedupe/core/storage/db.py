@@ -25,7 +25,7 @@ from imgdedupe.core.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4  # == len(_MIGRATIONS)
+SCHEMA_VERSION = 5  # == len(_MIGRATIONS)
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another connection's transaction
 
 # Ordered migrations; index i takes the schema from version i to i + 1.
@@ -151,6 +151,12 @@ _MIGRATIONS: tuple[str, ...] = (
         DELETE FROM pictures WHERE file_id = NEW.id;
         DELETE FROM pair_evidence WHERE file_a = NEW.id OR file_b = NEW.id;
     END;
+    """,
+    # Version 5: the picture's perceptual hashes in its four quarter turns
+    # (images.phash.quarter_turn_hashes, 4 x 8 bytes): rotated copies are
+    # found from them (pairs.rotated) instead of three more forwards.
+    """
+    ALTER TABLE pictures ADD COLUMN hashes BLOB;
     """,
 )
 USER_TABLES = ("action_batches", "action_journal", "ignore_marks", "ignore_members")

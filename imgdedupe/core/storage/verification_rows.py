@@ -28,6 +28,18 @@ class VerificationRows:
             "INSERT OR REPLACE INTO pictures(file_id, version, picture, taken) "
             "VALUES (?, ?, ?, ?)", ((i, version, p, t) for i, p, t in rows))
 
+    def put_hashes(self, rows: Iterable[tuple[int, bytes]]) -> None:
+        """Store (file_id, quarter-turn hashes) beside a stored picture."""
+        self._write_batches("UPDATE pictures SET hashes = ? WHERE file_id = ?",
+                            ((h, i) for i, h in rows))
+
+    def picture_hashes(self, version: str, file_ids: Sequence[int]
+                       ) -> dict[int, bytes | None]:
+        """Each stored picture's quarter-turn hashes (None: not made yet)."""
+        return {row[0]: row[1] for row in self._chunked(
+            "SELECT file_id, hashes FROM pictures WHERE version = ? AND file_id IN ({})",
+            version, file_ids)}
+
     def pictures(self, version: str, file_ids: Sequence[int]) -> dict[int, Picture]:
         return {row[0]: (row[1], row[2]) for row in self._chunked(
             "SELECT file_id, picture, taken FROM pictures WHERE version = ? AND file_id IN ({})",

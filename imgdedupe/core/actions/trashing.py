@@ -38,11 +38,10 @@ from imgdedupe.core.storage.store import BatchRow, JournalRow, Store
 from imgdedupe.core.units import human_size
 
 __all__ = [
-    "ActionError", "UnsafeActionError", "SeenFile", "Keeper", "Deletion", "DeletionPlan", "Outcome",
-    "BatchResult", "plan_deletions", "trash_files", "recover", "undo", "history",
-    "FreedesktopTrash", "FolderTrash", "default_trash",
-    "TrashBackend", "TrashError", "CrossDeviceError",
-]
+    "ActionError", "UnsafeActionError", "SeenFile", "Keeper", "Deletion", "DeletionPlan",
+    "Outcome", "BatchResult", "plan_deletions", "trash_files", "recover", "undo", "history",
+    "FreedesktopTrash", "FolderTrash", "default_trash", "TrashBackend", "TrashError",
+    "CrossDeviceError"]
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +288,7 @@ def _trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservi
             outcomes.append(Outcome(seen.path, "refused", "cancelled", "cancelled before it moved"))
             continue
         checked = _verify(seen)
-        # (os.stat_result is itself a tuple, so test for it, not for tuple.)
-        if isinstance(checked, os.stat_result):
+        if isinstance(checked, os.stat_result):  # (itself a tuple: test for it first)
             problem = _keeper_problem(checked, seen.path, deletion.keepers,
                                       partial(keepers.state, moving=seen))
         else:
@@ -307,9 +305,8 @@ def _trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservi
 
 
 def _with_cached_hash(store: Store, seen: SeenFile) -> SeenFile:
-    """The window's groups carry no hashes, but the scan hashed every file
-    that shares its size (all byte copies): with it, a file replaced by
-    other bytes of the same size and mtime is caught."""
+    """With the hash the scan made of files sharing a size (all byte copies),
+    a file replaced by other bytes of the same size and mtime is caught."""
     if seen.content_hash is not None:
         return seen
     known = store.cached_hash(seen.path, seen.size, seen.mtime_ns)
@@ -336,8 +333,8 @@ class _KeeperCheck:
         seen = _with_cached_hash(self._store, keeper.file)
         if seen.content_hash is None and keeper.same_bytes:
             seen = SeenFile(seen.path, seen.size, seen.mtime_ns, moving.content_hash)
-        if seen.content_hash is None and keeper.same_bytes:
-            try:  # its twin's bytes as they are now, checked unchanged just before
+        if seen.content_hash is None and keeper.same_bytes:  # its twin's bytes, as checked
+            try:
                 seen = SeenFile(seen.path, seen.size, seen.mtime_ns, content_hash(moving.path))
             except DecodeError as exc:
                 return "unreadable", f"cannot read {moving.path!r} to compare: {exc.detail}"

@@ -11,8 +11,8 @@ model still runs (groups.near_exact pairs and groups them); the final scan
 result is still the CNN's.
 
 The hash is the classic pHash: grey, 32 x 32 block means, 2-D DCT, the
-8 x 8 lowest frequencies against their median. Rotated copies hash
-differently (the CNN's rotation matching finds those).
+8 x 8 lowest frequencies against their median. A rotated copy hashes like
+the original turned the same way: quarter_turn_hashes gives all four.
 """
 
 from __future__ import annotations
@@ -37,8 +37,21 @@ _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 def perceptual_hash(image: np.ndarray) -> int:
     """64-bit pHash of an (H, W, 3) uint8 image whose sides are multiples of
     32 (the 224 x 224 network input). Deterministic: pure numpy float32."""
-    h, w = image.shape[:2]
-    grey = image.astype(np.float32) @ _GREY
+    return _grey_hash(image.astype(np.float32) @ _GREY)
+
+
+def quarter_turn_hashes(grey: np.ndarray) -> tuple[int, int, int, int]:
+    """The pHash of a grey (H, W) picture turned 0, 1, 2 and 3 quarter
+    turns: a copy turned by k quarter turns hashes (almost) like the
+    original turned by k. What finds rotated copies (pairs.rotated) without
+    running the network on four orientations."""
+    grey = grey.astype(np.float32)
+    hashes = tuple(_grey_hash(np.ascontiguousarray(np.rot90(grey, k))) for k in range(4))
+    return hashes  # type: ignore[return-value]
+
+
+def _grey_hash(grey: np.ndarray) -> int:
+    h, w = grey.shape[:2]
     small = grey.reshape(32, h // 32, 32, w // 32).mean(axis=(1, 3))
     low = (_DCT32 @ small @ _DCT32.T)[:8, :8].ravel()
     bits = low > np.median(low)

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -21,10 +22,11 @@ import numpy as np
 # bench_cpu_formats.py, docs/performance.md). Vectors change slightly
 # (cosine >= 0.998 to float32's), so such a model gets its own model id and
 # never mixes with float32 vectors in the cache. Elsewhere bfloat16 is
-# emulated and slower. It is opt-in (IMGDEDUPE_CPU_BF16=1) for now: on the
-# window's test library it pushed two distinct generated photos' rotated
-# score over the default threshold, merging their groups, which float32
-# keeps apart. It needs its own calibration knots before it can be default.
+# emulated and slower, so float32 runs there. It is the default where the
+# CPU computes it natively (IMGDEDUPE_CPU_BF16=0 turns it off): since pairs
+# are verified on their pixels (verify), the embedding only proposes
+# candidates, and a cosine 0.002 away moves no tier: the dev set and
+# Caltech-101 give the same figures in both (docs/performance.md).
 BF16_SUFFIX = ":bf16"
 
 
@@ -123,11 +125,25 @@ class Backbone:
 
 
 def cpu_bf16_native() -> bool:
-    """Whether bfloat16 is asked for (IMGDEDUPE_CPU_BF16=1) and this CPU
-    computes it natively (oneDNN's own test)."""
-    if os.environ.get("IMGDEDUPE_CPU_BF16", "") != "1":
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX),
+    unless IMGDEDUPE_CPU_BF16=0 turns it off."""
+    if os.environ.get("IMGDEDUPE_CPU_BF16", "") == "0":
         return False
-    import torch
+    return _bf16_native()
+
+
+@cache
+def _bf16_native() -> bool:
+    # Linux says so in /proc/cpuinfo: a rescan, which loads no model, then
+    # does not import torch just to name the model's vectors.
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            flags = info.read()
+    except OSError:
+        flags = None
+    if flags is not None and "\nflags" in flags:  # "flags\t\t: fpu vme ..." per core
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    import torch  # elsewhere: oneDNN's own test
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

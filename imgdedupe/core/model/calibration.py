@@ -35,3 +35,10 @@ def score_to_cosine(backbone: str, score: float) -> float:
         raise ValueError(f"a similarity threshold is between 0 and 100, not {score}")
     cos, scores = _knots(backbone)
     return float(np.interp(score, scores, cos))
+
+
+def score_to_cosine_array(backbone: str, scores: np.ndarray) -> np.ndarray:
+    """score_to_cosine for many scores at once (clamped to 0-100)."""
+    cos, knot_scores = _knots(backbone)
+    return np.interp(np.clip(np.asarray(scores, dtype=np.float64), 0.0, 100.0), knot_scores,
+                     cos).astype(np.float32)

@@ -104,8 +104,8 @@ def plan_backbone(
         path = spec.shipped_weights()
         digest = sha256_remembered(path, digests)
     model_id = model_id_of(spec.name, digest)
-    # Only CPU bfloat16 changes the vectors, and only when asked for
-    # (cpu_bf16_native answers False without torch when it is not).
+    # Only CPU bfloat16 changes the vectors (cpu_bf16_native and
+    # resolve_device answer without importing torch on a CPU-only Linux).
     if spec.bf16_verified and cpu_bf16_native() and resolve_device(device) == "cpu":
         model_id += BF16_SUFFIX
     return BackbonePlan(spec.name, model_id, path, digest, tuple(notices))
@@ -160,8 +160,8 @@ def resnet50_random(seed: int = 0) -> Backbone:
 
 
 def resolve_device(device: str) -> str:
-    if device == "cpu":
-        return device  # without importing torch: a rescan may need no model
+    if device == "cpu" or (device == "auto" and not _nvidia_driver_present()):
+        return "cpu"  # without importing torch: a rescan may need no model
     import torch
 
     if device == "auto":
@@ -171,6 +171,21 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ImgDedupeError(f"unknown device {device!r}; use auto, cpu or cuda")
     return device
+
+
+def _nvidia_driver_present() -> bool:
+    """Whether CUDA could work here at all, without importing torch (1-2 s):
+    no NVIDIA driver, no CUDA. Where unsure, say yes and let torch decide."""
+    import sys
+
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+    if sys.platform == "win32":
+        system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32")
+        return os.path.exists(os.path.join(system, "nvcuda.dll"))
+    return True
 
 
 def default_bundled_dirs() -> list[Path]:

@@ -38,7 +38,7 @@ DEFAULT_NEIGHBOURS = 24
 # Bump when the pairs a search finds for the same vectors change (how
 # candidates are proposed, how they are scored): every cache of pairs and
 # forests, and every scan memo, is keyed by it, so an upgrade searches again.
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2  # 2: upright vectors only; turned copies by hash (pairs.rotated)
 _BLOCK = 1024
 _PAIR_CHUNK = 8192  # pairs scored at once: ~170 MB at 1280-d with rotations
 

@@ -20,7 +20,7 @@ from imgdedupe.core.images.decode_pool import DecodePool
 from imgdedupe.core.images.preprocess import PICTURE_KEY
 from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.records import FileError
-from imgdedupe.core.scan.config import ScanConfig
+from imgdedupe.core.scan.config import ScanConfig, workers
 from imgdedupe.core.scan.events import NearExactGroupsReady, Progress
 from imgdedupe.core.storage.store import CachedFile, Store
 
@@ -63,16 +63,16 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
         images, ok_keys, pictures = [], [], []
         for key in batch_keys:
             try:
-                array, width, height, phash, taken, picture = pool.result(key)
+                decoded = pool.result(key)
             except DecodeError as exc:
                 errors.extend(FileError(c.path, exc.reason, exc.detail) for c in contents[key])
                 store.set_errors((c.file_id, exc.reason, exc.detail) for c in contents[key])
                 continue
-            images.append(array)
+            images.append(decoded.array)
             ok_keys.append(key)
-            pictures += [(c.file_id, picture, taken) for c in contents[key]]
-            pixel_sizes[key] = (width, height)
-            found += near.add(key, phash)
+            pictures += [(c.file_id, decoded.picture, decoded.taken) for c in contents[key]]
+            pixel_sizes[key] = (decoded.width, decoded.height)
+            found += near.add(key, decoded.phash)
         done = start + len(batch_keys)
         top_up()
         # New near-exact copies: show them before the model runs. The list
@@ -83,31 +83,18 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             found, shown_at = 0, now
             yield NearExactGroupsReady(near_exact_groups(near, contents, pixel_sizes), len(near))
         if images:
-            batch = np.stack(images)
-            if config.rotations and backbone.device == "cpu":
-                # One call per rotation, not one of all four: a cancel
-                # then waits for a quarter of the work (< 1 s on a CPU).
-                vectors = []
-                for quarter_turns in range(4):
-                    raise_if_cancelled(cancel)
-                    vectors.append(backbone.embed_turns(batch, (quarter_turns,))[0])
-                upright, rotated = vectors[0], np.stack(vectors[1:], axis=1)
-            elif config.rotations:  # a GPU: one upload, four forwards in ~50 ms
-                turned = backbone.embed_turns(batch, (0, 1, 2, 3))
-                upright, rotated = turned[0], np.moveaxis(turned[1:], 0, 1)
-            else:
-                upright, rotated = backbone.embed(batch), None
+            # One upright forward a photo: turned copies are found from the
+            # pictures' turned hashes (pairs.rotated), not three more forwards.
+            raise_if_cancelled(cancel)
             # Score with what the cache holds (float16), so a first scan
             # and a rescan from the cache give identical numbers.
-            upright = upright.astype(np.float16)
-            rotated = None if rotated is None else rotated.astype(np.float16)
+            upright = backbone.embed(np.stack(images)).astype(np.float16)
             rows = []
             sizes = []
             for n, key in enumerate(ok_keys):
-                rot = None if rotated is None else rotated[n]
                 reps[key] = contents[key][0].file_id
                 for c in contents[key]:
-                    rows.append((c.file_id, upright[n], rot))
+                    rows.append((c.file_id, upright[n], None))
                     sizes.append((c.file_id, *pixel_sizes[key]))
             # Sizes first: a crash between the two commits must not leave
             # vectors (never recomputed) beside unknown sizes (the keeper
@@ -121,3 +108,38 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             pool.cancel_pending()
             raise_if_cancelled(cancel)
         yield Progress("embed", done, total)
+
+
+def make_missing_pictures(config: ScanConfig, pool: DecodePool, store: Store,
+                          contents: dict[str, list[CachedFile]], keys: list[str],
+                          reps: dict[str, int], cancel: threading.Event | None
+                          ) -> Iterator[Progress]:
+    """The verification picture of each content in ``keys`` whose vector a
+    version before pictures cached: decoded once (no model), so verification
+    and the turned-copy search see every photo. A file that fails now keeps
+    its vector and simply has no picture."""
+    have = store.picture_hashes(PICTURE_KEY, [reps[k] for k in keys])
+    missing = [k for k in keys if reps[k] not in have]
+    if not missing:
+        return
+    window = 4 * workers(config)
+    submitted = 0
+    for done, key in enumerate(missing):
+        while submitted < len(missing) and submitted - done < window:
+            pool.submit(missing[submitted], _rep_path(contents, reps, missing[submitted]))
+            submitted += 1
+        try:
+            decoded = pool.result(key)
+        except DecodeError:
+            continue
+        store.put_pictures(PICTURE_KEY, [(c.file_id, decoded.picture, decoded.taken)
+                                         for c in contents[key]])
+        if cancelled(cancel):
+            pool.cancel_pending()
+            raise_if_cancelled(cancel)
+        if done % 64 == 0:
+            yield Progress("embed", done, len(missing), "preparing pictures of cached photos")
+
+
+def _rep_path(contents: dict[str, list[CachedFile]], reps: dict[str, int], key: str) -> str:
+    return next((c.path for c in contents[key] if c.file_id == reps[key]), contents[key][0].path)

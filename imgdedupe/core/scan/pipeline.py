@@ -29,10 +29,11 @@ from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_backbone, resolve_device
 from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.cache import library_pairs
+from imgdedupe.core.pairs.rotated import hashes_of, merge_pairs, rotated_pairs
 from imgdedupe.core.records import FileError, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
-from imgdedupe.core.scan.embed_step import embed_pending
+from imgdedupe.core.scan.embed_step import embed_pending, make_missing_pictures
 from imgdedupe.core.scan.events import Event, ExactGroupsReady, Progress, ScanResult, ScanStats
 from imgdedupe.core.scan.grouping import exact_copy_groups, similarity_graph
 from imgdedupe.core.scan.library import cached_contents, hash_contents, walk_files
@@ -153,8 +154,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # Which file's cached vector stands for each content. Only ids are read
     # here: the vectors themselves are loaded only if the pairs must be
     # searched again (pairs.cache).
-    reps, pending = cached_contents(contents, store.vector_ids(model_id, config.rotations),
-                                     errors)
+    # Upright vectors only: turned copies come from the pictures' hashes.
+    reps, pending = cached_contents(contents, store.vector_ids(model_id, False), errors)
     from_cache = len(reps)
     if pending:
         if gc_enabled:
@@ -178,19 +179,29 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             pool.close()
         gc.disable()
     embedded = len(reps) - from_cache
+    usable = sorted(reps)  # the index's order: by content
+    if from_cache:
+        # Photos a version before pictures embedded: decoded once more.
+        with DecodePool(False, workers(config)) as pool:
+            yield from make_missing_pictures(config, pool, store, contents, usable, reps, cancel)
 
     # 4. Index, 5. verify and 6. group. Pairs are scored down to the slider's floor,
     # so the window can regroup at any threshold from the graph alone.
     clock.start("index")
-    usable = sorted(reps)  # the index's order: by content
     yield Progress("index", 0, len(usable))
     floor = min(FLOOR_SCORE, config.threshold)
     floor_cosine = calibration.score_to_cosine(name, floor)
     dim = backbone.info.dim if backbone is not None else spec_of(name).dim
     fresh = [reps[k] for k in pending if k in reps]  # embedded by this scan
     pairs, scores, method = library_pairs(store, model_id, [reps[k] for k in usable], dim,
-                                          config.rotations, floor_cosine, config.index,
+                                          False, floor_cosine, config.index,
                                           cache_dir(config, model_id), start, fresh)
+    if config.rotations:
+        turned, distances = rotated_pairs(hashes_of(store, [reps[k] for k in usable],
+                                                    workers(config)))
+        # A turned copy's similarity is its hashes' closeness, on the same scale.
+        closeness = calibration.score_to_cosine_array(name, 100.0 - 100.0 * distances / 64)
+        pairs, scores = merge_pairs(pairs, scores, turned, closeness)
     raise_if_cancelled(cancel)
     yield Progress("index", len(usable), len(usable), method)
     # 5. Verify: the embedding proposes, local features decide the tier.

@@ -1,29 +1,49 @@
 """Opening the cache database: the schema, its migrations, and what happens
 when the file cannot be used.
 
-Apart from store.py's queries this is the package's only SQL: the ordered
-migrations, run each time a connection opens. Opening is a module of its
+Apart from the store's queries, ownership.py's look at a file before it
+is opened and salvage.py's copy of the user's rows out of a damaged one,
+this is the package's only SQL: the ordered migrations, run each time a
+connection opens. Opening is a module of its
 own because it alone decides the file's fate: a damaged file is moved
 aside (never deleted) and rebuilt; a full disk, a read-only device or
 another process's lock leave the file where it is and become a sentence
 for the user (a DatabaseError); a newer schema that holds the user's
 decisions is refused, never dropped. ``store.Store`` gets its connection
-from ``connect`` and reports failed writes through ``unusable``, so the
-user reads the same sentences whether opening or writing failed.
+from ``connect`` and reports failed writes through ``unusable``, and damage
+a query finds mid-run through ``rebuild``, so the user reads the same
+sentences whether opening, reading or writing failed.
+
+The path is the user's to choose (``--db``, ``IMGDEDUPE_DB``), so a file
+there is first proven ours (ownership.py): only a file that is ours, or
+SQLite too damaged to tell, is ever written or moved aside.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from imgdedupe.core.errors import DatabaseError
+from imgdedupe.core.storage import salvage
+from imgdedupe.core.storage.ownership import (
+    Identity,
+    identity,
+    identity_of,
+    not_ours,
+    refuse_what_is_not_sqlite,
+)
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 5  # == len(_MIGRATIONS)
 BUSY_TIMEOUT_S = 10.0  # how long a write waits for another connection's transaction
@@ -160,6 +180,27 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 USER_TABLES = ("action_batches", "action_journal", "ignore_marks", "ignore_members")
+# The tables a database of each schema version has: what makes a file ours.
+_TABLES_AT = [frozenset[str]()]
+for _migration in _MIGRATIONS:
+    _TABLES_AT.append(_TABLES_AT[-1] | set(re.findall(r"CREATE TABLE (\w+)", _migration)))
+# Every write transaction of the store ends with this (store._transaction):
+# it rewrites a row that carries the database's epoch, so a -wal always
+# holds a page that names its database, and a -wal of another database
+# can be told apart from ours after a crash (_check_after_crash).
+STAMP = ("INSERT INTO cache_meta(key, value) SELECT 'stamp', value || ':' || "
+         "hex(randomblob(4)) FROM cache_meta WHERE key = 'epoch' "
+         "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+
+
+class DatabaseRebuilt(DatabaseError):
+    """The database was found damaged while in use, moved aside and
+    rebuilt (the user's decisions copied over where readable). What was
+    running stopped; running it again works."""
+
+
+class _ForeignWal(sqlite3.DatabaseError):
+    """The -wal beside the database was written for another database."""
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -183,10 +224,14 @@ _DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _FULL, _READONLY, _BUSY, _LOCKED = 13, 8, 5, 6
 
 
-def _is_damage(exc: sqlite3.Error) -> bool:
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file itself is damaged."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:  # raised by us (quick_check) or by an older sqlite3 module
-        return "locked" not in str(exc) and not isinstance(exc, sqlite3.OperationalError)
+    if code is None:
+        # Raised by us (a failed integrity check, a foreign -wal). The
+        # sqlite3 module's own errors without a code (ProgrammingError,
+        # InterfaceError) are bugs, not damage: never move a file for them.
+        return type(exc) is sqlite3.DatabaseError or isinstance(exc, _ForeignWal)
     return code & 0xFF in _DAMAGE_CODES
 
 
@@ -239,27 +284,78 @@ def connect(path: Path) -> sqlite3.Connection:
             f"the database folder {parent} is not writable; choose another --db")
     if path.exists() and not os.access(path, os.R_OK | os.W_OK):
         raise DatabaseError(f"the database {path} is not readable and writable")
+    refuse_what_is_not_sqlite(path)
     try:
         return _connect_when_free(path)
     except sqlite3.DatabaseError as exc:
-        if not _is_damage(exc):
+        if not is_damage(exc):
             # A full disk, a read-only or failing device, another
             # process's lock: the file is fine, so it stays where it is
             # (moving it aside would hide the user's undo history).
             raise unusable(path, exc) from exc
-        # A cache is worth less than a working app: move the damaged
-        # file aside (never delete it) and start again.
-        aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
-        log.warning("cache database %s is damaged (%s); moved it to %s and rebuilt it",
-                    path, exc, aside)
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(path) + suffix)
-            if src.exists():
-                os.replace(src, Path(str(aside) + suffix))
-        try:
-            return _connect_and_migrate(path)
-        except sqlite3.Error as exc2:
-            raise DatabaseError(f"cannot create the database {path}: {exc2}") from exc2
+        conn, sentence = rebuild(path, exc)
+        log.warning("%s", sentence)  # and the scan goes on, on the new database
+        return conn
+
+
+def rebuild(path: Path, exc: sqlite3.Error) -> tuple[sqlite3.Connection, str]:
+    """Move the damaged database at ``path`` aside (never deleted), create
+    a new one, copy the user's decisions into it where readable: a cache
+    is worth less than a working app. The caller has closed its
+    connection. Returns the new connection and a sentence saying what
+    happened; raises DatabaseError when that fails too."""
+    foreign = isinstance(exc, _ForeignWal)
+    try:
+        aside = salvage.move_aside(path, foreign_wal=foreign)
+    except OSError as err:
+        raise DatabaseError(f"the database {path} is damaged ({exc}) and cannot be moved "
+                            f"aside: {err.strerror or err}; choose another --db") from err
+    try:
+        conn = _connect_and_migrate(path)
+    except sqlite3.Error as exc2:
+        raise DatabaseError(f"cannot create the database {path}: {exc2}") from exc2
+    # A foreign -wal holds the other database's pages: read the file alone.
+    counts = salvage.recover_rows(conn, aside, USER_TABLES, with_wal=not foreign)
+    if counts is None:
+        kept = f"your undo history and 'Not duplicates' marks stay in {aside}"
+    else:
+        kept = (f"recovered undo-journal entries: {counts['action_journal']}, "
+                f"'Not duplicates' marks: {counts['ignore_marks']}")
+    return conn, (f"the cache database {path} was damaged ({exc}); moved it to {aside}, "
+                  f"rebuilt it and {kept}")
+
+
+def guard_queries(cls: type[_T]) -> type[_T]:
+    """Send the sqlite3 errors of each public method of ``cls`` (the store)
+    to its ``_failure``, which rebuilds a damaged file and returns the
+    sentence to raise: SQLite checks each page as a query reads it, so
+    damage can surface in any of them, not only at open."""
+
+    def guard(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                # ProgrammingError and the like are bugs: they stay raw.
+                if is_damage(exc) or isinstance(exc, sqlite3.OperationalError):
+                    raise self._failure(exc) from exc
+                raise
+        return guarded
+
+    for name, method in inspect.getmembers(cls, inspect.isfunction):
+        if not name.startswith("_") and name != "close":
+            setattr(cls, name, guard(method))
+    return cls
+
+
+# -- is the file ours? ----------------------------------------------------------
+def _is_ours(version: int, tables: frozenset[str]) -> bool:
+    if version == 0:  # new (or emptied by the rebuild of a newer schema)
+        return tables <= {"cache_meta"}
+    if version <= SCHEMA_VERSION:
+        return _TABLES_AT[version] <= tables
+    return "files" in tables  # a newer imgdedupe's (_migrate)
 
 
 def _connect_when_free(path: Path) -> sqlite3.Connection:
@@ -282,32 +378,74 @@ def _connect_and_migrate(path: Path) -> sqlite3.Connection:
     # WAL left behind means a session that crashed (or one still open).
     wal = Path(str(path) + "-wal")
     unclean = wal.exists() and wal.stat().st_size > 0
+    # Whose file it is, before SQLite opens it to write (switching to WAL
+    # rewrites the header) or applies a -wal to it.
+    on_disk = identity(path) if path.exists() else None
+    if on_disk is not None and not _is_ours(on_disk.version, on_disk.tables):
+        raise not_ours(path, "it is another program's SQLite database")
+    if unclean:
+        _check_after_crash(path, on_disk)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # Reading the schema forces SQLite to parse the header, so a
+        # file that is not a database fails here, not mid-scan.
+        seen = identity_of(conn)
+        if not _is_ours(seen.version, seen.tables):
+            raise not_ours(path, "it is another program's SQLite database")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        # Reading the schema forces SQLite to parse the header, so a
-        # file that is not a database fails here, not mid-scan.
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         _migrate(conn, path)
-        # quick_check reads every page: 0.35 s for a 100k-file cache,
-        # more than a whole rescan may take. SQLite's journal keeps the
-        # file consistent across crashes by itself; damage comes from a
-        # disk or OS that lost writes around a crash, so the check runs
-        # only after a session that did not close cleanly. Otherwise the
-        # header check above and SQLite's own checks of each page it
-        # reads (it raises "malformed") catch damage.
-        if unclean and conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            raise sqlite3.DatabaseError("quick_check failed")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _check_after_crash(path: Path, on_disk: Identity | None) -> None:
+    """Damage that SQLite's own checks miss, after a session that did not
+    close (or beside one still open). Raises sqlite3.DatabaseError.
+
+    SQLite cannot tell whose a -wal is: it applies any valid one to the
+    file beside it, and pages of another database (a copied or restored
+    file next to an old -wal) become ours. The epoch in the stamp every
+    write leaves in the -wal (STAMP) must be the file's own.
+
+    integrity_check, not quick_check: pages from another database can be
+    sound b-trees each while tables and their indexes disagree, which only
+    integrity_check sees (0.65 s for a 100k-file cache, against 0.35 s;
+    only after a crash). Damage from a disk that lost writes is found too.
+
+    The check reads through a read-only connection: closing the last
+    read-write one checkpoints the -wal into the file, which would write
+    another database's pages into ours before it is moved aside.
+    """
+    check = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True,
+                            timeout=BUSY_TIMEOUT_S)
+    try:
+        seen = identity_of(check)
+        if on_disk is not None and not _is_ours(seen.version, seen.tables):
+            raise _ForeignWal("the -wal beside it makes it another database")
+        if on_disk is not None and on_disk.epoch is not None:
+            names = {on_disk.epoch}
+            if "cache_meta" in seen.tables:
+                stamp = dict(check.execute(
+                    "SELECT key, value FROM cache_meta WHERE key IN ('epoch', 'stamp')"))
+                names = {str(stamp.get("epoch")), str(stamp.get("stamp", on_disk.epoch))[:32]}
+            # Read the file again before calling it foreign: a page another
+            # process was checkpointing can read torn once, not twice.
+            if names != {on_disk.epoch} and identity(path) == on_disk:
+                raise _ForeignWal(f"the -wal beside it belongs to another database "
+                                  f"(epoch {sorted(names - {on_disk.epoch})[0]})")
+        problem = check.execute("PRAGMA integrity_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise sqlite3.DatabaseError(f"integrity_check failed: {problem}")
+    finally:
+        check.close()
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

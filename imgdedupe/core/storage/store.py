@@ -19,15 +19,24 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, cast
 
 import numpy as np
 
+from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.records import ImageFile
-from imgdedupe.core.storage.db import connect, unusable
+from imgdedupe.core.storage.db import (
+    STAMP,
+    DatabaseRebuilt,
+    connect,
+    guard_queries,
+    is_damage,
+    rebuild,
+    unusable,
+)
 from imgdedupe.core.storage.verification_rows import VerificationRows
 
 log = logging.getLogger(__name__)
@@ -94,6 +103,7 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f2").reshape(-1, dim)
 
 
+@guard_queries  # damage a query finds is handled like damage found at open
 class Store(VerificationRows):
     """One connection; open one Store per thread (sqlite3 objects must not
     cross threads)."""
@@ -116,23 +126,34 @@ class Store(VerificationRows):
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise unusable(self.path, exc) from exc
+            raise self._failure(exc) from exc
         try:
             yield self._conn
         except sqlite3.Error as exc:
             # A full disk or a read-only device fails the statement, not
             # the file: SQLite rolls back (it may already have) and the
-            # cache stays as the last commit left it.
+            # cache stays as the last commit left it. Damage: _failure.
             self._rollback()
-            raise unusable(self.path, exc) from exc
+            raise self._failure(exc) from exc
         except BaseException:
             self._rollback()
             raise
         try:
+            self._conn.execute(STAMP)  # names this database in the -wal (db.STAMP)
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise unusable(self.path, exc) from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: sqlite3.Error) -> DatabaseError:
+        """The sentence to raise for a failed statement. A damaged file is
+        moved aside and rebuilt first (db.rebuild); what was running stops."""
+        if not is_damage(exc):
+            return unusable(self.path, exc)
+        self._rollback()
+        self._conn.close()
+        self._conn, sentence = rebuild(self.path, exc)
+        return DatabaseRebuilt(f"{sentence}; what was running stopped: run it again")
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:  # SQLite ends some failed ones itself
@@ -371,7 +392,9 @@ class Store(VerificationRows):
             with self._transaction() as conn:
                 yield conn
         finally:
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            # Closed if a damaged file could not be rebuilt (_failure).
+            with suppress(sqlite3.ProgrammingError):
+                self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def begin_batch(self, description: str = "") -> int:
         with self._durable() as conn:

@@ -1,14 +1,13 @@
 """Hostile image files: every input either decodes or raises DecodeError,
-quickly. Hypothesis mutates real small JPEG, PNG, WebP and HEIC files here
-(a few hundred inputs; bench/fuzz_decode.py runs 10,000+), and crafted
+quickly. Hypothesis mutates real small JPEG, PNG, WebP, GIF, BMP, TIFF, MPO
+and HEIC files here (a few hundred inputs; bench/fuzz_decode.py runs
+10,000+), then a file of every format Pillow can write and crafted hostile
+ones (PostScript, BMP RLE, huge declared sizes, many JPEG scans); crafted
 headers declare huge pictures."""
 
 from __future__ import annotations
 
-import io
-import struct
 import time
-import zlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,11 +18,23 @@ from imgdedupe.core.errors import DecodeError
 from imgdedupe.core.images.decode import decode_image
 from imgdedupe.core.records import ErrorReason
 
-from .fuzzing import TIME_LIMIT_S, check, mutations, seed_files
+from .fuzzing import (
+    READ_FORMATS,
+    TIME_LIMIT_S,
+    check,
+    every_format_files,
+    every_format_seeds,
+    hostile_seeds,
+    jpeg_declaring,
+    mutations,
+    png_declaring,
+    seed_files,
+)
 
 pytestmark = pytest.mark.reliability
 
 SEEDS = seed_files()
+OTHER_SEEDS = {**every_format_files(), **hostile_seeds()}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +44,7 @@ def folder(tmp_path_factory) -> str:
 
 def test_every_seed_decodes(folder):
     formats = {name.rsplit(".", 1)[1] for name in SEEDS}
-    assert {"jpg", "png", "webp"} <= formats
+    assert {"jpg", "png", "webp", "gif", "bmp", "tif"} <= formats
     try:
         import pillow_heif  # noqa: F401
 
@@ -54,34 +65,43 @@ def test_mutated_files_decode_or_raise_decode_error(folder, case, network):
     assert outcome.seconds < TIME_LIMIT_S, (name, outcome)
 
 
-def _jpeg_declaring(width: int, height: int, progressive: bool) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 48), (90, 140, 200)).save(buffer, "JPEG", progressive=progressive)
-    data = buffer.getvalue()
-    at = 2
-    while data[at + 1] not in (0xC0, 0xC2):  # walk the segments to the frame header
-        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
-    return data[:at + 5] + struct.pack(">HH", height, width) + data[at + 9:]
+@settings(max_examples=150, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(case=mutations(OTHER_SEEDS))
+def test_mutated_files_of_every_format_decode_or_raise_decode_error(folder, case):
+    """Seeds of all the formats Pillow can write (not only the ones we
+    read: a hostile file can be any of them) and crafted hostile files."""
+    name, data = case
+    outcome = check(folder, name, data, network=True)
+    assert outcome.seconds < TIME_LIMIT_S, (name, outcome)
 
 
-def _png_declaring(width: int, height: int, colour_type: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body)))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+def test_only_the_formats_we_read_are_opened(folder):
+    """A file of any other format Pillow knows, named .jpg, is reported,
+    never decoded: each format's plugin is code we never meant to run on
+    a stranger's file (EPS runs Ghostscript)."""
+    seeds = every_format_seeds()
+    files = every_format_files()
+    assert {"EPS", "ICO", "PCX", "TGA", "JPEG2000", "PDF"} <= set(seeds)  # this Pillow writes them
+    for fmt, name in seeds.items():
+        outcome = check(folder, name, files[name], network=False)
+        if fmt in READ_FORMATS:
+            assert outcome.decoded, fmt
+        else:
+            assert outcome.reason in (ErrorReason.UNSUPPORTED, ErrorReason.NOT_AN_IMAGE), fmt
 
 
 @pytest.mark.parametrize(("name", "data", "reason"), [
     # 176 Mpx progressive: under the general limit, but libjpeg would hold
     # ~530 MB of coefficients; refused from the header.
-    ("progressive.jpg", _jpeg_declaring(16000, 11000, True), ErrorReason.TOO_LARGE),
-    ("baseline.jpg", _jpeg_declaring(65500, 65500, False), ErrorReason.TOO_LARGE),
-    ("bomb.png", _png_declaring(50_000, 50_000, 2), ErrorReason.TOO_LARGE),
-    # Just under the limit: allocated, then the data runs out at once.
-    ("under.png", _png_declaring(13_000, 13_000, 0), ErrorReason.TRUNCATED),
+    ("progressive.jpg", jpeg_declaring(16000, 11000, True), ErrorReason.TOO_LARGE),
+    ("baseline.jpg", jpeg_declaring(65500, 65500, False), ErrorReason.TOO_LARGE),
+    ("bomb.png", png_declaring(50_000, 50_000, 2), ErrorReason.TOO_LARGE),
+    # 169 Mpx of grey: under the general limit, over the 512 MB a picture
+    # decoded at full size may take (8 bytes a pixel budgeted).
+    ("over.png", png_declaring(13_000, 13_000, 0), ErrorReason.TOO_LARGE),
+    # Just under it: allocated, then the data runs out at once.
+    ("under.png", png_declaring(7_900, 7_900, 0), ErrorReason.TRUNCATED),
 ])
 def test_huge_declared_sizes_end_quickly(tmp_path, name, data, reason):
     path = tmp_path / name

@@ -36,6 +36,7 @@ from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.storage import salvage
 from imgdedupe.core.storage.ownership import (
     Identity,
+    checked_identity,
     identity,
     identity_of,
     not_ours,
@@ -382,7 +383,10 @@ def _connect_and_migrate(path: Path) -> sqlite3.Connection:
     # rewrites the header) or applies a -wal to it.
     on_disk = identity(path) if path.exists() else None
     if on_disk is not None and not _is_ours(on_disk.version, on_disk.tables):
-        raise not_ours(path, "it is another program's SQLite database")
+        again = checked_identity(path)
+        if again is None or not _is_ours(again.version, again.tables):
+            raise not_ours(path, "it is another program's SQLite database")
+        on_disk = None  # read torn: compare no epoch with it
     if unclean:
         _check_after_crash(path, on_disk)
     try:

@@ -69,13 +69,37 @@ def identity(path: Path) -> Identity | None:
 
 def identity_of(conn: sqlite3.Connection) -> Identity:
     """Who the database behind ``conn`` is (with its -wal, for a normal
-    connection). Raises sqlite3.DatabaseError when it cannot be read."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = frozenset(row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite^_%' "
-        "ESCAPE '^'"))
-    epoch = None
-    if "cache_meta" in tables:
-        row = conn.execute("SELECT value FROM cache_meta WHERE key = 'epoch'").fetchone()
-        epoch = None if row is None else str(row[0])
+    connection). Raises sqlite3.DatabaseError when it cannot be read.
+    One read transaction: another connection migrating a new database
+    must not show its version from before and its tables from after."""
+    conn.execute("BEGIN")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = frozenset(row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"))
+        epoch = None
+        if "cache_meta" in tables:
+            row = conn.execute("SELECT value FROM cache_meta WHERE key = 'epoch'").fetchone()
+            epoch = None if row is None else str(row[0])
+    finally:
+        if conn.in_transaction:  # read only: nothing to keep
+            conn.execute("ROLLBACK")
     return Identity(version, tables, epoch)
+
+
+def checked_identity(path: Path) -> Identity | None:
+    """``identity`` read again through SQLite's locks (read-only: it never
+    writes or checkpoints): the file alone reads torn while another
+    connection checkpoints into it, so a verdict of "not ours" from it is
+    asked again here before it refuses the file. None if unreadable."""
+    try:
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return identity_of(conn)
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()

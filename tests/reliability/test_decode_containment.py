@@ -14,12 +14,14 @@ and peak memory (ru_maxrss) are the child's own.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +233,26 @@ def test_costly_files_are_decoded_in_the_pools_own_process(tmp_path, photos, pro
         pool.submit("big", big)
         array = pool.result("big").array
     np.testing.assert_array_equal(array, decode_for_network(big).array)
+
+
+def fail_to_start() -> None:
+    raise RuntimeError("as spawn fails in a script without a __main__ guard")
+
+
+def test_where_no_process_starts_a_costly_file_is_decoded_in_the_callers_thread(
+        tmp_path, monkeypatch):
+    def unstartable(workers: int, quick_only: bool = True) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=fail_to_start)
+
+    monkeypatch.setattr(decode_pool, "_process_pool", unstartable)
+    big = str(tmp_path / "big.png")
+    _costly_png(Path(big))
+    with DecodePool(False, 2) as pool:
+        for key in ("first", "second"):
+            pool.submit(key, big)
+            np.testing.assert_array_equal(pool.result(key).array,
+                                          decode_for_network(big).array)
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])

@@ -152,6 +152,7 @@ class DecodePool:
         self._suspects: set[str] = set()
         self._used = False
         self._quarantine: ProcessPoolExecutor | None = None
+        self._no_process = False  # the quarantine process could not start
         self._left: list[Executor] = []  # thread pools left to a stuck decode
         self._up_since: float | None = None  # when the pool's workers were up
         self._executor = self._new_executor()
@@ -195,7 +196,7 @@ class DecodePool:
             self._restart()
             return self._alone(path)
         except DeferredDecode:
-            return self._alone(path)
+            return self._alone(path, deferred=True)
         except _Overran:
             logger.warning("decoding %r took over %.0f s: %s", path, self._budget,
                            "killed" if self.processes else "abandoned")
@@ -246,15 +247,24 @@ class DecodePool:
         self._futures.clear()
         self._executor = self._new_executor()
 
-    def _alone(self, path: str) -> Decoded:
+    def _alone(self, path: str, deferred: bool = False) -> Decoded:
         """Decode one file in the one-process quarantine pool, which holds
         one file at a time and does the costly decodes the workers leave:
         a crash there names that file, and a decode past the budget is
         killed. The pool is kept for the next file (a new process costs
-        ~0.5 s)."""
+        ~0.5 s). Where no process can start (a script run without the
+        ``if __name__ == "__main__"`` guard that spawn needs), a costly
+        file is decoded in this thread, as before there was a pool."""
+        if deferred and self._no_process:
+            return self._work(path)
         if self._quarantine is None:
             self._quarantine = _process_pool(1, quick_only=False)
-            self._await_start(self._quarantine.submit(_ready))
+            if not self._started(self._quarantine.submit(_ready)) and deferred:
+                logger.warning("no decoder process could start: costly files are "
+                               "decoded in the scan's own thread")
+                self._drop_quarantine()
+                self._no_process = True
+                return self._work(path)
         try:
             future = self._quarantine.submit(self._work, path)
             return self._wait(future, in_pool=False).result()
@@ -269,14 +279,14 @@ class DecodePool:
             self._drop_quarantine()
             raise self._timeout() from None
 
-    def _await_start(self, ready: Future) -> None:
+    def _started(self, ready: Future) -> bool:
         """Wait (cancellably) for a new process to start, so that its
-        start-up is not counted as the file's time; a failed start shows
-        in the file's own future."""
+        start-up is not counted as the file's time; whether it did."""
         deadline = time.monotonic() + START_BUDGET_S
         while not ready.done() and time.monotonic() < deadline:
             raise_if_cancelled(self._cancel)
             wait([ready], timeout=POLL_S)
+        return ready.done() and not ready.cancelled() and ready.exception() is None
 
     def _drop_quarantine(self) -> None:
         if self._quarantine is not None:

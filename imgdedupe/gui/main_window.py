@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
@@ -208,14 +209,18 @@ class MainWindow(ApplyMixin, QMainWindow):
 
     # -- folders --------------------------------------------------------------
     def folder_paths(self) -> list[str]:
-        return [self.folders.item(n).text() for n in range(self.folders.count())]
+        # The real path rides in the item's data; its text is only what is shown.
+        return [self.folders.item(n).data(Qt.ItemDataRole.UserRole)
+                for n in range(self.folders.count())]
 
     def add_folders(self, paths: list[str]) -> None:
         known = set(self.folder_paths())
         for path in paths:
             path = os.path.abspath(path)
             if os.path.isdir(path) and path not in known:
-                self.folders.addItem(path)
+                item = QListWidgetItem(printable(path))
+                item.setData(Qt.ItemDataRole.UserRole, path)
+                self.folders.addItem(item)
                 known.add(path)
         self._update_state()
 
@@ -298,7 +303,8 @@ class MainWindow(ApplyMixin, QMainWindow):
         def done(located: LocatedWeights) -> None:
             self.banner.hide()
             self.controller.backbones = BackboneCache()  # load the new model next scan
-            self.phase_label.setText(f"ResNet50 weights installed ({located.path}); "
+            where = printable(str(located.path))
+            self.phase_label.setText(f"ResNet50 weights installed ({where}); "
                                      "scan again to use them.")
 
         self.download_dialog = download_weights(self, self.tasks, done, self._on_failed)
@@ -394,7 +400,7 @@ class MainWindow(ApplyMixin, QMainWindow):
                        done, self._on_failed)
 
     def find_similar(self, path: str) -> None:
-        self.statusBar().showMessage(f"Looking for images similar to {path}…")
+        self.statusBar().showMessage(f"Looking for images similar to {printable(path)}…")
         config = self.scan_config()
         backbones = self.controller.backbones
 

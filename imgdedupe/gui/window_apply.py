@@ -19,7 +19,7 @@ from ..core.actions.trashing import BatchResult, Outcome, UnsafeActionError
 from ..core.groups.graph import drop_paths, with_digests
 from ..core.records import Group, Member
 from ..core.storage.store import BatchRow
-from ..report import write_csv, write_json
+from ..report import printable, write_csv, write_json
 from .actions_controller import trash_name
 from .dialogs import confirm_delete
 from .jobs.errors import WorkerError
@@ -135,7 +135,7 @@ class ApplyMixin(_Window):
         self._update_state()
 
     def _report_refusals(self, title: str, outcomes: Sequence[Outcome]) -> None:
-        lines = [f"{o.path}: {o.reason}" for o in outcomes]
+        lines = [f"{printable(o.path)}: {printable(o.reason)}" for o in outcomes]
         self._on_failed(WorkerError(
             title, f"{len(outcomes)} file(s) were left alone. The details say why "
                    "(for example, a file changed on disk after the scan).",
@@ -174,10 +174,11 @@ class ApplyMixin(_Window):
                 else:
                     write_csv(groups, stream, self.decisions.marked)
         except OSError as exc:
-            self._on_failed(WorkerError("Export failed", f"Cannot write {path}: {exc.strerror}",
+            self._on_failed(WorkerError("Export failed",
+                                        f"Cannot write {printable(path)}: {exc.strerror}",
                                         str(exc)))
             return
-        self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {path}", 6000)
+        self.statusBar().showMessage(f"Exported {len(groups)} group(s) to {printable(path)}", 6000)
 
 
 def batch_label(batch: BatchRow) -> str:

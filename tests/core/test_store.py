@@ -89,7 +89,9 @@ def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path, caplog):
     path = tmp_path / "c.db"
-    path.write_bytes(b"this is not a database" * 100)
+    # Damaged SQLite (its header, then garbage): a file that is not SQLite
+    # at all is not ours, and is refused instead (test_cache_path.py).
+    path.write_bytes(b"SQLite format 3\x00" + b"this is not a database" * 100)
     with Store(path) as db:
         assert db.counts() == {"files": 0, "embeddings": 0}
     conn = sqlite3.connect(path)  # the rebuilt file, as SQLite itself sees it

@@ -223,3 +223,23 @@ def test_the_confirm_and_similar_dialogs_escape_names(qtbot, monkeypatch):
     assert not UNSAFE.search(dialog.windowTitle() + label.text())
     assert "\\u202eevil.jpg" in dialog.windowTitle()
     assert "\\u202eevil.jpg" in label.text()
+
+
+def test_the_folder_list_shows_escaped_names_and_scans_the_real_folder(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from imgdedupe.gui.main_window import MainWindow
+
+    folder = tmp_path / "ok\x1b[2Kevil"
+    folder.mkdir()
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings, str(tmp_path / "c.db"))
+    qtbot.addWidget(window)
+    try:
+        window.add_folders([str(folder)])
+        shown = window.folders.item(0).text()
+        assert "\\x1b" in shown and not UNSAFE.search(shown)
+        assert window.folder_paths() == [str(folder)]  # the real name is what gets scanned
+        assert window.scan_config().roots == (str(folder),)
+    finally:
+        window.shutdown()

@@ -194,7 +194,9 @@ def test_a_failing_open_never_moves_a_sound_cache_aside(library, tmp_path, monke
     monkeypatch.undo()
     _assert_intact(db, before)
     # A damaged file still is moved aside (and kept), then rebuilt.
-    db.write_bytes(b"this is not a database" * 100)
+    # Damaged SQLite (its header, then garbage): a file that is not SQLite
+    # at all is not ours, and is refused instead (test_cache_path.py).
+    db.write_bytes(b"SQLite format 3\x00" + b"this is not a database" * 100)
     with Store(db) as fresh:
         assert fresh.counts() == {"files": 0, "embeddings": 0}
     assert len(list(tmp_path.glob("c.db.corrupt-*"))) == 1

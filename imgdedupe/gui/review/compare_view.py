@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from ...core.records import Member
 from ...core.units import human_size
+from ...report import printable
 from ..jobs.errors import WorkerError
 from ..jobs.tasks import TaskRunner
 from .thumbnails import load_thumbnail
@@ -53,7 +54,7 @@ def file_details(member: Member) -> str:
     dims = f"{member.width}×{member.height}" if member.width else "?"
     modified = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.mtime_ns / 1e9))
     return (f"{dims} · {human_size(member.size)} · {fmt}\n"
-            f"taken {taken} · modified {modified}\n{member.path}")
+            f"taken {taken} · modified {modified}\n{printable(member.path)}")
 
 
 class _SyncedView(QGraphicsView):
@@ -175,4 +176,4 @@ class CompareDialog(QDialog):
             button.setText("Marked for deletion — click to keep" if marked
                            else "Kept — click to mark for deletion")
             button.setAccessibleName(f"{'Delete' if marked else 'Keep'} "
-                                     f"{os.path.basename(member.path)}")
+                                     f"{printable(os.path.basename(member.path))}")

@@ -15,6 +15,7 @@ from PySide6.QtGui import QIcon
 from ...core.actions.decisions import Decisions
 from ...core.records import Group, Member
 from ...core.units import human_size
+from ...report import printable
 from .thumbnails import ThumbnailCache
 
 MEMBER_ROLE = Qt.ItemDataRole.UserRole + 1  # the Member / Group record
@@ -110,7 +111,7 @@ class GroupListModel(QAbstractListModel):
             suffix = f"\n{marked} marked for deletion" if marked else ""
             return f"{group_summary(group)}{suffix}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join([group.reason, *(m.path for m in group.members)])
+            return "\n".join([group.reason, *(printable(m.path) for m in group.members)])
         if role == Qt.ItemDataRole.DecorationRole:
             pixmap = self._thumbnails.pixmap(group.reference)
             # A QIcon is drawn at the view's icon size; a bare pixmap would

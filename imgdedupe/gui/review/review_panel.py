@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from ...core.actions.decisions import Decisions, Rule
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
+from ...report import printable
 from .delegate import CELL, ThumbnailDelegate
 from .group_model import (
     MEMBER_ROLE,
@@ -272,7 +273,7 @@ class ReviewPanel(QWidget):
         refused = [m for m in self.selected_members() if not self.decisions.mark(m.path)]
         if refused:
             self.message.emit("At least one image of every group is kept: "
-                              f"{os.path.basename(refused[0].path)} stays.")
+                              f"{printable(os.path.basename(refused[0].path))} stays.")
         self._marks_updated()
 
     def _marks_updated(self) -> None:

@@ -24,6 +24,7 @@ class ErrorReason:
     IO_ERROR = "io_error"
     DECODE_FAILED = "decode_failed"
     DECODER_CRASHED = "decoder_crashed"
+    DECODE_TIMEOUT = "decode_timeout"  # a decode past images.decode_pool.TIME_BUDGET_S
 
 
 class ImageFile(NamedTuple):

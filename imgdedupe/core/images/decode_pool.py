@@ -55,8 +55,7 @@ from imgdedupe.core.records import ErrorReason
 
 logger = logging.getLogger(__name__)
 
-# An ErrorReason code (kept here until records.ErrorReason names it).
-DECODE_TIMEOUT = "decode_timeout"
+DECODE_TIMEOUT = ErrorReason.DECODE_TIMEOUT
 # A decode running this long is abandoned. The slowest file decode_image
 # accepts took 3 s here (a 64 Mpx PNG, two cores shared with the model);
 # 20 s leaves room for a slower machine, and is what a hostile file costs

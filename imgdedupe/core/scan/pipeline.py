@@ -163,7 +163,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         clock.start("load_model")
         device = backbone.device if backbone is not None else resolve_device(config.device)
         pool = DecodePool(choose_processes(config.decode_pool, device, len(pending)),
-                          workers(config))
+                          workers(config), cancel=cancel)
         pool.warm_up()
         try:
             if backbone is None:
@@ -182,7 +182,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     usable = sorted(reps)  # the index's order: by content
     if from_cache:
         # Photos a version before pictures embedded: decoded once more.
-        with DecodePool(False, workers(config)) as pool:
+        with DecodePool(False, workers(config), cancel=cancel) as pool:
             yield from make_missing_pictures(config, pool, store, contents, usable, reps, cancel)
 
     # 4. Index, 5. verify and 6. group. Pairs are scored down to the slider's floor,

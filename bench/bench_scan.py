@@ -126,8 +126,8 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''}, "
           f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
           f"threads), device {backbone.device}")
-    print(f"backbone {backbone.info.name}, batch {args.batch}, "
-          f"rotations {'on (4 forwards per image)' if args.rotations else 'off'}")
+    turned = "matched (by hash; one forward a photo)" if args.rotations else "not matched"
+    print(f"backbone {backbone.info.name}, batch {args.batch}, turned copies {turned}")
     work = Path(tempfile.mkdtemp(prefix="imgdedupe-bench-"))
     try:
         start = time.perf_counter()

@@ -87,8 +87,48 @@ def test_make_dmg_script_parses() -> None:
     assert shutil.which("shellcheck"), "install shellcheck (.ci/run does)"
     done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
-    text = script.read_text()
-    assert "hdiutil create" in text and "dist/imgdedupe.app" in text
+
+
+def test_make_dmg_stages_the_app_beside_applications_and_packs_it(tmp_path) -> None:
+    """Run the script with stand-ins for macOS's ditto and hdiutil that
+    record what they are asked to do: the disk image holds the app and a
+    link to /Applications, compressed (UDZO), and is verified."""
+    app = tmp_path / "imgdedupe.app"
+    (app / "Contents" / "MacOS").mkdir(parents=True)
+    gui = app / "Contents" / "MacOS" / "imgdedupe-gui"
+    gui.write_text("#!/bin/sh\n")
+    gui.chmod(0o755)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    log = tmp_path / "calls.log"
+    (fake / "ditto").write_text('#!/bin/sh\ncp -R "$1" "$2"\n')
+    (fake / "hdiutil").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> "{log}"\n'
+        'if [ "$1" = create ]; then\n'
+        '  while [ "$1" != -srcfolder ]; do shift; done\n'
+        f'  ls -A "$2" >> "{log}"; [ -L "$2/Applications" ] && echo link >> "{log}"\n'
+        '  for last; do :; done; : > "$last"\n'
+        "fi\n")
+    for tool in ("ditto", "hdiutil"):
+        (fake / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
+           "APP": str(app), "OUT_DIR": str(tmp_path / "out")}
+    done = subprocess.run(["sh", str(MACOS / "make_dmg.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    dmg = Path(done.stdout.strip().splitlines()[-1])
+    assert dmg.exists() and dmg.parent == tmp_path / "out" and dmg.suffix == ".dmg"
+    calls = log.read_text().splitlines()
+    create = next(c for c in calls if c.startswith("create "))
+    assert "-format UDZO" in create and create.endswith(str(dmg))
+    assert {"imgdedupe.app", "Applications", "link"} <= set(calls)
+    assert calls[-1] == f"verify {dmg}"
+    # Without a built app it says what to do, and makes nothing.
+    env["APP"] = str(tmp_path / "missing.app")
+    done = subprocess.run(["sh", str(MACOS / "make_dmg.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "run pyinstaller" in done.stderr
 
 
 def test_service_can_be_left_out() -> None:

@@ -55,16 +55,7 @@ def identity(path: Path) -> Identity | None:
     """Who the file is, read from the file alone (immutable: no -wal, no
     lock, nothing written); None if it cannot be read, which only the
     locked connection may call damage (another process may be writing)."""
-    try:
-        conn = sqlite3.connect(path.absolute().as_uri() + "?immutable=1", uri=True)
-    except sqlite3.Error:
-        return None
-    try:
-        return identity_of(conn)
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
+    return _identity_at(path.absolute().as_uri() + "?immutable=1")
 
 
 def identity_of(conn: sqlite3.Connection) -> Identity:
@@ -93,8 +84,12 @@ def checked_identity(path: Path) -> Identity | None:
     writes or checkpoints): the file alone reads torn while another
     connection checkpoints into it, so a verdict of "not ours" from it is
     asked again here before it refuses the file. None if unreadable."""
+    return _identity_at(path.absolute().as_uri() + "?mode=ro")
+
+
+def _identity_at(uri: str) -> Identity | None:
     try:
-        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True)
+        conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error:
         return None
     try:

@@ -269,3 +269,23 @@ def server() -> Iterator[FileServer]:
     srv = FileServer()
     yield srv
     srv.close()
+
+
+# -- the cache and the trash of the trash tests (tests/core/test_actions.py,
+# tests/reliability/test_last_copy.py) --------------------------------------
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[object]:
+    """A fresh cache database in tmp_path."""
+    from imgdedupe.core.storage.store import Store
+
+    with Store(tmp_path / "cache.db") as store:
+        yield store
+
+
+@pytest.fixture
+def fdo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The freedesktop trash, its home in tmp_path: never the real one."""
+    from imgdedupe.core.actions.trash_backends import FreedesktopTrash
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return FreedesktopTrash()

@@ -52,18 +52,6 @@ def seen(path: Path | str, with_hash: bool = True) -> SeenFile:
 
 
 @pytest.fixture
-def db(tmp_path):
-    with Store(tmp_path / "cache.db") as store:
-        yield store
-
-
-@pytest.fixture
-def fdo(tmp_path, monkeypatch) -> FreedesktopTrash:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return FreedesktopTrash()
-
-
-@pytest.fixture
 def volume(tmp_path, monkeypatch) -> Path:
     """Pretend tmp_path/vol is a mounted filesystem, so nothing is ever
     written at the real filesystem's top."""

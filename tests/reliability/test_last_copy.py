@@ -46,18 +46,6 @@ def copies(*paths: Path) -> Group:
     return Group("exact", members, members[0].path, "exact", "same bytes")
 
 
-@pytest.fixture
-def db(tmp_path):
-    with Store(tmp_path / "cache.db") as store:
-        yield store
-
-
-@pytest.fixture
-def fdo(tmp_path, monkeypatch) -> FreedesktopTrash:
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    return FreedesktopTrash()
-
-
 def in_trash(fdo: FreedesktopTrash) -> list[str]:
     files = Path(fdo.home_trash) / "files"
     return sorted(os.listdir(files)) if files.exists() else []

@@ -124,6 +124,29 @@ def make_settings(path: str | None):  # noqa: ANN201
     return QSettings("imgdedupe", "imgdedupe")
 
 
+def take_request(window, request: dict) -> None:  # noqa: ANN001
+    """A later launch's paths, handed over to this window: folders are
+    added (and scanned when it asked to scan), an image is searched for,
+    and the window comes to the front."""
+    paths = [str(p) for p in request.get("paths") or []]
+    scan = [str(p) for p in request.get("scan") or []]
+    for path in [*paths, *scan]:
+        log.info("handed over by another launch: %s", path)
+    folders = [p for p in [*paths, *scan] if os.path.isdir(p)]
+    images = [p for p in paths if os.path.isfile(p)]
+    similar = request.get("similar") or (images[0] if images else None)
+    if folders:
+        window.add_folders(folders)
+        if scan and not window.controller.running:
+            window.start_scan()
+    if similar:
+        log.info("handed over by another launch: find similar to %s", similar)
+        window.find_similar(str(similar))
+    window.showNormal()
+    window.raise_()
+    window.activateWindow()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from PySide6.QtGui import QIcon
@@ -141,8 +164,25 @@ def main(argv: list[str] | None = None) -> int:
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
     install_excepthook(log_file)
+    db_path = args.db or default_db()
+    scripted = bool(args.screenshot or args.compare_screenshot or args.exit_when_done)
+    instance = None
+    if not scripted:  # a scripted run (tests, packaging checks) is its own window
+        from .single_instance import SingleInstance, hand_over, instance_name
+
+        request = {"paths": [os.path.abspath(p) for p in args.paths],
+                   "scan": [os.path.abspath(p) for p in args.scan],
+                   "similar": os.path.abspath(args.similar) if args.similar else None}
+        name = instance_name(db_path)
+        instance = SingleInstance(name, lambda r: None)
+        if not instance.primary:
+            if hand_over(name, request):
+                return 0  # the running window has it
+            log.warning("the running window did not answer; opening another")
     settings = make_settings(args.settings)
-    window = MainWindow(settings, args.db or default_db())
+    window = MainWindow(settings, db_path)
+    if instance is not None and instance.primary:
+        instance._on_request = lambda request: take_request(window, request)
     if hasattr(app, "file_opened"):
         app.file_opened.connect(window.open_path)
     if args.backbone:

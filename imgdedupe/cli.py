@@ -275,7 +275,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     from .core.model.loading import load_backbone
-    from .core.pairs.similar import find_similar
+    from .core.pairs.similar import find_similar, folder_scanned
     from .core.storage.store import Store
 
     _check_paths([args.image])
@@ -286,14 +286,21 @@ def cmd_similar(args: argparse.Namespace) -> int:
         for notice in notices:
             sys.stderr.write(f"Note: {printable(notice.message, lines=True)}\n")
         matches = find_similar(args.image, store, backbone, k=args.k, rotations=args.rotations)
+        scanned = folder_scanned(store, args.image)
+    folder = os.path.dirname(os.path.abspath(args.image))
+    if not scanned:  # the image itself was embedded on the spot; its folder was not scanned
+        sys.stderr.write(f"Note: {printable(folder)} has not been scanned with this cache, so "
+                         "its photos are not compared; to include them, run: imgdedupe scan "
+                         f"{printable(folder)}\n")
     if args.json:
         payload = {"query": args.image, "backbone": backbone.info.name,
+                   "folder_scanned": scanned,
                    "matches": [{"path": m.path, "similarity": m.similarity} for m in matches]}
         _write_json_to(args.json, lambda s: s.write(json.dumps(payload, indent=2) + "\n"))
     if args.json != "-":
         if not matches:
-            print("No cached images to compare with: scan a folder first "
-                  f"(imgdedupe scan FOLDER) with the {backbone.info.name} backbone.")
+            print("No photo in the cache is like it yet: scan the folders to compare it with "
+                  f"(imgdedupe scan FOLDER, with the {backbone.info.name} backbone).")
         for m in matches:
             print(f"{m.similarity:5.1f}  {printable(m.path)}")
     return EXIT_OK

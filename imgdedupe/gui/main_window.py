@@ -404,18 +404,44 @@ class MainWindow(ApplyMixin, QMainWindow):
         config = self.scan_config()
         backbones = self.controller.backbones
 
-        def search() -> Group:
+        def search() -> tuple[Group, bool]:
             return similar_group(path, config, backbones)
 
-        self.tasks.run("Find similar", search, lambda group: self._show_similar(path, group),
-                       self._on_failed)
+        self.tasks.run("Find similar", search,
+                       lambda found: self._show_similar(path, *found), self._on_failed)
 
-    def _show_similar(self, path: str, group: Group) -> None:
+    def _show_similar(self, path: str, group: Group, scanned: bool = True) -> None:
         self.statusBar().clearMessage()
+        folder = os.path.dirname(os.path.abspath(path))
+        if not scanned and not self.controller.running and self.offer_scan(folder):
+            # Scan the image's folder, then answer from it: never a bare zero.
+            def again(_result: object) -> None:
+                self.scan_finished.disconnect(again)
+                self.find_similar(path)
+
+            self.add_folders([folder])
+            self.scan_finished.connect(again)
+            self.start_scan()
+            return
+        if len(group.members) < 2:
+            self.statusBar().showMessage(
+                f"No photo in the cache is like {printable(os.path.basename(path))} yet: "
+                "add and scan the folders to compare it with.", 10_000)
+            return
         dialog = SimilarDialog(path, group, self.thumbnails, self.decisions, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.similar_dialog = dialog
         dialog.show()
+
+    def offer_scan(self, folder: str) -> bool:
+        """Ask to scan the folder of an image the cache does not know (Yes
+        is the default); tests replace it."""
+        answer = QMessageBox.question(
+            self, "Find similar",
+            f"imgdedupe has not scanned {printable(folder)} yet. Scan it now, then show "
+            "the photos most like this one?", QMessageBox.StandardButton.Yes
+            | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
 
     def compare(self, members: tuple[Member, ...]) -> None:
         dialog = CompareDialog(members, self.tasks, self.decisions.is_marked, self)

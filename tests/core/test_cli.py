@@ -125,6 +125,18 @@ def test_similar_lists_best_matches_first(library, tmp_path, capsys):
     scores = [m["similarity"] for m in matches]
     assert scores == sorted(scores, reverse=True)
     assert scores[3] >= 90 > scores[4]
+    # The query's own folder was never scanned: said, with the way forward.
+    assert json.loads(out.read_text())["folder_scanned"] is False
+    assert f"imgdedupe scan {tmp_path}" in capsys.readouterr().err
+
+
+def test_similar_on_a_fresh_cache_says_what_to_do_not_a_bare_zero(library, tmp_path, capsys):
+    query = library / "Holiday" / "IMG_0002.jpg"
+    assert run("similar", str(query), "--db", str(tmp_path / "c.db"),
+               "--backbone", "efficientnet-lite0") == EXIT_OK
+    captured = capsys.readouterr()
+    assert "No photo in the cache is like it yet" in captured.out
+    assert f"imgdedupe scan {query.parent}" in captured.err
 
 
 def test_similar_on_a_corrupt_image_is_a_clear_error(library, tmp_path, capsys):

@@ -78,3 +78,20 @@ def test_an_older_batch_is_undone_from_the_history(
         window.undo_history_action.trigger()
     assert len(offered[0]) == 2 and all("1 still in the trash" in x for x in offered[0])
     assert first.exists() and not second.exists()
+
+
+def test_find_similar_on_an_unscanned_folder_offers_to_scan_it_first(
+        qtbot, window: MainWindow, library: dict[str, Path]) -> None:  # noqa: ANN001
+    from imgdedupe.gui.dialogs import SimilarDialog
+
+    offered: list[str] = []
+    window.offer_scan = lambda folder: offered.append(folder) or True
+    query = library["photo0"]
+    with qtbot.waitSignal(window.scan_finished, timeout=120_000):
+        window.find_similar(str(query))  # a fresh cache: nothing to compare with yet
+    assert offered == [str(query.parent)] and window.folder_paths() == [str(query.parent)]
+    # After the scan, the search runs again and answers from the scanned folder.
+    qtbot.waitUntil(lambda: isinstance(getattr(window, "similar_dialog", None), SimilarDialog),
+                    timeout=30_000)
+    assert window.similar_dialog.paths()[:2] == [str(query), str(library["photo0_small"])]
+    window.similar_dialog.close()

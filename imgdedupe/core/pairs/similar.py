@@ -47,3 +47,9 @@ def find_similar(image: str, store: Store, backbone: Backbone, k: int = 10,
         if len(matches) >= k:
             break
     return matches
+
+
+def folder_scanned(store: Store, image: str) -> bool:
+    """Whether the cache holds the photos of ``image``'s folder: when not,
+    "Find similar" offers to scan it instead of answering from elsewhere."""
+    return store.has_files_in(os.path.dirname(os.path.abspath(image)))

@@ -237,6 +237,15 @@ class Store(VerificationRows):
             rows.update((row[0], row[1:]) for row in cursor)
         return rows
 
+    def has_files_in(self, folder: str) -> bool:
+        """Whether a scan has seen a file directly in ``folder`` (its
+        subfolders do not count: scanning them does not scan it)."""
+        prefix = _encode(os.path.join(os.path.abspath(folder), ""))
+        return self._conn.execute(
+            "SELECT 1 FROM files WHERE path >= ? AND path < ? "
+            "AND instr(substr(path, ?), ?) = 0 LIMIT 1",
+            (prefix, prefix + b"\xff", len(prefix) + 1, _encode(os.sep))).fetchone() is not None
+
     def _rows_at(self, keys: Sequence[bytes]) -> dict[bytes, tuple]:
         """path -> row (see _ROW) of the given encoded paths that are known."""
         rows: dict[bytes, tuple] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ...core.images.decode import read_image_size
-from ...core.pairs.similar import find_similar
+from ...core.pairs.similar import find_similar, folder_scanned
 from ...core.records import Group, Member
 from ...core.scan.config import ScanConfig
 from ...core.storage.store import Store
@@ -28,15 +28,18 @@ def _member(path: str, similarity: float) -> Member | None:
 
 
 def similar_group(path: str, config: ScanConfig, backbones: BackboneCache,
-                  k: int = DEFAULT_K) -> Group:
-    """The query and its ``k`` nearest cached neighbours. Raises
-    DecodeError for an unreadable query, DatabaseError for a bad cache."""
+                  k: int = DEFAULT_K) -> tuple[Group, bool]:
+    """The query and its ``k`` nearest cached neighbours (the query is
+    embedded on the spot, cached or not), and whether the cache holds the
+    query's folder. Raises DecodeError for an unreadable query,
+    DatabaseError for a bad cache."""
     backbone, _ = backbones.get(config)
     with Store(config.db_path) as store:
         matches = find_similar(path, store, backbone, k=k, rotations=config.rotations)
+        scanned = folder_scanned(store, path)
     query = _member(path, 100.0)
     members = [m for m in [query, *(_member(x.path, x.similarity) for x in matches)]
                if m is not None]
     # The embedding's neighbours, not verified copies: for review only.
     return Group("similar", tuple(members), path, "similar_shot",
-                 "the photos most like this one, not checked as copies")
+                 "the photos most like this one, not checked as copies"), scanned

@@ -37,11 +37,10 @@ from ..core.scan.config import ScanConfig
 from ..core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from ..report import printable
 from .actions_controller import ActionsController
-from .dialogs import SimilarDialog, show_error
+from .dialogs import show_error
 from .jobs.errors import WorkerError
 from .jobs.progress_text import ProgressText
 from .jobs.scan_worker import BackboneCache, ScanController
-from .jobs.similar_search import similar_group
 from .jobs.tasks import TaskRunner
 from .jobs.weights_download import download_weights
 from .review.compare_view import CompareDialog
@@ -49,6 +48,7 @@ from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
 from .review.thumbnails import ThumbnailCache
 from .window_apply import ApplyMixin
+from .window_similar import SimilarMixin
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class FolderList(QListWidget):
         super().keyPressEvent(event)
 
 
-class MainWindow(ApplyMixin, QMainWindow):
+class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
     groups_shown = Signal()
 
@@ -398,50 +398,6 @@ class MainWindow(ApplyMixin, QMainWindow):
         self.tasks.run("Regrouping",
                        lambda: drop_paths(groups_at(graph, threshold, ignore_marks), removed),
                        done, self._on_failed)
-
-    def find_similar(self, path: str) -> None:
-        self.statusBar().showMessage(f"Looking for images similar to {printable(path)}…")
-        config = self.scan_config()
-        backbones = self.controller.backbones
-
-        def search() -> tuple[Group, bool]:
-            return similar_group(path, config, backbones)
-
-        self.tasks.run("Find similar", search,
-                       lambda found: self._show_similar(path, *found), self._on_failed)
-
-    def _show_similar(self, path: str, group: Group, scanned: bool = True) -> None:
-        self.statusBar().clearMessage()
-        folder = os.path.dirname(os.path.abspath(path))
-        if not scanned and not self.controller.running and self.offer_scan(folder):
-            # Scan the image's folder, then answer from it: never a bare zero.
-            def again(_result: object) -> None:
-                self.scan_finished.disconnect(again)
-                self.find_similar(path)
-
-            self.add_folders([folder])
-            self.scan_finished.connect(again)
-            self.start_scan()
-            return
-        if len(group.members) < 2:
-            self.statusBar().showMessage(
-                f"No photo in the cache is like {printable(os.path.basename(path))} yet: "
-                "add and scan the folders to compare it with.", 10_000)
-            return
-        dialog = SimilarDialog(path, group, self.thumbnails, self.decisions, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.similar_dialog = dialog
-        dialog.show()
-
-    def offer_scan(self, folder: str) -> bool:
-        """Ask to scan the folder of an image the cache does not know (Yes
-        is the default); tests replace it."""
-        answer = QMessageBox.question(
-            self, "Find similar",
-            f"imgdedupe has not scanned {printable(folder)} yet. Scan it now, then show "
-            "the photos most like this one?", QMessageBox.StandardButton.Yes
-            | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
-        return answer == QMessageBox.StandardButton.Yes
 
     def compare(self, members: tuple[Member, ...]) -> None:
         dialog = CompareDialog(members, self.tasks, self.decisions.is_marked, self)

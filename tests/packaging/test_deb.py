@@ -77,6 +77,21 @@ def test_package_holds_the_app_launchers_menus_and_icons(deb: Path) -> None:
         ["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True
     ).stdout
     assert f"Version: {__version__}" in control and "Architecture: amd64" in control
+    fields = dict(line.split(": ", 1) for line in control.splitlines() if ": " in line)
+    depends = {d.split()[0] for d in fields["Depends"].split(", ")}
+    # Every library Qt's X11 plugin links, so the window starts on a bare
+    # desktop; the Nautilus entry's binding comes by default (Recommends).
+    import PySide6
+
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    linked = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True).stdout
+    for soname, package in (("libxcb-cursor.so.0", "libxcb-cursor0"),
+                            ("libxcb-icccm.so.4", "libxcb-icccm4"),
+                            ("libxcb-keysyms.so.1", "libxcb-keysyms1"),
+                            ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0")):
+        if soname in linked:
+            assert package in depends, package
+    assert "python3-nautilus" in fields["Recommends"]
 
 
 def _desktop(path: Path) -> configparser.ConfigParser:

@@ -17,9 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 BUNDLE_ID = "org.imgdedupe.imgdedupe"
-# Qt 6.10/6.11 (what PySide6-Essentials<6.12 installs) runs on macOS 13 and
-# later; the torch and Pillow wheels ask for less.
-MIN_MACOS = "13.0"
+# The pinned torch's macOS wheel (torch==2.14.1, pyproject.toml) is built
+# for this platform tag; it asks for more than Qt 6.10/6.11 (macOS 13) or
+# Pillow, so it sets the app's minimum. Change both together.
+TORCH_MACOS_WHEEL_TAG = "macosx_14_0_arm64"
+MIN_MACOS = ".".join(TORCH_MACOS_WHEEL_TAG.split("_")[1:3])  # "14.0"
 
 
 def package_version() -> str:
@@ -34,9 +36,11 @@ def package_version() -> str:
     raise LookupError("no __version__ in imgdedupe/__init__.py")
 
 
-def info_plist(version: str | None = None, services: bool = True) -> dict:
-    """The Info.plist keys; ``services=False`` leaves out the Finder service
-    (NSServices), for builds of an app that does not answer it."""
+def info_plist(version: str | None = None, services: bool = False) -> dict:
+    """The Info.plist keys. The Finder service (NSServices) is left out
+    unless ``services``: the app registers no services provider yet, and a
+    menu entry that fails is worse than none (the Quick Action in
+    docs/packaging.md is the working route)."""
     version = version or package_version()
     plist = {
         "CFBundleIdentifier": BUNDLE_ID,

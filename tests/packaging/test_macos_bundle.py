@@ -63,13 +63,20 @@ def test_document_types_images_and_folders(plist: dict) -> None:
         assert doc["CFBundleTypeRole"] == "Viewer"
 
 
-def test_find_similar_service(plist: dict) -> None:
-    (service,) = plist["NSServices"]
-    assert service["NSMenuItem"] == {"default": "Find similar images"}
+def test_no_finder_service_without_a_provider(plist: dict) -> None:
+    # The app registers no services provider: no Services entry that fails.
+    assert "NSServices" not in plist
+    (service,) = _generator().info_plist(services=True)["NSServices"]
     assert service["NSMessage"] == "findSimilarImages"
     assert service["NSSendFileTypes"] == ["public.image"]
-    assert isinstance(service["NSRequiredContext"], dict)
-    assert service["NSPortName"] == plist["CFBundleName"]
+
+
+def test_minimum_macos_follows_the_pinned_torch_wheel(plist: dict) -> None:
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"torch==2.14.1"' in pyproject  # the wheel whose tag is recorded below
+    tag = _generator().TORCH_MACOS_WHEEL_TAG
+    major, minor = tag.split("_")[1:3]
+    assert plist["LSMinimumSystemVersion"] == f"{major}.{minor}" == "14.0"
 
 
 def test_generator_writes_a_plist_file(tmp_path: Path) -> None:

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = make_settings(args.settings)
     window = MainWindow(settings, db_path)
     if instance is not None and instance.primary:
-        instance._on_request = lambda request: take_request(window, request)
+        instance.set_handler(lambda request: take_request(window, request))
+        app.aboutToQuit.connect(instance.release)  # the next launch need not wait for staleness
     if hasattr(app, "file_opened"):
         app.file_opened.connect(window.open_path)
     if args.backbone:

@@ -78,6 +78,10 @@ class SingleInstance(QObject):
                             self._server.errorString())
             self._server.newConnection.connect(self._accept)
 
+    def set_handler(self, on_request: Callable[[dict], None]) -> None:
+        """Who gets the requests (the window, once it exists)."""
+        self._on_request = on_request
+
     def _accept(self) -> None:
         assert self._server is not None
         while self._server.hasPendingConnections():

@@ -62,9 +62,26 @@ InstallDir "$LOCALAPPDATA\Programs\${APP}"
 !insertmacro MUI_UNPAGE_INSTFILES
 !insertmacro MUI_LANGUAGE "English"
 
-; File properties of the setup exe. VIProductVersion wants four numbers.
-VIProductVersion "${VERSION}.0"
-VIFileVersion "${VERSION}.0"
+; File properties of the setup exe. VIProductVersion and VIFileVersion want
+; four numbers: a pre-release tag (0.2.0rc1, 0.2.0b2, 0.2.0.dev3) keeps its
+; x.y.z; the text fields below keep the whole version.
+!searchparse /noerrors "${VERSION}" "" VER_MAJOR "." VER_MINOR "." VER_PATCH
+!macro _VerCut marker
+  !searchparse /noerrors "${VER_PATCH}" "" _VER_CUT "${marker}"
+  !ifdef _VER_CUT
+    !define /redef VER_PATCH "${_VER_CUT}"
+    !undef _VER_CUT
+  !endif
+!macroend
+!insertmacro _VerCut "."
+!insertmacro _VerCut "rc"
+!insertmacro _VerCut "a"
+!insertmacro _VerCut "b"
+!insertmacro _VerCut "dev"
+!insertmacro _VerCut "post"
+!define VERSION_NUMERIC "${VER_MAJOR}.${VER_MINOR}.${VER_PATCH}.0"
+VIProductVersion "${VERSION_NUMERIC}"
+VIFileVersion "${VERSION_NUMERIC}"
 VIAddVersionKey /LANG=${LANG_ENGLISH} "ProductName" "${APP}"
 VIAddVersionKey /LANG=${LANG_ENGLISH} "ProductVersion" "${VERSION}"
 VIAddVersionKey /LANG=${LANG_ENGLISH} "FileVersion" "${VERSION}"

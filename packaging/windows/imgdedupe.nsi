@@ -147,10 +147,15 @@ Section "Install"
   ; (there %1 is empty; %V is the folder shown).
   WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan" "" "Find duplicates in this folder"
   WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan" "Icon" "$INSTDIR\${EXE},0"
-  WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%1"'
+  WriteRegStr HKCU "${CLASSES}\Directory\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%1\."'
+  ; A drive (C:\, an SD card E:\) has verbs of its own. "%1\." not "%1": a
+  ; quoted drive root "E:\" ends in \" and Windows reads it as E:" .
+  WriteRegStr HKCU "${CLASSES}\Drive\shell\imgdedupe.scan" "" "Find duplicates in this folder"
+  WriteRegStr HKCU "${CLASSES}\Drive\shell\imgdedupe.scan" "Icon" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\Drive\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%1\."'
   WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan" "" "Find duplicates in this folder"
   WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan" "Icon" "$INSTDIR\${EXE},0"
-  WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%V"'
+  WriteRegStr HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan\command" "" '"$INSTDIR\${EXE}" --scan "%V\."'
 
   ; "Open with" for images: the Applications key names the program and the
   ; types it accepts (listed in "Choose another app"); the OpenWithList entry
@@ -184,6 +189,7 @@ Section "Uninstall"
   DeleteRegKey HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar"
   DeleteRegKey HKCU "${CLASSES}\Directory\shell\imgdedupe.scan"
   DeleteRegKey HKCU "${CLASSES}\Directory\Background\shell\imgdedupe.scan"
+  DeleteRegKey HKCU "${CLASSES}\Drive\shell\imgdedupe.scan"
   DeleteRegKey HKCU "${CLASSES}\Applications\${EXE}"
   DeleteRegKey HKCU "${CLASSES}\SystemFileAssociations\image\OpenWithList\${EXE}"
 

@@ -107,7 +107,10 @@ def test_verbs_and_commands_are_exact() -> None:
     assert writes[(similar, "")] == "Find similar images"
     assert writes[(similar + "\\command", "")] == f'{EXE} --similar "%1"'
     assert writes[(similar, "Icon")] == "$INSTDIR\\imgdedupe-gui.exe,0"
-    for shell, arg in (("Directory\\shell", "%1"), ("Directory\\Background\\shell", "%V")):
+    # "%1\." and "%V\.": a quoted drive root ("E:\") would end in \" and be
+    # split by Windows' command-line rules; "E:\." is the same folder.
+    for shell, arg in (("Directory\\shell", "%1\\."), ("Drive\\shell", "%1\\."),
+                       ("Directory\\Background\\shell", "%V\\.")):
         scan = f"{CLASSES}\\{shell}\\imgdedupe.scan"
         assert writes[(scan, "")] == "Find duplicates in this folder"
         assert writes[(scan + "\\command", "")] == f'{EXE} --scan "{arg}"'

@@ -30,6 +30,16 @@ def _answer(qtbot, button_text: str) -> list[str]:  # noqa: ANN001
     return seen
 
 
+def _settled(qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    """Wait for what a move or an undo sets off (regrouping, the undo
+    history, status messages) to finish: the fixture checks no timer runs."""
+    from PySide6.QtCore import QTimer
+
+    qtbot.waitUntil(lambda: not window.actions.busy and not window.tasks._pool.activeThreadCount()
+                    and not [t for t in window.findChildren(QTimer) if t.isActive()],
+                    timeout=15_000)
+
+
 def _mark(qtbot, window: MainWindow, victim: Path) -> None:  # noqa: ANN001
     from PySide6.QtCore import Qt
 
@@ -54,6 +64,7 @@ def test_answering_cancel_in_the_real_dialog_moves_nothing(
     with qtbot.waitSignal(window.actions.batch_done, timeout=10_000):
         window.apply_deletions()
     assert asked and not victim.exists()
+    _settled(qtbot, window)
 
 
 def test_an_older_batch_is_undone_from_the_history(
@@ -78,6 +89,7 @@ def test_an_older_batch_is_undone_from_the_history(
         window.undo_history_action.trigger()
     assert len(offered[0]) == 2 and all("1 still in the trash" in x for x in offered[0])
     assert first.exists() and not second.exists()
+    _settled(qtbot, window)
 
 
 def test_find_similar_on_an_unscanned_folder_offers_to_scan_it_first(
@@ -95,3 +107,4 @@ def test_find_similar_on_an_unscanned_folder_offers_to_scan_it_first(
                     timeout=30_000)
     assert window.similar_dialog.paths()[:2] == [str(query), str(library["photo0_small"])]
     window.similar_dialog.close()
+    _settled(qtbot, window)

@@ -16,7 +16,7 @@ import numpy as np
 from imgdedupe.core.groups.graph import star_members
 from imgdedupe.core.groups.keeper import suggest_keeper
 from imgdedupe.core.groups.stars import greedy_star_groups
-from imgdedupe.core.images.phash import HASH_BITS, hamming
+from imgdedupe.core.images.phash import BANDS, HASH_BITS, band_keys, hamming
 from imgdedupe.core.records import FileLike, Group
 
 # Re-encoded and resized copies of the dev photos differ in 0-4 bits,
@@ -25,19 +25,18 @@ from imgdedupe.core.records import FileLike, Group
 # differing bits leave at least one of the 5 bands untouched), never by
 # comparing each photo with all others.
 MAX_DISTANCE = 4
-_BANDS = tuple((shift, 13 if shift < 52 else 12) for shift in range(0, 64, 13))
 
 
 class NearExactIndex:
     """Hashes added batch by batch; pairs within ``max_distance`` bits."""
 
     def __init__(self, max_distance: int = MAX_DISTANCE) -> None:
-        if max_distance >= len(_BANDS):
-            raise ValueError(f"band lookups find distances up to {len(_BANDS) - 1}")
+        if max_distance >= len(BANDS):
+            raise ValueError(f"band lookups find distances up to {len(BANDS) - 1}")
         self.max_distance = max_distance
         self._hashes: dict[str, int] = {}
         self._first_with: dict[int, str] = {}  # hash value -> the first key that had it
-        self._bands: list[defaultdict[int, list[str]]] = [defaultdict(list) for _ in _BANDS]
+        self._bands: list[defaultdict[int, list[str]]] = [defaultdict(list) for _ in BANDS]
         self.pairs: dict[tuple[str, str], int] = {}  # (key, key) sorted -> distance
 
     def __len__(self) -> int:
@@ -61,8 +60,8 @@ class NearExactIndex:
         self._first_with[value] = key
         found = 0
         seen: set[str] = set()
-        for (shift, width), band in zip(_BANDS, self._bands, strict=True):
-            bucket = band[(value >> shift) & ((1 << width) - 1)]
+        for band_key, band in zip(band_keys(value), self._bands, strict=True):
+            bucket = band[band_key]
             for other in bucket:
                 if other in seen:
                     continue

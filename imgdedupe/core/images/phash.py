@@ -58,5 +58,17 @@ def _grey_hash(grey: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
+# Five bands of 13 bits (the last 12): two hashes within 4 bits agree
+# exactly on at least one band (pigeonhole), so pairs within 4 bits are
+# found by exact band lookups, never by comparing every hash with all others
+# (groups.near_exact, pairs.rotated).
+BANDS = tuple((shift, 13 if shift < 52 else 12) for shift in range(0, 64, 13))
+
+
+def band_keys(value: int) -> list[int]:
+    """``value``'s key in each of BANDS."""
+    return [(value >> shift) & ((1 << width) - 1) for shift, width in BANDS]
+
+
 def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()

@@ -20,15 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from imgdedupe.core.images.phash import HASH_BITS, hamming, quarter_turn_hashes
+from imgdedupe.core.images.phash import BANDS, HASH_BITS, band_keys, hamming, quarter_turn_hashes
 from imgdedupe.core.images.preprocess import PICTURE_KEY, picture_pixels
 from imgdedupe.core.storage.store import Store
 
 # Turned copies of the dev set's photos differ from the turned original in
-# 0-4 bits, distinct photos in ~32. Five bands of 13 bits find every pair
-# within 4 bits by exact lookups (4 differing bits leave a band untouched).
+# 0-4 bits, distinct photos in ~32; images.phash.BANDS finds every pair
+# within 4 bits by exact lookups.
 MAX_DISTANCE = 4
-_BANDS = tuple((shift, 13 if shift < 52 else 12) for shift in range(0, 64, 13))
 # A bucket this full is a flat or repeated pattern (blank scans): its
 # members are upright near-duplicates of each other, found by the embedding.
 _CROWDED = 500
@@ -63,11 +62,11 @@ def hashes_of(store: Store, files: Sequence[int], workers: int) -> list[Hashes |
 def rotated_pairs(hashes: Sequence[Hashes | None]) -> tuple[np.ndarray, np.ndarray]:
     """(pairs (M, 2) of indices i < j, their distance in bits): one photo
     turned by a quarter or half turn is within MAX_DISTANCE of the other."""
-    bands: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in _BANDS]
+    bands: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in BANDS]
     for i, turned in enumerate(hashes):
         if turned is not None:
-            for (shift, width), band in zip(_BANDS, bands, strict=True):
-                band[(turned[0] >> shift) & ((1 << width) - 1)].append(i)
+            for band_key, band in zip(band_keys(turned[0]), bands, strict=True):
+                band[band_key].append(i)
     found: dict[tuple[int, int], int] = {}
     for i, turned in enumerate(hashes):
         if turned is None:
@@ -76,8 +75,8 @@ def rotated_pairs(hashes: Sequence[Hashes | None]) -> tuple[np.ndarray, np.ndarr
             value = turned[k]
             if hamming(value, turned[0]) <= MAX_DISTANCE:
                 continue  # looks the same turned: the upright search finds its copies
-            for (shift, width), band in zip(_BANDS, bands, strict=True):
-                bucket = band.get((value >> shift) & ((1 << width) - 1), ())
+            for band_key, band in zip(band_keys(value), bands, strict=True):
+                bucket = band.get(band_key, ())
                 if len(bucket) > _CROWDED:
                     continue
                 for j in bucket:

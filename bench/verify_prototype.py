@@ -44,12 +44,16 @@ import time
 import numpy as np
 
 from imgdedupe.core.errors import DecodeError
-from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.images.preprocess import (
+    decode_for_network,
+    picture_pixels,
+    verification_picture,
+)
 from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import ScanResult
 from imgdedupe.core.scan.pipeline import run_scan
 from imgdedupe.core.verify.evidence import PairEvidence, compare
-from imgdedupe.core.verify.features import extract, verification_picture
+from imgdedupe.core.verify.features import extract
 from imgdedupe.core.verify.tiers import judge
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,11 +93,11 @@ def extract_all(contents, pairs):
     grey, feats, t_dec, t_ext = {}, {}, 0.0, 0.0
     for i in sorted(set(pairs.ravel().tolist())):
         t = time.perf_counter()
-        try:  # exactly the pixels the scan's model saw
-            rgb, _, _ = decode_for_network(contents[i][0])
+        try:  # the picture the scan verifies: its grey network input, as stored
+            rgb = decode_for_network(contents[i][0]).array
         except DecodeError:
             continue
-        grey[i] = verification_picture(rgb)
+        grey[i] = picture_pixels(verification_picture(rgb))
         t_dec += time.perf_counter() - t
         t = time.perf_counter()
         feats[i] = extract(grey[i])

@@ -13,9 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from imgdedupe.core.images.preprocess import decode_for_network
+from imgdedupe.core.images.preprocess import (
+    decode_for_network,
+    picture_pixels,
+    verification_picture,
+)
 from imgdedupe.core.verify.evidence import compare
-from imgdedupe.core.verify.features import extract, verification_picture
+from imgdedupe.core.verify.features import extract
 from imgdedupe.core.verify.tiers import Verdict, judge
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -29,7 +33,8 @@ COSINE = 0.8  # a candidate's: verification decides, not the cosine
 def _verdict(path_a: Path, path_b: Path, taken_a: float | None = None,
              taken_b: float | None = None) -> Verdict:
     """As the scan will: from the network input of each file."""
-    greys = [verification_picture(decode_for_network(str(p))[0]) for p in (path_a, path_b)]
+    greys = [picture_pixels(verification_picture(decode_for_network(str(p)).array))
+             for p in (path_a, path_b)]
     a, b = (extract(g) for g in greys)
     return judge(compare(a, b, *greys), COSINE, taken_a, taken_b)
 

@@ -47,12 +47,6 @@ def opencv() -> Any:
     return cv2
 
 
-def verification_picture(network_input: np.ndarray) -> np.ndarray:
-    """The grey (224, 224) uint8 picture verification works on."""
-    rgb = np.ascontiguousarray(network_input, dtype=np.uint8)
-    return opencv().cvtColor(rgb, opencv().COLOR_RGB2GRAY)
-
-
 def extract(grey: np.ndarray) -> Features:
     """SIFT keypoints and descriptors of a grey picture; positions in its
     own pixels."""

@@ -18,7 +18,7 @@ from imgdedupe.core.images.preprocess import (
     picture_pixels,
     verification_picture,
 )
-from imgdedupe.core.verify.evidence import compare
+from imgdedupe.core.verify.evidence import MIN_MATCHES, RATIO, _matches, _pixels_changed, compare
 from imgdedupe.core.verify.features import extract
 from imgdedupe.core.verify.tiers import Verdict, judge
 
@@ -108,3 +108,46 @@ def test_a_picture_without_keypoints_gives_no_evidence():
     assert len(features) == 0
     verdict = judge(compare(features, features, flat, flat), 0.99)
     assert verdict.tier == "none"
+
+
+def _grey(path: Path) -> np.ndarray:
+    return picture_pixels(verification_picture(decode_for_network(str(path)).array))
+
+
+@pytest.mark.parametrize("pair", [(ROCKET, "cropped"), (ROCKET, COFFEE), (CAT, "turned")])
+def test_the_matcher_keeps_exactly_opencvs_ratio_test_matches(tmp_path, pair):
+    """The matrix-product matcher is an optimisation of OpenCV's brute-force
+    k=2 matcher with Lowe's ratio test: the same matches, not similar ones."""
+    import cv2
+
+    first, second = pair
+    if isinstance(second, str):
+        second = _edited(first, tmp_path / "edited.jpg", second)
+    a, b = extract(_grey(first)), extract(_grey(second))
+    found = _matches(a, b)
+    expected = [(m.queryIdx, m.trainIdx) for m, n in cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+        a.vectors, b.vectors, k=2) if m.distance < RATIO * n.distance]
+    if len(expected) < MIN_MATCHES:
+        assert found is None
+        return
+    assert found is not None
+    want_a = a.points[[q for q, _ in expected]]
+    want_b = b.points[[t for _, t in expected]]
+    np.testing.assert_array_equal(found[0], want_a)
+    np.testing.assert_array_equal(found[1], want_b)
+
+
+def test_the_pixel_check_fits_gain_and_offset_as_least_squares_does():
+    """A brightness and contrast edit (gain 0.7, offset 40) leaves nothing
+    changed (the closed-form fit finds what least squares finds); content
+    moved over a quarter of the picture is found, in the whole-picture and
+    in the per-block share alike."""
+    grey = _grey(COFFEE).astype(np.float32)  # textured all over: a moved patch shows
+    identity = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    edited = np.clip(grey * 0.7 + 40, 0, 255).astype(np.uint8)
+    changed, covered, local = _pixels_changed(grey.astype(np.uint8), edited, identity)
+    assert changed < 0.01 and local < 0.01 and covered > 0.9
+    patched = edited.copy()
+    patched[:112, :112] = np.roll(patched, (60, 90), axis=(0, 1))[:112, :112]  # moved content
+    changed, _, local = _pixels_changed(grey.astype(np.uint8), patched, identity)
+    assert 0.05 < changed < 0.3 and 0.05 < local < 0.3

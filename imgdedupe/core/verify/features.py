@@ -28,11 +28,13 @@ FEATURE_SIDE = 160
 @dataclass(frozen=True)
 class Features:
     """One picture's keypoints: ``points`` (n, 2) float32 pixel positions,
-    ``descriptors`` (n, 128) uint8 (SIFT's values fit a byte: a quarter of
-    float32 in a cache)."""
+    ``vectors`` (n, 128) float32 SIFT descriptors and their
+    ``squared_norms`` (n,), ready for the matcher (verify.evidence), which
+    would otherwise convert them again for each of a photo's pairs."""
 
     points: np.ndarray
-    descriptors: np.ndarray
+    vectors: np.ndarray
+    squared_norms: np.ndarray
 
     def __len__(self) -> int:
         return len(self.points)
@@ -60,5 +62,6 @@ def extract(grey: np.ndarray) -> Features:
     points = (points + 0.5) * np.array([width / FEATURE_SIDE, height / FEATURE_SIDE],
                                        dtype=np.float32) - 0.5
     if descriptors is None:
-        descriptors = np.zeros((0, 128), dtype=np.uint8)
-    return Features(points, np.clip(descriptors, 0, 255).astype(np.uint8))
+        descriptors = np.zeros((0, 128), dtype=np.float32)
+    vectors = np.ascontiguousarray(descriptors, dtype=np.float32)
+    return Features(points, vectors, np.einsum("ij,ij->i", vectors, vectors))

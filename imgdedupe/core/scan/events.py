@@ -19,12 +19,16 @@ from imgdedupe.core.records import FileError, Group, IgnoreMarks, Notice
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A progress event. ``total`` is None while it is not yet known."""
+    """A progress event. ``total`` is None while it is not yet known.
+    ``share``: the part of the phase's work done (0-1), where its items are
+    not equal work (verify: a photo's first pair also makes its features,
+    ~15 pairs' worth); None where ``done / total`` says it."""
 
     phase: Literal["walk", "hash", "embed", "index", "verify", "group", "done"]
     done: int
     total: int | None = None
     message: str = ""
+    share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,23 @@ class Verdicts(NamedTuple):
     moments: np.ndarray  # (nodes,) float64 capture times, NaN unknown
 
 
+# CPU-seconds verification costs a photo of a cold scan (its SIFT features
+# and its share of the pairs), for the status line's time left: 14.5 ms
+# on Caltech (3,030 photos, 44 CPU-s), 17-18 ms on the dev set and on 12 MP
+# photos (docs/quality.md), on the 2-core build machine.
+CPU_SECONDS_PER_PHOTO = 0.016
+
+
+def estimated_verify_s(photos: int, cores: int) -> float:
+    """Seconds verification will take after ``photos`` photos were embedded."""
+    return photos * CPU_SECONDS_PER_PHOTO / max(1, cores)
+
+
+# A photo's features cost about as much as this many pairs' matching, fit
+# and pixel check (12-17 ms against 0.8 ms): the weight of each in the
+# share of the work done that Progress reports (the status line's pace).
+FEATURE_COST = 15
+
 BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 # verdicts soon join copies and spare their other pairs (verify_pairs)
 
@@ -88,6 +105,16 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     pictures = _Pictures(store, path_of)
     joined = Moments(lambda file: taken.get(file))
     done = 0
+    # The work ahead, in pairs' worth: features of every photo in a pair to
+    # verify, and those pairs. Pairs spared as already joined count as done.
+    work = FEATURE_COST * len(uses) + sum(1 for key in keys if key not in evidence)
+    spared = 0
+
+    def share() -> float:
+        made = FEATURE_COST * pictures.features_made + verified + spared
+        return min(1.0, made / work) if work else 1.0
+
+    verified = 0
 
     def settle(row: int) -> None:
         key = keys[row]
@@ -119,6 +146,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
                 codes[row], reasons[row] = SAME_GROUP, "the same picture as the rest of its group"
                 release(key)
                 done += 1
+                spared += 1
             else:
                 block.append(row)
             if len(block) < BLOCK and position + 1 < len(order):
@@ -137,9 +165,10 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
                 settle(r)
                 release(keys[r])
             done += len(block)
+            verified += len(block)
             block = []
             raise_if_cancelled(cancel)
-            yield Progress("verify", done, total)
+            yield Progress("verify", done, total, share=share())
     moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
                        dtype=np.float64)
     return Verdicts(codes, tuple(reasons), moments)
@@ -160,6 +189,7 @@ class _Pictures:
         self._features: dict[int, tuple[np.ndarray, Features] | None] = {}
         self._made: list[tuple[int, bytes, float | None]] = []
         self._lock = threading.Lock()
+        self.features_made = 0  # for the progress's share of work done
 
     def prepare(self, files: Iterable[int]) -> None:
         wanted = sorted({f for f in files if f not in self._stored})
@@ -184,6 +214,7 @@ class _Pictures:
             grey = picture_pixels(picture)
             ready = (grey, extract(grey))
         with self._lock:  # another thread may have made it too: the same, harmless
+            self.features_made += 1
             return self._features.setdefault(file, ready)
 
     def _decode_again(self, file: int) -> bytes | None:

@@ -1,13 +1,21 @@
 """The status line of a running scan: phase, counts, images/s, time left.
 
 Qt-free, so the wording and the rate arithmetic are plain to test.
+
+The time left is the whole scan's: while photos are embedded it adds the
+verification still to come (its cost a photo, measured, over the cores
+this process may use), and while pairs are verified it follows their pace.
+Verification is a third of a cold scan on a CPU: leaving it out made the
+estimate short by that much when the embedding ended.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from ...core.scan.events import Progress
+from ...core.scan.verify_step import estimated_verify_s
 
 PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
                "embed": "Comparing pictures", "index": "Indexing",
@@ -18,11 +26,23 @@ PHASE_NAMES = {"walk": "Finding photos", "hash": "Finding exact copies",
 class ProgressText:
     """Describes each Progress event of one scan; ``reset`` for the next."""
 
-    def __init__(self) -> None:
+    def __init__(self, cores: int | None = None) -> None:
+        self._cores = cores or _usable_cores()
         self._embed_clock: tuple[float, int] | None = None
+        self._verify_clock: tuple[float, float] | None = None
+        self._verify_left_s = 0.0  # estimated when the embedding ends
+        self.left_s: float | None = None  # the last time left shown (bench/eta_check.py)
+
+    @property
+    def verification_s(self) -> float:
+        """The verification's estimated seconds, counted in the time left."""
+        return self._verify_left_s
 
     def reset(self) -> None:
         self._embed_clock = None
+        self._verify_clock = None
+        self._verify_left_s = 0.0
+        self.left_s = None
 
     def describe(self, event: Progress) -> str:
         name = PHASE_NAMES.get(event.phase, event.phase)
@@ -33,6 +53,8 @@ class ProgressText:
             text += f" of {event.total:,}"
         if event.phase == "verify":
             text += " pairs"
+            if event.total:
+                text += self._verify_eta(event)
         if event.phase == "embed" and event.total and event.done:
             text += self._rate_and_eta(event.done, event.total)
         return text
@@ -48,6 +70,53 @@ class ProgressText:
         if elapsed < 0.5 or done <= first:
             return ""
         rate = (done - first) / elapsed
-        left = (total - done) / rate
-        eta = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
-        return f" · {rate:.1f} images/s · about {eta} left"
+        # The photos embedded now are the ones whose pairs are verified next.
+        self._verify_left_s = estimated_verify_s(total, self._cores)
+        left = self.left_s = (total - done) / rate + self._verify_left_s
+        return f" · {rate:.1f} images/s · about {_duration(left)} left"
+
+    def _verify_eta(self, event: Progress) -> str:
+        """Time left of the verification. For its first seconds, the
+        estimate made when the embedding ended, counted down; then the pace
+        of ``event.share``, the work done, which the scan reports because
+        pairs alone are not equal work (a photo's features are made at its
+        first pair, so the first pairs are the slowest: the pairs' pace
+        erred 2x long on 2,000 Caltech photos, bench/eta_check.py). Without
+        a share, the sooner of the countdown and the pairs' pace, and that
+        pace alone once the countdown is nearly spent."""
+        done = event.share if event.share is not None else event.done / max(1, event.total or 1)
+        now = time.monotonic()
+        if self._verify_clock is None or self._verify_clock[1] > done:
+            self._verify_clock = (now, done)
+        started, first = self._verify_clock
+        elapsed = now - started
+        countdown = self._verify_left_s - elapsed
+        pace = None
+        if elapsed >= VERIFY_PACE_AFTER_S and done > first:
+            pace = (1.0 - done) * elapsed / (done - first)
+        if pace is not None and event.share is not None:
+            left = pace  # of the work itself: the measure, not the estimate
+        elif countdown > 0.1 * self._verify_left_s:
+            left = countdown if pace is None else min(pace, countdown)
+        elif pace is not None:
+            left = pace
+        else:
+            return ""
+        self.left_s = left
+        return f" · about {_duration(left)} left"
+
+
+# Seconds of verifying before its own pace replaces the estimate.
+VERIFY_PACE_AFTER_S = 3.0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a taskset or a container limits them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

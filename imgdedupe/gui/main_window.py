@@ -37,6 +37,7 @@ from ..core.scan.config import ScanConfig
 from ..core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from ..report import printable
 from .actions_controller import ActionsController
+from .device_box import DeviceBox
 from .dialogs import show_error
 from .jobs.errors import WorkerError
 from .jobs.progress_text import ProgressText
@@ -123,9 +124,7 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self.backbone_box.addItems(list(BACKBONES))
         self.backbone_box.setToolTip("resnet50: best quality, needs its weights; "
                                      "efficientnet-lite0: about 10x faster, always offline")
-        self.device_box = QComboBox()
-        self.device_box.addItems(["auto", "cpu", "cuda"])
-        self.device_box.setToolTip("Where the model runs: auto uses an NVIDIA GPU if present")
+        self.device_box = DeviceBox()  # cuda only where this build can use it
         folder_bar = QHBoxLayout()
         folder_bar.addWidget(QLabel("Folders:"))
         folder_bar.addWidget(self.folders, 1)
@@ -430,7 +429,7 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self.threshold_bar.set_value(float(s.value("threshold",
                                                    calibration.DEFAULT_THRESHOLD)))
         self.backbone_box.setCurrentText(str(s.value("backbone", "resnet50")))
-        self.device_box.setCurrentText(str(s.value("device", "auto")))
+        self.device_box.select(str(s.value("device", "auto")))
         geometry = s.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgdedupe.core.actions.decisions import Decisions, Rule, best_member
+from imgdedupe.core.actions.decisions import Decisions, Rule, best_member, kept_members
 from imgdedupe.core.records import Group, Member
 
 
@@ -46,6 +46,25 @@ def test_folder_rule_keeps_the_member_in_that_folder_and_refuses_when_none_is() 
     assert len(decisions.marked) == 3  # unchanged
     # "/d/sub" is inside "/d" but "/d/su" is not a folder prefix match.
     assert best_member(G, Rule.IN_FOLDER, "/d/su") is None
+
+
+def test_the_folder_rule_keeps_every_image_inside_the_chosen_folder() -> None:
+    """"Keep the images in this folder" (the review's defect: choosing
+    samples/ marked scan_0042_bw.jpg, inside it, because the rule kept one
+    member only)."""
+    scan = member("/samples/Archive/scan_0042.jpg", wh=(800, 600))
+    scan_bw = member("/samples/Archive/scan_0042_bw.jpg", wh=(800, 600))
+    backup = member("/backup/scan_0042.jpg", wh=(800, 600))
+    both = group(scan, scan_bw, backup)
+    decisions = Decisions([both])
+    assert kept_members(both, Rule.IN_FOLDER, "/samples") == {scan.path, scan_bw.path}
+    assert decisions.apply_rule(both, Rule.IN_FOLDER, "/samples")
+    assert decisions.marked == {backup.path}
+    # Every member inside the folder: all kept, nothing marked.
+    assert decisions.apply_rule(both, Rule.IN_FOLDER, "/")
+    assert decisions.marked == frozenset()
+    assert decisions.apply_rule_to_all(Rule.IN_FOLDER, "/backup") == 1
+    assert decisions.marked == {scan.path, scan_bw.path}
 
 
 def test_marking_the_last_kept_member_is_refused() -> None:

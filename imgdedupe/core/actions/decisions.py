@@ -28,7 +28,7 @@ class Rule(Enum):
     LARGEST_FILE = "the largest file"
     OLDEST = "the oldest"
     NEWEST = "the newest"
-    IN_FOLDER = "the one in a chosen folder"
+    IN_FOLDER = "the ones in a chosen folder"
 
 
 def _in_folder(member: Member, folder: str) -> bool:
@@ -38,7 +38,8 @@ def _in_folder(member: Member, folder: str) -> bool:
 
 def best_member(group: Group, rule: Rule, folder: str | None = None) -> Member | None:
     """The member ``rule`` keeps; ties fall back to the suggested-keeper
-    order so the choice is deterministic. None when IN_FOLDER matches none."""
+    order so the choice is deterministic. None when IN_FOLDER matches none
+    (IN_FOLDER keeps every member in the folder: see kept_members)."""
     members: Sequence[Member] = group.members
     key: Callable[[Member], tuple]
     if rule is Rule.SUGGESTED:
@@ -62,6 +63,19 @@ def best_member(group: Group, rule: Rule, folder: str | None = None) -> Member |
             return None
         key = keeper_order_key
     return min(members, key=key)
+
+
+def kept_members(group: Group, rule: Rule, folder: str | None = None) -> set[str]:
+    """The paths ``rule`` keeps in ``group``: one member, or for IN_FOLDER
+    every member inside the folder ("Keep the images in this folder": two
+    copies both inside it are both kept; the folder is the user's, not a
+    place to pick one from). Empty when the rule keeps none."""
+    if rule is Rule.IN_FOLDER:
+        if folder is None:
+            raise ValueError("the folder rule needs a folder")
+        return {m.path for m in group.members if _in_folder(m, folder)}
+    best = best_member(group, rule, folder)
+    return {best.path} if best is not None else set()
 
 
 class Decisions:
@@ -132,13 +146,13 @@ class Decisions:
     def apply_rule(self, group: Group, rule: Rule, folder: str | None = None) -> bool:
         """Keep ``rule``'s choice in ``group`` and mark the rest. False when
         the rule finds no member to keep (then nothing changes)."""
-        best = best_member(group, rule, folder)
-        if best is None:
+        kept = kept_members(group, rule, folder)
+        if not kept:
             return False
         for member in group.members:
             self._marked.discard(member.path)
         for member in group.members:
-            if member.path != best.path:
+            if member.path not in kept:
                 self._marked.add(member.path)
         self.set_groups(self._groups)  # a file in two groups: repair the other
         return True

@@ -116,7 +116,7 @@ class ReviewPanel(QWidget):
         for rule in Rule:
             self.rule.addItem(f"Keep {rule.value}", rule)
         self.apply_rule_button = QPushButton("Apply")
-        self.apply_rule_button.setToolTip("Keep that one in this group; mark the rest")
+        self.apply_rule_button.setToolTip("Keep the rule's choice in this group; mark the rest")
         self.apply_rule_button.clicked.connect(self._apply_rule)
         self.apply_all_button = QPushButton("Apply to all groups")
         self.apply_all_button.setToolTip("Apply the rule to every exact-copy and near-duplicate "
@@ -300,6 +300,8 @@ class ReviewPanel(QWidget):
             return
         if not self.decisions.apply_rule(group, *chosen):
             self.message.emit("No image of this group is in that folder.")
+        elif chosen[0] is Rule.IN_FOLDER and not self.decisions.marked_in(group):
+            self.message.emit("Every image of this group is in that folder: all are kept.")
         self._marks_updated()
 
     def _apply_rule_to_all(self) -> None:

@@ -34,6 +34,7 @@ SetCompressor /SOLID lzma
 
 !define APP "imgdedupe"
 !define EXE "imgdedupe-gui.exe"
+!define CLI_EXE "imgdedupe.exe"
 !define UNINST_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\imgdedupe"
 !define CLASSES "Software\Classes"
 
@@ -113,10 +114,61 @@ Function un.onInit
   SetShellVarContext current
 FunctionEnd
 
+; Is imgdedupe running from $INSTDIR? Replacing or deleting the bundle under
+; a running app fails half way (its DLLs are locked, the rest is gone) and
+; leaves an install that starts neither the old version nor the new one.
+; The test: open each program file of the install for writing. Windows
+; keeps a running program's image mapped, and a file with a live image
+; section cannot be opened for writing (ERROR_SHARING_VIOLATION), whoever
+; runs it; after the process ends it opens. Renaming would not do: a running
+; exe may be renamed. The app's single-instance lock would not do either:
+; it names a temp file after a hash of the user and the cache database,
+; misses a second window on another --db and every `imgdedupe` command
+; line run, and stays behind after a crash. The frozen app runs Python
+; inside imgdedupe-gui.exe (one folder, no child process), and its decode
+; workers are that same exe, so this finds every process of this install
+; and none of another one. FileOpen "a" opens without truncating or
+; writing; the file is closed at once.
+!macro _DEFINE_CLOSE_APP un
+  Function ${un}CloseRunningApp
+    retry:
+      StrCpy $0 "$INSTDIR\${EXE}"
+      Call ${un}_ProgramInUse
+      StrCmp $1 1 running
+      StrCpy $0 "$INSTDIR\${CLI_EXE}"
+      Call ${un}_ProgramInUse
+      StrCmp $1 1 running
+      Return
+    running:
+      ; Silent (/S): no one to ask, so cancel; the exit code is 2.
+      MessageBox MB_RETRYCANCEL|MB_ICONEXCLAMATION "${APP} is running. Close its window (and any ${APP} command running in a terminal), then press Retry." /SD IDCANCEL IDRETRY retry
+      SetErrorLevel 2
+      Quit
+  FunctionEnd
+
+  ; $0: a file. $1 = 1 when it exists and cannot be opened for writing.
+  Function ${un}_ProgramInUse
+    StrCpy $1 0
+    IfFileExists "$0" 0 done
+    ClearErrors
+    FileOpen $2 "$0" a
+    IfErrors 0 +3
+      StrCpy $1 1
+      Goto done
+    FileClose $2
+    done:
+  FunctionEnd
+!macroend
+!insertmacro _DEFINE_CLOSE_APP ""
+!insertmacro _DEFINE_CLOSE_APP "un."
+
 Section "Install"
   ; An upgrade replaces the old bundle whole: stale DLLs from another torch
   ; or Qt build must not stay next to the new ones. .onInit made sure this
-  ; folder is ours (it holds imgdedupe-gui.exe) or empty.
+  ; folder is ours (it holds imgdedupe-gui.exe) or empty. Never while the
+  ; installed app runs: the user closes it or the setup stops here, before
+  ; anything is removed.
+  Call CloseRunningApp
   RMDir /r "$INSTDIR"
   SetOutPath "$INSTDIR"
   File /r "${BUNDLE}\*"
@@ -141,6 +193,12 @@ Section "Install"
   ; .heic, ...): so no file type's own default handler is touched.
   WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar" "" "Find similar images"
   WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar" "Icon" "$INSTDIR\${EXE},0"
+  ; A command verb runs once per selected item, whatever this says; the
+  ; default model (Document) hides the verb when more than 15 items are
+  ; selected, Player allows 100. Each launch hands its image to the running
+  ; window (imgdedupe/gui/single_instance.py), so 20 photos are one window.
+  ; One process for the whole selection would need a COM DropTarget handler.
+  WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar" "MultiSelectModel" "Player"
   WriteRegStr HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar\command" "" '"$INSTDIR\${EXE}" --similar "%1"'
 
   ; Right-click on a folder, and on the empty background of an open folder
@@ -163,6 +221,7 @@ Section "Install"
   ; images similar to it. Extensions: imgdedupe.core.files.walk.IMAGE_EXTENSIONS.
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}" "FriendlyAppName" "${APP}"
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\DefaultIcon" "" "$INSTDIR\${EXE},0"
+  WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\shell\open" "MultiSelectModel" "Player"
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\shell\open\command" "" '"$INSTDIR\${EXE}" --similar "%1"'
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".jpg" ""
   WriteRegStr HKCU "${CLASSES}\Applications\${EXE}\SupportedTypes" ".jpeg" ""
@@ -185,6 +244,9 @@ Section "Uninstall"
   ; Only the keys and files the installer made; the parents (shell,
   ; Directory, SystemFileAssociations\image ...) belong to Windows. The
   ; photos and the cache (%LOCALAPPDATA%\imgdedupe) are never touched.
+  ; First make sure the app is closed: a refused uninstall keeps every key
+  ; and file.
+  Call un.CloseRunningApp
   DeleteRegKey HKCU "${UNINST_KEY}"
   DeleteRegKey HKCU "${CLASSES}\SystemFileAssociations\image\shell\imgdedupe.similar"
   DeleteRegKey HKCU "${CLASSES}\Directory\shell\imgdedupe.scan"

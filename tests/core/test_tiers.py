@@ -220,10 +220,10 @@ def test_verification_reports_progress(tmp_path, lite0):
 
 
 def _graph(tiers: list[int], cosines: list[float]) -> SimilarityGraph:
-    """Three contents in a chain of pairs 0-1, 1-2, 0-2."""
+    """Three contents in a chain of pairs 0-1, 1-2, 0-2 (digests "a", "b", "c")."""
     paths = ["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"]
     table = ContentTable(paths, [10, 20, 30], [0, 0, 0], [0, 1, 2, 3], [100] * 3, [100] * 3,
-                         [None] * 3)
+                         ["a", "b", "c"])
     pairs = np.array([[0, 1], [1, 2], [0, 2]][:len(tiers)])
     return SimilarityGraph("efficientnet-lite0", table, pairs,
                            np.array(cosines, np.float32), np.array(tiers, np.int8),
@@ -246,6 +246,17 @@ def test_a_similar_shot_of_copies_joins_them_all_in_a_similar_shot_group():
     graph = _graph([SIMILAR_SHOT, NOT_SAME], [0.95, 0.9])
     (group,) = groups_at(graph, 80)
     assert group.tier == "similar_shot" and not group.deletable
+
+
+@pytest.mark.parametrize("tier", [NEAR_DUPLICATE, SIMILAR_SHOT])
+def test_a_new_copy_of_two_photos_set_apart_joins_one_of_them_not_both(tier):
+    """a and c were called "Not duplicates"; b, new, matches both. The group
+    came back with a and c inside (the review issue): now b joins the more
+    similar, c, and a stays out, in either tier."""
+    graph = _graph([tier, tier, tier], [0.90, 0.95, 0.92])
+    (group,) = groups_at(graph, 80, [frozenset({"a", "c"})])
+    assert {m.path for m in group.members} == {"/p/b.jpg", "/p/c.jpg"}
+    assert len(groups_at(graph, 80)) == 1 and len(groups_at(graph, 80)[0].members) == 3
 
 
 def test_text_report_names_each_groups_reason(tmp_path, lite0):

@@ -33,7 +33,7 @@ FLOOR_SCORE = 80.0
 # Bump when the groups made from the same scored pairs change (the star
 # grouping, exact-copy groups, keeper rules, member scores): the scan memo
 # is keyed by it, so an upgrade regroups instead of replaying old groups.
-GROUPING_VERSION = 2  # 2: tiers (near-duplicate groups first, then similar shots)
+GROUPING_VERSION = 3  # 2: tiers (near-duplicate groups first, then similar shots); 3: no group takes two photos of one "Not duplicates" mark
 SAME_BYTES = "same bytes"
 
 
@@ -68,16 +68,20 @@ def groups_at(graph: SimilarityGraph, threshold: float,
     similar-shot groups of the same-scene pairs among the photos left, then
     exact-copy groups for byte copies no other group took.
 
-    A pair whose two contents share an ignore mark is dropped, so a group
-    the user called "Not duplicates" stays apart across rescans."""
+    A pair whose two contents share an ignore mark is dropped, and no group
+    takes two contents of one mark, so a group the user called "Not
+    duplicates" stays apart across rescans, also when a new copy matches
+    both."""
     if threshold < graph.floor_score - 1e-9:
         raise ValueError(f"threshold {threshold} is below the scan's floor "
                          f"{graph.floor_score}; rescan to go lower")
     min_cosine = calibration.score_to_cosine(graph.backbone, threshold)
     keep = graph.cosines >= min_cosine
-    keep &= _not_ignored(graph, ignore_marks)
+    marks_of = _marks_of(graph, ignore_marks)
+    keep &= _not_ignored(graph, marks_of)
     near = keep & ((graph.tiers == NEAR_DUPLICATE) | (graph.tiers == SAME_GROUP))
-    groups, stars = _similar_groups(graph, near, min_cosine, "near_duplicate", components=True)
+    groups, stars = _similar_groups(graph, near, min_cosine, "near_duplicate", components=True,
+                                    marks_of=marks_of)
     # Similar shots join photos, or whole near-duplicate groups: a burst
     # of which one frame was also exported twice is one similar-shot group
     # of every frame and copy (for review), beside the group of the
@@ -88,8 +92,13 @@ def groups_at(graph: SimilarityGraph, threshold: float,
         unit[[node for node, _ in linked]] = reference
         copies_of[reference] = [node for node, _ in linked]
     similar = keep & (graph.tiers == SIMILAR_SHOT)
+    # A unit stands for its whole near-duplicate group: it carries their marks.
+    unit_marks = dict(marks_of)
+    for reference, copies in copies_of.items():
+        unit_marks[reference] = frozenset().union(marks_of.get(reference, frozenset()),
+                                                  *(marks_of.get(c, frozenset()) for c in copies))
     groups += _similar_groups(graph, similar, min_cosine, "similar_shot", unit=unit,
-                              copies_of=copies_of)[0]
+                              copies_of=copies_of, marks_of=unit_marks)[0]
     grouped = {m.path for g in groups for m in g.members}
     groups += [g for g in exact_groups(graph.contents.copied()) if g.members[0].path not in grouped]
     groups.sort(key=lambda g: (g.members[0].path, g.kind))
@@ -107,18 +116,28 @@ def exact_groups(contents: Iterable[Content]) -> list[Group]:
     return groups
 
 
-def _not_ignored(graph: SimilarityGraph, ignore_marks: Iterable[IgnoreMark]) -> np.ndarray:
-    keep = np.ones(len(graph.pairs), dtype=bool)
-    marks_of: dict[str, set[int]] = {}
+def _marks_of(graph: SimilarityGraph, ignore_marks: Iterable[IgnoreMark]
+              ) -> dict[int, frozenset[int]]:
+    """Each content's "Not duplicates" marks (by number), for the contents
+    that have any."""
+    by_digest: dict[str, set[int]] = {}
     for n, mark in enumerate(ignore_marks):
         for digest in mark:
-            marks_of.setdefault(digest, set()).add(n)
+            by_digest.setdefault(digest, set()).add(n)
+    if not by_digest:
+        return {}
+    return {node: frozenset(by_digest[digest])
+            for node, digest in enumerate(graph.contents.digests())
+            if digest is not None and digest in by_digest}
+
+
+def _not_ignored(graph: SimilarityGraph, marks_of: dict[int, frozenset[int]]) -> np.ndarray:
+    keep = np.ones(len(graph.pairs), dtype=bool)
     if not marks_of:
         return keep
-    digests = graph.contents.digests()
     for row, (a, b) in enumerate(graph.pairs.tolist()):
-        marks_a = marks_of.get(digests[a] or "")
-        if marks_a and marks_a & marks_of.get(digests[b] or "", set()):
+        marks_a = marks_of.get(a)
+        if marks_a and not marks_a.isdisjoint(marks_of.get(b, ())):
             keep[row] = False
     return keep
 
@@ -130,7 +149,8 @@ def _member(f: ImageFile, similarity: float, copy_set: int | None, content: Cont
 
 def _similar_groups(graph: SimilarityGraph, rows: np.ndarray, min_cosine: float,
                     tier: Tier, components: bool = False, unit: np.ndarray | None = None,
-                    copies_of: dict[int, list[int]] | None = None
+                    copies_of: dict[int, list[int]] | None = None,
+                    marks_of: dict[int, frozenset[int]] | None = None
                     ) -> tuple[list[Group], list[tuple[int, list[tuple[int, float]]]]]:
     """Groups of the pairs at ``rows`` (a mask), all of ``tier``: stars, or
     whole connected ``components`` (stars.linked_groups); and the stars. A
@@ -157,10 +177,16 @@ def _similar_groups(graph: SimilarityGraph, rows: np.ndarray, min_cosine: float,
         return keeper_order_key(_member(first, 0, None, contents[node]))
 
     moments = graph.moments.tolist()
+    marks = marks_of or {}
+
+    def marked(node: int) -> frozenset[int]:
+        return marks.get(node, frozenset())
+
     stars = (linked_groups(pairs, cosines, tie_break,
-                           lambda node: None if moments[node] != moments[node] else moments[node])
+                           lambda node: None if moments[node] != moments[node] else moments[node],
+                           marked)
              if components else
-             greedy_star_groups(len(contents), pairs, cosines, min_cosine, tie_break))
+             greedy_star_groups(len(contents), pairs, cosines, min_cosine, tie_break, marked))
     # Each group's weakest verified pair, in one pass over the pairs.
     verified = graph.tiers[row_numbers] != SAME_GROUP
     group_of = {node: n for n, (reference, linked) in enumerate(stars)

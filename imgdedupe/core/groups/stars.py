@@ -19,19 +19,29 @@ from imgdedupe.core.verify.tiers import SAME_MOMENT_S
 _BLOCK = 20_000
 
 
+Apart = Callable[[int], frozenset[int]]
+
+
+def _none_apart(_node: int) -> frozenset[int]:
+    return frozenset()
+
+
 def greedy_star_groups(
     n: int,
     pairs: np.ndarray,
     scores: np.ndarray,
     min_score: float,
     tie_break: Callable[[int], tuple],
+    apart: Apart = _none_apart,
 ) -> list[tuple[int, list[tuple[int, float]]]]:
     """Split the graph of pairs with score >= min_score into star groups.
 
     Returns (reference, [(member, score to reference), ...]) per group,
     groups of two or more only. Deterministic: the reference of each star
     is the node with most remaining neighbours, then the highest summed
-    score, then ``tie_break`` (lower first).
+    score, then ``tie_break`` (lower first). ``apart``: a node's "Not
+    duplicates" marks; a star never takes two nodes of one mark (the next
+    most similar of them waits for another star).
     """
     neighbours: dict[int, dict[int, float]] = defaultdict(dict)
     # Converted to Python a block at a time: tolist() holds the GIL for the
@@ -70,6 +80,14 @@ def greedy_star_groups(
             ((m, s) for m, s in neighbours[reference].items() if m in remaining),
             key=lambda item: (-item[1], order[item[0]]),
         )
+        taken_marks = set(apart(reference))
+        if taken_marks or any(apart(m) for m, _ in members):
+            kept = []
+            for m, s in members:
+                if taken_marks.isdisjoint(apart(m)):
+                    kept.append((m, s))
+                    taken_marks |= apart(m)
+            members = kept
         # A node that leaves drops its neighbour map at once (no rank reads
         # a departed node's map). Freed all together at the return, the
         # maps of 2M pairs took 100 ms without a bytecode boundary: the GIL
@@ -92,18 +110,24 @@ class Moments:
     the capture time of its members (``moment_of``: a node's time, or None
     when unknown), and a join of two sets with different times is refused.
     Two frames of a burst each copied once stay in two groups, even when
-    a copy without a time matches both."""
+    a copy without a time matches both. Nor does it join two nodes of one
+    "Not duplicates" mark (``apart``): a new copy that matches both photos
+    the user set apart joins the more similar one, not both."""
 
-    def __init__(self, moment_of: Callable[[int], float | None]) -> None:
+    def __init__(self, moment_of: Callable[[int], float | None],
+                 apart: Apart = _none_apart) -> None:
         self._moment_of = moment_of
+        self._apart = apart
         self._parent: dict[int, int] = {}
         self._moment: dict[int, float | None] = {}
+        self._marks: dict[int, frozenset[int]] = {}
 
     def root(self, x: int) -> int:
         parent = self._parent
         if x not in parent:
             parent[x] = x
             self._moment[x] = self._moment_of(x)
+            self._marks[x] = self._apart(x)
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
@@ -116,8 +140,11 @@ class Moments:
         ma, mb = self._moment[ra], self._moment[rb]
         if ma is not None and mb is not None and abs(ma - mb) >= SAME_MOMENT_S:
             return False
+        if not self._marks[ra].isdisjoint(self._marks[rb]):
+            return False
         self._parent[ra] = rb
         self._moment[rb] = mb if mb is not None else ma
+        self._marks[rb] = self._marks[rb] | self._marks[ra]
         return True
 
     def joined(self, a: int, b: int) -> bool:
@@ -125,7 +152,8 @@ class Moments:
 
 
 def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[int], tuple],
-                  moment_of: Callable[[int], float | None] = lambda _node: None
+                  moment_of: Callable[[int], float | None] = lambda _node: None,
+                  apart: Apart = _none_apart
                   ) -> list[tuple[int, list[tuple[int, float]]]]:
     """Connected components, for pairs each verified as the same picture.
 
@@ -137,8 +165,9 @@ def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[in
     links, then the highest summed score, then ``tie_break``; each member
     comes with its score to the reference, or, when the two are no pair,
     its best score within the group. Pairs join from the most similar
-    down, and never two different capture times (``moment_of``, Moments)."""
-    sets = Moments(moment_of)
+    down, and never two different capture times (``moment_of``, Moments)
+    nor two nodes of one "Not duplicates" mark (``apart``)."""
+    sets = Moments(moment_of, apart)
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     for a, b in pairs[order].tolist():
         if a != b:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Collection, Sequence
+from typing import NamedTuple
 
 from PySide6.QtCore import QFile, QObject, Signal
 
@@ -19,6 +20,7 @@ from ..core.actions import ignore_marks
 from ..core.actions import trashing as actions
 from ..core.actions.trash_backends import FolderTrash, FreedesktopTrash, TrashError
 from ..core.records import Group
+from ..core.storage.ignore_rows import IgnoreMarkRow
 from ..core.storage.store import BatchRow, Store
 from .jobs.errors import WorkerError
 from .jobs.tasks import TaskRunner
@@ -42,6 +44,15 @@ def system_trash() -> actions.TrashBackend | actions.ReservingBackend:
 
 def trash_name() -> str:
     return {"win32": "the Recycle Bin", "darwin": "the Trash"}.get(sys.platform, "the trash")
+
+
+class HiddenGroup(NamedTuple):
+    """A "Not duplicates" just made: its mark, its contents, and each
+    member's content hash by path."""
+
+    mark_id: int
+    digests: frozenset[str]
+    by_path: dict[str, str]
 
 
 class ActionsController(QObject):
@@ -97,20 +108,41 @@ class ActionsController(QObject):
         self.tasks.run("Reading the undo history", work, self._set_undoable,
                        lambda error: log.warning("undo history: %s", error.message))
 
-    def add_ignore_mark(self, group: Group,
-                            on_done: Callable[[tuple[frozenset[str], dict[str, str]]], None],
-                            on_failure: Callable[[WorkerError], None]) -> None:
+    def add_ignore_mark(self, group: Group, on_done: Callable[[HiddenGroup], None],
+                        on_failure: Callable[[WorkerError], None]) -> None:
         paths = [m.path for m in group.members]
 
-        def work() -> tuple[frozenset[str], dict[str, str]]:
+        def work() -> HiddenGroup:
             from ..core.files.hashing import content_hash
 
             digests = {p: content_hash(p) for p in paths}
             with Store(self.db_path) as store:
-                ignore_marks.add_ignore_mark(store, paths)
-            return frozenset(digests.values()), digests
+                mark_id = ignore_marks.add_ignore_mark(store, paths)
+            return HiddenGroup(mark_id, frozenset(digests.values()), digests)
 
         self.tasks.run("Not duplicates", work, on_done, on_failure)
+
+    def hidden_groups(self, on_done: Callable[[list[IgnoreMarkRow]], None],
+                      on_failure: Callable[[WorkerError], None]) -> None:
+        """The "Not duplicates" marks, newest first, for Edit ▸ Hidden groups…"""
+        def work() -> list[IgnoreMarkRow]:
+            with Store(self.db_path) as store:
+                return store.ignore_mark_rows()
+
+        self.tasks.run("Hidden groups", work, on_done, on_failure)
+
+    def show_again(self, mark_ids: Collection[int],
+                   on_done: Callable[[list[frozenset[str]]], None],
+                   on_failure: Callable[[WorkerError], None]) -> None:
+        """Forget these marks; ``on_done`` gets the content sets they held."""
+        def work() -> list[frozenset[str]]:
+            with Store(self.db_path) as store:
+                marks = store.ignore_marks()
+                for mark_id in mark_ids:
+                    ignore_marks.remove_ignore_marks(store, mark_id)
+            return [marks[m] for m in mark_ids if m in marks]
+
+        self.tasks.run("Show hidden groups again", work, on_done, on_failure)
 
     def _run(self, title: str, work: Callable[[], actions.BatchResult],
              on_failure: Callable[[WorkerError], None]) -> None:

@@ -193,6 +193,12 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         edit_menu.addAction(self.undo_action)
         self.undo_history_action = edit_menu.addAction("Undo history…", self.undo_history)
         edit_menu.addAction(self.delete_action)
+        edit_menu.addSeparator()
+        self.undo_hide_action = edit_menu.addAction("Undo “Not duplicates”",
+                                                    self.undo_not_duplicates)
+        self.undo_hide_action.setEnabled(False)
+        self.last_hidden = None
+        edit_menu.addAction("Hidden groups…", self.show_hidden_groups)
         self.resize(1200, 800)
 
     def _connect_controller(self) -> None:
@@ -377,8 +383,10 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self._update_state()
         self.groups_shown.emit()
 
-    def regroup(self, threshold: float) -> None:
-        """Regroup from the scan's cached similarity graph: no rescan."""
+    def regroup(self, threshold: float, message: str = "") -> None:
+        """Regroup from the scan's cached similarity graph: no rescan.
+        ``message``: what the status bar says once shown (by default, how
+        many groups)."""
         result = self.result
         if result is None or result.graph is None:
             return
@@ -391,7 +399,8 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
             if generation == self._regroup_generation:  # a newer move wins
                 self._show_groups(groups)
                 self.statusBar().showMessage(
-                    f"{len(groups)} group(s) at similarity {threshold:.0f}", 4000)
+                    message or f"{len(groups)} group(s) at similarity {threshold:.0f}",
+                    10_000 if message else 4000)
 
         removed = frozenset(self.removed)
         self.tasks.run("Regrouping",

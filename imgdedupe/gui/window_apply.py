@@ -18,13 +18,16 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog
 from ..core.actions.trashing import BatchResult, Outcome, UnsafeActionError
 from ..core.groups.graph import drop_paths, with_digests
 from ..core.records import Group, Member
+from ..core.storage.ignore_rows import IgnoreMarkRow
 from ..core.storage.store import BatchRow
 from ..report import printable, write_csv, write_json
-from .actions_controller import trash_name
+from .actions_controller import HiddenGroup, trash_name
 from .dialogs import confirm_delete
+from .hidden_groups import HiddenGroupsDialog
 from .jobs.errors import WorkerError
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QAction
     from PySide6.QtWidgets import QLabel, QMainWindow
 
     from ..core.actions.decisions import Decisions
@@ -55,10 +58,13 @@ class ApplyMixin(_Window):
     thumbnails: ThumbnailCache
     threshold_bar: ThresholdBar
     phase_label: QLabel
+    undo_hide_action: QAction
+    last_hidden: int | None  # the mark "Undo “Not duplicates”" would remove
+    hidden_dialog: HiddenGroupsDialog
 
     if TYPE_CHECKING:
         # MainWindow's methods the mixin calls; defined there, stubs here only.
-        def regroup(self, threshold: float) -> None: ...
+        def regroup(self, threshold: float, message: str = "") -> None: ...
         def _update_state(self) -> None: ...
         def _on_failed(self, error: WorkerError) -> None: ...
         def _show_groups(self, groups: tuple[Group, ...], keep_place: bool = True) -> None: ...
@@ -142,17 +148,49 @@ class ApplyMixin(_Window):
             "\n".join(lines)))
 
     def add_ignore_mark(self, group: Group) -> None:
-        """The group's "Not duplicates": it stays apart across rescans."""
+        """The group's "Not duplicates": it stays apart across rescans,
+        until Edit ▸ Undo "Not duplicates" or Edit ▸ Hidden groups…"""
         self.actions.add_ignore_mark(group, self._on_marked, self._on_failed)
 
-    def _on_marked(self, marked: tuple[frozenset[str], dict[str, str]]) -> None:
-        digests, by_path = marked
+    def _on_marked(self, hidden: HiddenGroup) -> None:
+        self.last_hidden = hidden.mark_id
+        self.undo_hide_action.setEnabled(True)
+        message = (f"{len(hidden.by_path)} photos marked as not duplicates: they stay apart in "
+                   "later scans too. Edit ▸ Undo “Not duplicates” shows them again.")
         if self.result is not None and self.result.graph is not None:
-            self.result = replace(self.result, graph=with_digests(self.result.graph, by_path),
-                                  ignore_marks=(*self.result.ignore_marks, digests))
-            self.regroup(self.threshold_bar.value())
-        self.statusBar().showMessage("Marked as not duplicates; they stay apart in later "
-                                     "scans too.", 6000)
+            self.result = replace(self.result,
+                                  graph=with_digests(self.result.graph, hidden.by_path),
+                                  ignore_marks=(*self.result.ignore_marks, hidden.digests))
+            self.regroup(self.threshold_bar.value(), message)
+        else:
+            self.statusBar().showMessage(message, 10_000)
+
+    def undo_not_duplicates(self) -> None:
+        """Show the group hidden last again."""
+        if self.last_hidden is not None:
+            self.actions.show_again([self.last_hidden], self._on_shown_again, self._on_failed)
+
+    def show_hidden_groups(self) -> None:
+        """Edit ▸ Hidden groups…: list the marks; show chosen ones again."""
+        self.actions.hidden_groups(self._choose_hidden, self._on_failed)
+
+    def _choose_hidden(self, rows: list[IgnoreMarkRow]) -> None:
+        self.hidden_dialog = HiddenGroupsDialog(rows, self)
+        if self.hidden_dialog.exec() and self.hidden_dialog.chosen:
+            self.actions.show_again(self.hidden_dialog.chosen, self._on_shown_again,
+                                    self._on_failed)
+
+    def _on_shown_again(self, marks: list[frozenset[str]]) -> None:
+        if self.last_hidden is not None and marks:
+            self.last_hidden = None  # shown again, one way or the other: nothing to undo
+            self.undo_hide_action.setEnabled(False)
+        message = f"{len(marks)} hidden group(s) shown again: their photos are compared again."
+        if self.result is not None and self.result.graph is not None:
+            self.result = replace(self.result, ignore_marks=tuple(
+                m for m in self.result.ignore_marks if m not in marks))
+            self.regroup(self.threshold_bar.value(), message)
+        else:
+            self.statusBar().showMessage(message, 10_000)
 
     def export(self) -> None:
         groups = self.review.groups_model.groups

@@ -34,7 +34,7 @@ from imgdedupe.core.actions.trashing import (
 from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.files.walk import is_system_dir_name
-from imgdedupe.core.records import Group, Member
+from imgdedupe.core.records import Group, ImageFile, Member
 from imgdedupe.core.storage.store import Store
 
 
@@ -471,6 +471,24 @@ def test_not_duplicates_marks_survive_renames_and_reopening(tmp_path):
         assert marks[other] == {"f" * 32, content_hash(str(c))}
         assert remove_ignore_marks(store, members=[str(tmp_path / "renamed.jpg"), str(twin)]) == 1
         assert remove_ignore_marks(store, other) == 1 and store.ignore_marks() == {}
+
+
+def test_hidden_groups_are_listed_by_the_files_the_cache_knows(tmp_path):
+    """The list of hidden groups names each mark's files: marking hashes them
+    and their cache rows learn the hash, but only for the size and mtime
+    hashed (a row of another state keeps none)."""
+    a, b, c = (write(tmp_path / f"{n}.jpg", 40 + i) for i, n in enumerate("abc"))
+    with Store(tmp_path / "cache.db") as store:
+        store.sync_files([ImageFile(str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                          for p in (a, b)])
+        store.sync_files([ImageFile(str(c), 1, 1)])  # a stale row: c changed since
+        first = add_ignore_mark(store, [str(a), str(b)])
+        second = add_ignore_mark(store, [str(b), str(c)])
+        rows = store.ignore_mark_rows()
+        assert store.cached_hash(str(c), 1, 1) is None
+    assert [r.mark_id for r in rows] == [second, first]  # newest first
+    assert rows[1].paths == (str(a), str(b))
+    assert rows[0].paths == (str(b),) and len(rows[0].content_hashes) == 2
 
 
 def test_version_1_databases_gain_the_user_tables_and_newer_ones_keep_them(tmp_path, db):

@@ -8,6 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from imgdedupe.core.actions.decisions import Rule
+from imgdedupe.core.storage.ignore_rows import IgnoreMarkRow
+from imgdedupe.gui import hidden_groups
 from imgdedupe.gui.main_window import MainWindow
 from imgdedupe.gui.review import review_panel
 from tests.gui.test_window import scan
@@ -52,3 +54,56 @@ def test_keeping_the_images_in_a_folder_marks_only_those_outside_it(
     review.apply_rule_button.click()
     assert window.decisions.marked == frozenset()
     assert messages[-1] == "Every image of this group is in that folder: all are kept."
+
+
+def _shown(window: MainWindow) -> list[set[str]]:
+    return [{m.path for m in g.members} for g in window.review.groups_model.groups]
+
+
+def test_not_duplicates_can_be_undone_and_listed_and_shown_again(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    paths = _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    whole = set(paths.values())
+    assert _shown(window) == [whole]
+    assert not window.undo_hide_action.isEnabled()
+    window.review.select_group(0)
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.review.not_duplicates_button.click()
+    assert _shown(window) == []
+    assert "Undo “Not duplicates”" in window.statusBar().currentMessage()
+    # Undo: the group is back at once, and again after a rescan.
+    assert window.undo_hide_action.isEnabled()
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.undo_hide_action.trigger()
+    assert _shown(window) == [whole] and not window.undo_hide_action.isEnabled()
+    scan(qtbot, window)
+    assert _shown(window) == [whole]
+    # Hidden again, then listed and shown again from Edit ▸ Hidden groups…
+    window.review.select_group(0)
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.review.not_duplicates_button.click()
+    listed: list[list[str]] = []
+
+    def exec_dialog(dialog) -> int:  # noqa: ANN001
+        listed.append([dialog.list.item(n).text() for n in range(dialog.list.count())])
+        dialog.show_all_button.click()
+        return int(dialog.result())
+
+    monkeypatch.setattr(hidden_groups.HiddenGroupsDialog, "exec", exec_dialog)
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.show_hidden_groups()
+    assert len(listed[0]) == 1 and "scan_0042_bw.jpg" in listed[0][0]
+    assert _shown(window) == [whole]
+    scan(qtbot, window)
+    assert _shown(window) == [whole]
+
+
+def test_the_hidden_groups_list_says_when_nothing_is_hidden(qtbot) -> None:  # noqa: ANN001
+    dialog = hidden_groups.HiddenGroupsDialog([])
+    qtbot.addWidget(dialog)
+    assert not dialog.show_all_button.isEnabled() and dialog.list.count() == 0
+    row = IgnoreMarkRow(7, 0.0, frozenset({"a", "b"}), ("/p/a.jpg", "/p/b.jpg", "/p/c.jpg",
+                                                        "/p/d.jpg", "/p/e.jpg"))
+    assert hidden_groups.describe(row).startswith("a.jpg, b.jpg, c.jpg, d.jpg and 1 more")

@@ -9,6 +9,7 @@ them, never drops them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from imgdedupe.core.actions.trashing import ActionError
@@ -17,18 +18,25 @@ from imgdedupe.core.records import FileLike
 from imgdedupe.core.storage.store import Store
 
 
-def _digest(item: str | FileLike) -> str:
-    if isinstance(item, str):
-        return content_hash(item)
-    known = getattr(item, "content_hash", None)
-    return known if known is not None else content_hash(item.path)
+def _digest(item: str | FileLike, store: Store | None = None) -> str:
+    known = None if isinstance(item, str) else getattr(item, "content_hash", None)
+    if known is not None:
+        return known
+    path = item if isinstance(item, str) else item.path
+    before = os.stat(path)
+    digest = content_hash(path)
+    after = os.stat(path)
+    if store is not None and (before.st_size, before.st_mtime_ns) == (after.st_size,
+                                                                      after.st_mtime_ns):
+        store.remember_content_hash(path, after.st_size, after.st_mtime_ns, digest)
+    return digest
 
 
 def add_ignore_mark(store: Store, members: Iterable[str | FileLike]) -> int:
     """Remember that these files are not duplicates of each other, by
     content hash so renames and moves keep the mark. Returns the mark id.
     Raises DecodeError when a file cannot be read to hash it."""
-    digests = frozenset(_digest(m) for m in members)
+    digests = frozenset(_digest(m, store) for m in members)
     if len(digests) < 2:
         raise ActionError("these files have the same bytes: they are duplicates by definition")
     for mark_id, existing in store.ignore_marks().items():

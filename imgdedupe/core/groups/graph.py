@@ -33,7 +33,9 @@ FLOOR_SCORE = 80.0
 # Bump when the groups made from the same scored pairs change (the star
 # grouping, exact-copy groups, keeper rules, member scores): the scan memo
 # is keyed by it, so an upgrade regroups instead of replaying old groups.
-GROUPING_VERSION = 3  # 2: tiers (near-duplicate groups first, then similar shots); 3: no group takes two photos of one "Not duplicates" mark
+# 2: tiers (near-duplicate groups first, then similar shots); 3: no group
+# takes two photos of one "Not duplicates" mark.
+GROUPING_VERSION = 3
 SAME_BYTES = "same bytes"
 
 

@@ -37,6 +37,7 @@ from imgdedupe.core.storage.db import (
     rebuild,
     unusable,
 )
+from imgdedupe.core.storage.ignore_rows import IgnoreRows
 from imgdedupe.core.storage.verification_rows import VerificationRows
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def from_blob(blob: bytes, dim: int) -> np.ndarray:
 
 
 @guard_queries  # damage a query finds is handled like damage found at open
-class Store(VerificationRows):
+class Store(VerificationRows, IgnoreRows):
     """One connection; open one Store per thread (sqlite3 objects must not
     cross threads)."""
 
@@ -468,26 +469,3 @@ class Store(VerificationRows):
                 "WHERE batch_id = ? AND state = 'done'", (batch_id,)).fetchone()
             out.append(BatchRow(batch_id, created, description, states, done_bytes))
         return out
-
-    # -- "Not duplicates" marks (user decisions) -------------------------
-    def add_ignore_mark(self, content_hashes: Iterable[str]) -> int:
-        with self._durable() as conn:
-            cur = conn.execute("INSERT INTO ignore_marks(created) VALUES (?)", (time.time(),))
-            mark_id = int(cur.lastrowid or 0)
-            conn.executemany("INSERT OR IGNORE INTO ignore_members(mark_id, content_hash) "
-                             "VALUES (?, ?)", ((mark_id, h) for h in content_hashes))
-        return mark_id
-
-    def remove_ignore_mark(self, mark_id: int) -> bool:
-        with self._durable() as conn:
-            cur = conn.execute("DELETE FROM ignore_marks WHERE id = ?", (mark_id,))
-        return cur.rowcount > 0
-
-    def ignore_marks(self) -> dict[int, frozenset[str]]:
-        """Mark id -> the content hashes the user said are not duplicates.
-        ``ignore_marks().values()`` is what ``graph.groups_at`` takes."""
-        marks: dict[int, set[str]] = {}
-        for mark_id, digest in self._conn.execute(
-                "SELECT mark_id, content_hash FROM ignore_members ORDER BY mark_id"):
-            marks.setdefault(mark_id, set()).add(digest)
-        return {k: frozenset(v) for k, v in marks.items()}

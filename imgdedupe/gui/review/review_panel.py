@@ -131,7 +131,8 @@ class ReviewPanel(QWidget):
         self.compare_button.clicked.connect(self.compare_selected)
         self.not_duplicates_button = QPushButton("Not duplicates")
         self.not_duplicates_button.setToolTip(
-            "These are different photos: hide this group, also in later scans")
+            "These are different photos: hide this group, also in later scans "
+            "(Edit ▸ Undo “Not duplicates” or Edit ▸ Hidden groups… shows it again)")
         self.not_duplicates_button.clicked.connect(self._not_duplicates)
 
         header = QHBoxLayout()

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mark-suggested", action="store_true",
                         help="after the scan, mark all but each group's suggested keeper "
                              "(nothing is moved until you confirm)")
+    parser.add_argument("--window-size", metavar="WxH",
+                        help="open the window at this size (screenshots at a given size)")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="quit when the scan (and screenshots) are done; exit 1 on error")
     return parser
@@ -206,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scan:
         window.folders.clear()  # scan exactly what was asked, not last time's folders
     window.add_folders([p for p in [*args.paths, *args.scan] if os.path.isdir(p)])
+    if args.window_size:
+        width, _, height = args.window_size.partition("x")
+        window.resize(int(width), int(height))
     window.show()
     automation = Automation(window, args.screenshot, args.compare_screenshot,
                             args.exit_when_done, args.mark_suggested)

@@ -442,6 +442,10 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         geometry = s.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        # Never larger than the screen: 1200x800 (or a size saved on a larger
+        # screen) would leave a 1024x600 netbook's window off its edges.
+        room = self.screen().availableGeometry()
+        self.resize(min(self.width(), room.width()), min(self.height(), room.height()))
 
     def _save_settings(self) -> None:
         s = self.settings

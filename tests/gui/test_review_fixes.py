@@ -107,3 +107,28 @@ def test_the_hidden_groups_list_says_when_nothing_is_hidden(qtbot) -> None:  # n
     row = IgnoreMarkRow(7, 0.0, frozenset({"a", "b"}), ("/p/a.jpg", "/p/b.jpg", "/p/c.jpg",
                                                         "/p/d.jpg", "/p/e.jpg"))
     assert hidden_groups.describe(row).startswith("a.jpg, b.jpg, c.jpg, d.jpg and 1 more")
+
+
+def test_the_window_fits_a_1024x600_screen_and_never_widens_itself(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    """It could not be narrower than 965 px (1,327 after a scan) and grew as
+    labels changed; the review's buttons now wrap onto more rows."""
+    paths = _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    window.resize(1000, 560)  # 1024x600 less a window frame and a panel
+    assert window.minimumSizeHint().width() <= 1000
+    assert window.minimumSizeHint().height() <= 560
+    scan(qtbot, window)
+    window.review.select_group(0)
+    window.resize(1000, 560)
+    qtbot.wait(50)
+    for _ in range(3):  # long reasons, marks, selections: the size stays
+        window.review.select_group(0)
+        window.review.toggle(paths["backup"])
+        qtbot.wait(20)
+        assert (window.width(), window.height()) == (1000, 560)
+    assert window.minimumSizeHint().width() <= 1000
+    # Every control of the review row is on screen, wrapped if need be.
+    for button in (window.review.apply_all_button, window.review.not_duplicates_button):
+        corner = button.mapTo(window, button.rect().bottomRight())
+        assert corner.x() <= window.width() and corner.y() <= window.height()

@@ -36,6 +36,7 @@ from ...core.actions.decisions import Decisions, Rule
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from ...report import printable
 from .delegate import CELL, ThumbnailDelegate
+from .flow_layout import FlowLayout
 from .group_model import (
     MEMBER_ROLE,
     TIER_LABELS,
@@ -90,7 +91,7 @@ class ReviewPanel(QWidget):
         self.group_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.group_list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.group_list.setAccessibleName("Groups")
-        self.group_list.setMinimumWidth(260)
+        self.group_list.setMinimumWidth(200)
         self.group_list.setWordWrap(True)
         self.group_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.group_list.selectionModel().currentChanged.connect(self._group_changed)
@@ -135,8 +136,7 @@ class ReviewPanel(QWidget):
             "(Edit ▸ Undo “Not duplicates” or Edit ▸ Hidden groups… shows it again)")
         self.not_duplicates_button.clicked.connect(self._not_duplicates)
 
-        header = QHBoxLayout()
-        header.addStretch(1)
+        header = FlowLayout()  # wraps in a narrow window instead of widening it
         header.addWidget(self.rule)
         header.addWidget(self.apply_rule_button)
         header.addWidget(self.apply_all_button)

@@ -8,10 +8,11 @@
 # from a dummy bundle), COMPRESS (dpkg-deb compression options).
 #
 # What it installs: the app under /opt/imgdedupe, launchers in /usr/bin,
-# a .desktop entry, hicolor icons, and the file-manager entries "Find
-# similar images" / "Find duplicates in this folder" for Dolphin (KF5 and
-# KF6 service menus), Nautilus (nautilus-python) and Nemo. Every file is
-# owned by the package, so removing it leaves nothing behind.
+# the menu entry and a hidden "Open with" entry for images, hicolor icons,
+# and the file-manager entries "Find similar images" / "Find duplicates in
+# this folder" for Dolphin (KF5 and KF6 service menus), Nautilus
+# (nautilus-python) and Nemo. Every file is owned by the package, so
+# removing it leaves nothing behind.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARE="$ROOT/packaging/linux/share"
@@ -33,7 +34,12 @@ cp -a "$BUNDLE" "$STAGE/opt/$PACKAGE"
 ln -s "/opt/$PACKAGE/imgdedupe" "$STAGE/usr/bin/imgdedupe"
 ln -s "/opt/$PACKAGE/imgdedupe-gui" "$STAGE/usr/bin/imgdedupe-gui"
 
-install -D -m 644 "$SHARE/imgdedupe.desktop" "$STAGE/usr/share/applications/imgdedupe.desktop"
+# The menu entry lists no MIME type; the hidden zz-imgdedupe-open-with.desktop
+# offers "Open with imgdedupe" for images without becoming their default
+# program (why, and why not folders: in that file).
+for entry in imgdedupe.desktop zz-imgdedupe-open-with.desktop; do
+    install -D -m 644 "$SHARE/$entry" "$STAGE/usr/share/applications/$entry"
+done
 for png in "$ROOT"/resources/icons/hicolor/*/apps/imgdedupe.png; do
     size=$(basename "$(dirname "$(dirname "$png")")")
     install -D -m 644 "$png" "$STAGE/usr/share/icons/hicolor/$size/apps/imgdedupe.png"

@@ -12,7 +12,8 @@
 # and the file-manager entries "Find similar images" / "Find duplicates in
 # this folder" for Dolphin (KF5 and KF6 service menus), Nautilus
 # (nautilus-python) and Nemo. Every file is owned by the package, so
-# removing it leaves nothing behind.
+# removing it leaves nothing behind. Depends: libc6 follows the bundle
+# (glibc-needed.sh).
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 SHARE="$ROOT/packaging/linux/share"
@@ -64,6 +65,10 @@ EfficientNet-Lite0 ImageNet weights (Apache-2.0).
 EOF
 
 INSTALLED_KB=$(du -sk "$STAGE" | cut -f1)
+# The oldest glibc the bundle runs on: the newest GLIBC_x.y its ELF files
+# need. PyInstaller also bundles libraries of the build machine, so this
+# follows the machine's glibc (2.36 for a bundle built on Debian 12).
+GLIBC=$("$ROOT/packaging/linux/glibc-needed.sh" "$BUNDLE")
 mkdir -p "$STAGE/DEBIAN"
 # What Qt's xcb platform plugin links (ldd of libqxcb.so and libQt6XcbQpa):
 # without any one of them the window aborts at start on an X11 desktop.
@@ -74,7 +79,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: imgdedupe developers <imgdedupe@users.noreply.github.com>
 Installed-Size: $INSTALLED_KB
-Depends: libc6 (>= 2.28), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libglib2.0-0, libdbus-1-3, $XCB_DEPENDS
+Depends: libc6 (>= $GLIBC), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libglib2.0-0, libdbus-1-3, $XCB_DEPENDS
 Recommends: python3-nautilus, xdg-user-dirs
 Section: graphics
 Priority: optional

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import shutil
 import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "packaging" / "linux" / "build-deb.sh"
 SHARE = REPO / "packaging" / "linux" / "share"
+
+ELF_SAMPLE = next(iter(sorted(
+    (Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload").glob("_posixsubprocess*.so"))))
 
 needs_dpkg = pytest.mark.skipif(
     shutil.which("dpkg-deb") is None, reason="dpkg-deb is needed (Debian/Ubuntu only)"
@@ -34,6 +39,8 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
         program = bundle / name
         program.write_text(f'#!/bin/sh\necho "{name} stand-in $*"\n')
         program.chmod(0o755)
+    # One real ELF file, so the libc6 minimum has something to follow.
+    shutil.copy(ELF_SAMPLE, bundle / "_internal" / ELF_SAMPLE.name)
     env = {
         **os.environ,
         "BUNDLE": str(bundle),
@@ -81,6 +88,13 @@ def test_package_holds_the_app_launchers_menus_and_icons(deb: Path) -> None:
     assert f"Version: {__version__}" in control and "Architecture: amd64" in control
     fields = dict(line.split(": ", 1) for line in control.splitlines() if ": " in line)
     depends = {d.split()[0] for d in fields["Depends"].split(", ")}
+    # libc6 follows the bundle's ELF files (here the one sample): what
+    # objdump says it imports, not a guess.
+    imports = subprocess.run(["objdump", "-T", str(ELF_SAMPLE)], capture_output=True,
+                             text=True, check=True).stdout
+    newest = max(re.findall(r"\*UND\*.*\bGLIBC_([0-9][0-9.]*)", imports),
+                 key=lambda v: tuple(map(int, v.split("."))))
+    assert fields["Depends"].startswith(f"libc6 (>= {newest}), "), fields["Depends"]
     # Every library Qt's X11 plugin links, so the window starts on a bare
     # desktop; the Nautilus entry's binding comes by default (Recommends).
     import PySide6

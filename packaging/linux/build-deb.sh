@@ -70,16 +70,17 @@ INSTALLED_KB=$(du -sk "$STAGE" | cut -f1)
 # follows the machine's glibc (2.36 for a bundle built on Debian 12).
 GLIBC=$("$ROOT/packaging/linux/glibc-needed.sh" "$BUNDLE")
 mkdir -p "$STAGE/DEBIAN"
-# What Qt's xcb platform plugin links (ldd of libqxcb.so and libQt6XcbQpa):
-# without any one of them the window aborts at start on an X11 desktop.
-XCB_DEPENDS="libx11-xcb1, libxcb1, libxcb-cursor0, libxcb-icccm4, libxcb-image0, libxcb-keysyms1, libxcb-randr0, libxcb-render0, libxcb-render-util0, libxcb-shape0, libxcb-shm0, libxcb-sync1, libxcb-util1, libxcb-xfixes0, libxcb-xkb1, libxkbcommon-x11-0"
+# The system libraries Qt's X11 plugin needs: one package a line in
+# packaging/linux/system-depends (why there).
+SYSTEM_DEPENDS=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$ROOT/packaging/linux/system-depends" \
+    | tr -d ' \t' | paste -s -d, - | sed 's/,/, /g')
 cat > "$STAGE/DEBIAN/control" <<EOF
 Package: $PACKAGE
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: imgdedupe developers <imgdedupe@users.noreply.github.com>
 Installed-Size: $INSTALLED_KB
-Depends: libc6 (>= $GLIBC), libgl1, libegl1, libfontconfig1, libfreetype6, libxkbcommon0, libglib2.0-0, libdbus-1-3, $XCB_DEPENDS
+Depends: libc6 (>= $GLIBC), $SYSTEM_DEPENDS
 Recommends: python3-nautilus, xdg-user-dirs
 Section: graphics
 Priority: optional

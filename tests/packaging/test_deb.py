@@ -87,26 +87,18 @@ def test_package_holds_the_app_launchers_menus_and_icons(deb: Path) -> None:
     ).stdout
     assert f"Version: {__version__}" in control and "Architecture: amd64" in control
     fields = dict(line.split(": ", 1) for line in control.splitlines() if ": " in line)
-    depends = {d.split()[0] for d in fields["Depends"].split(", ")}
     # libc6 follows the bundle's ELF files (here the one sample): what
-    # objdump says it imports, not a guess.
+    # objdump says it imports, not a guess. Then the system libraries of
+    # packaging/linux/system-depends (test_linux_system_libs.py checks that
+    # list against what Qt's X11 plugin loads).
     imports = subprocess.run(["objdump", "-T", str(ELF_SAMPLE)], capture_output=True,
                              text=True, check=True).stdout
     newest = max(re.findall(r"\*UND\*.*\bGLIBC_([0-9][0-9.]*)", imports),
                  key=lambda v: tuple(map(int, v.split("."))))
-    assert fields["Depends"].startswith(f"libc6 (>= {newest}), "), fields["Depends"]
-    # Every library Qt's X11 plugin links, so the window starts on a bare
-    # desktop; the Nautilus entry's binding comes by default (Recommends).
-    import PySide6
-
-    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
-    linked = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True).stdout
-    for soname, package in (("libxcb-cursor.so.0", "libxcb-cursor0"),
-                            ("libxcb-icccm.so.4", "libxcb-icccm4"),
-                            ("libxcb-keysyms.so.1", "libxcb-keysyms1"),
-                            ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0")):
-        if soname in linked:
-            assert package in depends, package
+    listed = (REPO / "packaging" / "linux" / "system-depends").read_text().splitlines()
+    system = [line.split("#")[0].strip() for line in listed]
+    assert fields["Depends"].split(", ") == [f"libc6 (>= {newest})", *filter(None, system)]
+    # The Nautilus entry's binding comes by default.
     assert "python3-nautilus" in fields["Recommends"]
 
 

@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.exit_when_done, args.mark_suggested)
     if args.scan:
         window.start_scan()
+    elif not args.paths and not args.similar and not scripted:
+        window.restore_last_scan()  # the last scan's groups and marks, from the cache
     for image in similar_queries(args.similar, args.paths):
         window.find_similar(image)
     code = app.exec()

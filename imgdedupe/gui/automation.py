@@ -103,5 +103,7 @@ class Automation(QObject):
     def _finish(self, code: int) -> None:
         self.exit_code = self.exit_code or code
         if self.exit_when_done:
+            # A scripted run ends without asking, marks or not (they are kept).
+            self.window.confirm_quit = lambda _marked: True  # type: ignore[method-assign]
             self.window.close()
             QApplication.instance().quit()

@@ -49,6 +49,7 @@ from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
 from .review.thumbnails import ThumbnailCache
 from .window_apply import ApplyMixin
+from .window_session import SessionMixin
 from .window_similar import SimilarMixin
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class FolderList(QListWidget):
         super().keyPressEvent(event)
 
 
-class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
+class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
     groups_shown = Signal()
 
@@ -88,6 +89,7 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self._early: dict[str, tuple[Group, ...]] = {}
         self.progress_text = ProgressText()
         self._dialogs: list[QWidget] = []
+        self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
         self._build()
         self._connect_controller()
         self._restore_settings()
@@ -349,6 +351,7 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self.problems_button.setText(f"⚠ {count} file{'s' if count != 1 else ''} "
                                      "could not be read")
         self.problems_button.setVisible(bool(count))
+        self.remember_scan(result)
         self.scan_finished.emit(result)
 
     def show_problems(self) -> None:
@@ -454,6 +457,7 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         s.setValue("backbone", self.backbone_box.currentText())
         s.setValue("device", self.device_box.currentText())
         s.setValue("geometry", self.saveGeometry())
+        self.save_marks()
         s.sync()
 
     # -- shutdown -------------------------------------------------------------
@@ -466,6 +470,9 @@ class MainWindow(SimilarMixin, ApplyMixin, QMainWindow):
         self.thumbnails.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.decisions.marked and not self.confirm_quit(len(self.decisions.marked)):
+            event.ignore()
+            return
         self._save_settings()
         self.shutdown()
         super().closeEvent(event)

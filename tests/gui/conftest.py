@@ -53,6 +53,9 @@ def window(qtbot, tmp_path: Path, backbones: PreloadedBackbones,  # noqa: ANN001
     win.backbone_box.setCurrentText("efficientnet-lite0")
     qtbot.addWidget(win)
     win.show()
+    # Tests that leave marks quit without the "Quit with files marked?"
+    # dialog (pytest-qt closes the window before this fixture's teardown).
+    win.confirm_quit = lambda _marked: True
     yield win
     win.close()  # the one shutdown path
     assert not win.controller.running, "a scan thread was left running"

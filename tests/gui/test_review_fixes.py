@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
+from PySide6.QtWidgets import QMessageBox
 
 from imgdedupe.core.actions.decisions import Rule
 from imgdedupe.core.storage.ignore_rows import IgnoreMarkRow
@@ -132,3 +133,50 @@ def test_the_window_fits_a_1024x600_screen_and_never_widens_itself(
     for button in (window.review.apply_all_button, window.review.not_duplicates_button):
         corner = button.mapTo(window, button.rect().bottomRight())
         assert corner.x() <= window.width() and corner.y() <= window.height()
+
+
+def test_a_restart_brings_back_the_last_scans_groups_and_marks(
+        qtbot, window: MainWindow, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    paths = _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    window.review.select_group(0)
+    assert window.decisions.mark(paths["backup"])
+    # Quitting with a mark asks; "No" keeps the window open.
+    del window.confirm_quit  # the fixture's "never ask"
+    asked: list[int] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kwargs: asked.append(1) or QMessageBox.StandardButton.No)
+    window.close()
+    assert asked and window.isVisible()
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    window.close()
+    assert not window.isVisible()
+    # A new window on the same settings and cache: the groups and the mark
+    # come back from the cache, without analysing any photo again.
+    again = MainWindow(window.settings, window.db_path)
+    again.controller.backbones = window.controller.backbones
+    again.confirm_quit = lambda _marked: True
+    qtbot.addWidget(again)
+    again.show()
+    with qtbot.waitSignal(again.scan_finished, timeout=60_000) as finished:
+        assert again.restore_last_scan()
+    assert finished.args[0].stats.embedded == 0
+    assert [{m.path for m in g.members} for g in again.review.groups_model.groups] == [
+        set(paths.values())]
+    assert again.decisions.marked == {paths["backup"]}
+    assert "1 mark(s) from last time" in again.phase_label.text()
+    again.close()
+    qtbot.waitUntil(lambda: not again.controller.running, timeout=10_000)
+
+
+def test_nothing_is_restored_when_the_folders_changed(qtbot, window: MainWindow,  # noqa: ANN001
+                                                      tmp_path: Path) -> None:
+    _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    window.folders.clear()
+    window.add_folders([str(tmp_path / "lib" / "kept")])
+    assert not window.restore_last_scan()
+    assert not window.controller.running

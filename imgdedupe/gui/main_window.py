@@ -31,19 +31,16 @@ from ..core.actions.decisions import Decisions
 from ..core.groups.graph import FLOOR_SCORE, drop_paths, groups_at
 from ..core.model import calibration
 from ..core.model.registry import BACKBONES
-from ..core.model.weights import LocatedWeights
-from ..core.records import Group, Member, Notice
+from ..core.records import Group, Member
 from ..core.scan.config import ScanConfig
 from ..core.scan.events import ExactGroupsReady, NearExactGroupsReady, Progress, ScanResult
 from ..report import printable
 from .actions_controller import ActionsController
 from .device_box import DeviceBox
-from .dialogs import show_error
 from .jobs.errors import WorkerError
 from .jobs.progress_text import ProgressText
-from .jobs.scan_worker import BackboneCache, ScanController
+from .jobs.scan_worker import ScanController
 from .jobs.tasks import TaskRunner
-from .jobs.weights_download import download_weights
 from .review.compare_view import CompareDialog
 from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
@@ -51,6 +48,7 @@ from .review.thumbnails import ThumbnailCache
 from .window_apply import ApplyMixin
 from .window_session import SessionMixin
 from .window_similar import SimilarMixin
+from .window_status import StatusMixin
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ class FolderList(QListWidget):
         super().keyPressEvent(event)
 
 
-class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
+class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
     groups_shown = Signal()
 
@@ -89,6 +87,8 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         self._early: dict[str, tuple[Group, ...]] = {}
         self.progress_text = ProgressText()
         self._dialogs: list[QWidget] = []
+        self.last_error: WorkerError | None = None
+        self.set_aside: set[str] = set()  # marks the slider hides (window_status)
         self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
         self._build()
         self._connect_controller()
@@ -143,7 +143,7 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         banner_download = QPushButton("Download ResNet50 (100 MB)")
         banner_download.clicked.connect(self.download_weights)
         banner_close = QPushButton("Keep using the offline model")
-        banner_close.clicked.connect(self.banner.hide)
+        banner_close.clicked.connect(self.keep_offline_model)
         banner_layout = QHBoxLayout(self.banner)
         banner_layout.addWidget(self.banner_text, 1)
         banner_layout.addWidget(banner_download)
@@ -179,10 +179,15 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         self.problems_button.setFlat(True)
         self.problems_button.clicked.connect(self.show_problems)
         self.problems_button.hide()
+        self.details_button = QPushButton("Details…")  # of the error on the status line
+        self.details_button.setFlat(True)
+        self.details_button.clicked.connect(self.show_last_error)
+        self.details_button.hide()
         self.progress_bar = QProgressBar()
         self.progress_bar.setMaximumWidth(260)
         self.progress_bar.hide()
         self.statusBar().addWidget(self.phase_label, 1)
+        self.statusBar().addWidget(self.details_button)
         self.statusBar().addPermanentWidget(self.problems_button)
         self.statusBar().addPermanentWidget(self.progress_bar)
 
@@ -210,8 +215,7 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         c.exact_groups.connect(self._on_exact_groups)
         c.result.connect(self._on_result)
         c.failed.connect(self._on_failed)
-        c.cancelled.connect(lambda: self.phase_label.setText(
-            "Cancelled. Finished work is cached: the next scan resumes from there."))
+        c.cancelled.connect(self._on_cancelled)
         c.finished.connect(self._on_scan_thread_done)
 
     # -- folders --------------------------------------------------------------
@@ -277,6 +281,7 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         self._scan_started = time.monotonic()
         self._early = {}
         self.progress_text.reset()
+        self.clear_error()
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self.phase_label.setText("Starting…")
@@ -294,27 +299,6 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         else:
             self.progress_bar.setRange(0, 0)
         self.phase_label.setText(self.progress_text.describe(event))
-
-    def _on_notice(self, notice: Notice) -> None:
-        if notice.code == "backbone_fallback":
-            self.banner_text.setText(
-                "<b>ResNet50 weights are not installed</b>, so the offline "
-                "EfficientNet-Lite0 model is used. Results are still good. To use ResNet50, "
-                "put <code>resnet50-11ad3fa6.pth</code> in the app's weights folder or set "
-                "IMGDEDUPE_WEIGHTS, then rescan.")
-            self.banner.show()
-        else:
-            self.statusBar().showMessage(notice.message, 10000)
-
-    def download_weights(self) -> None:
-        def done(located: LocatedWeights) -> None:
-            self.banner.hide()
-            self.controller.backbones = BackboneCache()  # load the new model next scan
-            where = printable(str(located.path))
-            self.phase_label.setText(f"ResNet50 weights installed ({where}); "
-                                     "scan again to use them.")
-
-        self.download_dialog = download_weights(self, self.tasks, done, self._on_failed)
 
     def _on_exact_groups(self, event: ExactGroupsReady | NearExactGroupsReady) -> None:
         """Early results: byte copies at once, then near-exact copies (a
@@ -367,11 +351,6 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         box.open()
         self._dialogs.append(box)
 
-    def _on_failed(self, error: WorkerError) -> None:
-        self.phase_label.setText(printable(error.message, lines=True))
-        log.error("%s: %s\n%s", error.title, error.message, error.details)
-        self._dialogs.append(show_error(self, error))
-
     def _on_scan_thread_done(self) -> None:
         self.progress_bar.hide()
         self._update_state()
@@ -380,7 +359,8 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
     def _show_groups(self, groups: tuple[Group, ...], keep_place: bool = True) -> None:
         dropped = self.decisions.set_groups(groups)
         if dropped:
-            log.info("unmarked %d file(s) after regrouping", len(dropped))
+            log.info("set aside %d mark(s) after regrouping", len(dropped))
+        self.keep_marks_set_aside(dropped)
         self.review.set_groups(groups, keep_place)
         self.stack.setCurrentWidget(self.review if groups or self.result else self.empty)
         self._update_state()
@@ -401,9 +381,11 @@ class MainWindow(SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
         def done(groups: tuple[Group, ...]) -> None:
             if generation == self._regroup_generation:  # a newer move wins
                 self._show_groups(groups)
+                aside = (f"; {len(self.set_aside)} mark(s) set aside: they come back with "
+                         "their groups" if self.set_aside else "")
                 self.statusBar().showMessage(
-                    message or f"{len(groups)} group(s) at similarity {threshold:.0f}",
-                    10_000 if message else 4000)
+                    message or f"{len(groups)} group(s) at similarity {threshold:.0f}{aside}",
+                    10_000 if message or aside else 4000)
 
         removed = frozenset(self.removed)
         self.tasks.run("Regrouping",

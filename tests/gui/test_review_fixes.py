@@ -180,3 +180,26 @@ def test_nothing_is_restored_when_the_folders_changed(qtbot, window: MainWindow,
     window.add_folders([str(tmp_path / "lib" / "kept")])
     assert not window.restore_last_scan()
     assert not window.controller.running
+
+
+def test_marks_hidden_by_the_slider_are_set_aside_and_come_back(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    paths = _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    assert window.decisions.mark(paths["backup"])
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.regroup(100.0)  # the group's weakest pair is below 100: it goes
+    assert window.review.groups_model.groups == () and window.decisions.marked == frozenset()
+    assert "1 mark(s) set aside" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.groups_shown, timeout=10_000):
+        window.regroup(80.0)
+    assert window.decisions.marked == {paths["backup"]}
+
+
+def test_cancel_clears_the_still_comparing_message(window: MainWindow) -> None:
+    window.statusBar().showMessage("2 group(s) of exact or near-exact copies so far; "
+                                   "still comparing the other pictures…", 5000)
+    window.controller.cancelled.emit()
+    assert window.statusBar().currentMessage() == ""
+    assert window.phase_label.text().startswith("Cancelled.")

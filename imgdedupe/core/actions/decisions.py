@@ -125,10 +125,11 @@ class Decisions:
 
     def mark(self, path: str) -> bool:
         """Mark for deletion; False (and nothing changes) if it would mark a
-        whole group."""
+        whole group, or if ``path`` is in no group on show (a mark is only
+        ever on a file the user can see marked)."""
         if path in self._marked:
             return True
-        if not self.can_mark(path):
+        if path not in self._group_index or not self.can_mark(path):
             return False
         self._marked.add(path)
         return True

@@ -13,9 +13,25 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
 from ...core.model.loading import default_bundled_dirs
-from ...core.model.weights import RESNET50_IMAGENET1K_V2, LocatedWeights, locate_weights
+from ...core.model.weights import (
+    RESNET50_IMAGENET1K_V2,
+    DownloadCancelled,
+    LocatedWeights,
+    WeightsChecksumError,
+    WeightsError,
+    locate_weights,
+)
 from .errors import WorkerError
 from .tasks import TaskRunner
+
+
+class DownloadFailed(Exception):
+    """A failed download in the window's words first (the status line shows
+    that line), then the loader's own text (which speaks of command-line
+    options) for the details."""
+
+    def __init__(self, said: str, cause: Exception) -> None:
+        super().__init__(f"{said}\n\n{cause}")
 
 
 class _ProgressRelay(QObject):
@@ -45,9 +61,18 @@ def download_weights(parent: QWidget, tasks: TaskRunner,
     relay.moved.connect(moved)
 
     def work() -> LocatedWeights:
-        return locate_weights(RESNET50_IMAGENET1K_V2, bundled_dirs=default_bundled_dirs(),
-                              allow_download=True, cancel=cancel,
-                              progress=lambda done, total: relay.moved.emit(done, total))
+        try:
+            return locate_weights(RESNET50_IMAGENET1K_V2, bundled_dirs=default_bundled_dirs(),
+                                  allow_download=True, cancel=cancel,
+                                  progress=lambda done, total: relay.moved.emit(done, total))
+        except DownloadCancelled as exc:
+            raise DownloadFailed("The download was cancelled; nothing was kept.", exc) from exc
+        except WeightsChecksumError as exc:
+            raise DownloadFailed("The file downloaded is not ResNet50's weights (wrong "
+                                 "SHA-256), so it was not kept.", exc) from exc
+        except WeightsError as exc:
+            raise DownloadFailed("ResNet50 could not be downloaded: is this computer "
+                                 "offline? The offline model keeps working.", exc) from exc
 
     def finished(located: LocatedWeights) -> None:
         dialog.reset()
@@ -59,5 +84,5 @@ def download_weights(parent: QWidget, tasks: TaskRunner,
         relay.deleteLater()
         on_failure(error)
 
-    tasks.run("Downloading the weights failed", work, finished, failed)
+    tasks.run("ResNet50 was not downloaded", work, finished, failed)
     return dialog

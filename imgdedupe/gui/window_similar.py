@@ -74,6 +74,8 @@ class SimilarMixin:
                 "add and scan the folders to compare it with.", 10_000)
             return
         dialog = SimilarDialog(path, group, self.thumbnails, self.decisions, self)
+        dialog.find_similar_requested.connect(self.find_similar)
+        dialog.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.similar_dialog = dialog
         dialog.show()

@@ -6,13 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel, QMessageBox
 
 from imgdedupe.core.actions.decisions import Rule
+from imgdedupe.core.records import Group, Member
 from imgdedupe.core.storage.ignore_rows import IgnoreMarkRow
 from imgdedupe.gui import hidden_groups
+from imgdedupe.gui.dialogs import SimilarDialog
 from imgdedupe.gui.main_window import MainWindow
-from imgdedupe.gui.review import review_panel
+from imgdedupe.gui.review import file_actions, review_panel
+from imgdedupe.gui.review.group_model import group_summary, member_caption
 from tests.gui.test_window import scan
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -203,3 +207,66 @@ def test_cancel_clears_the_still_comparing_message(window: MainWindow) -> None:
     window.controller.cancelled.emit()
     assert window.statusBar().currentMessage() == ""
     assert window.phase_label.text().startswith("Cancelled.")
+
+
+def _member(path: str, similarity: float) -> Member:
+    return Member(path, similarity, None, 1000, 640, 480, 0)
+
+
+def test_cards_name_their_file_and_never_round_up_to_100() -> None:
+    almost = _member("/p/a_rather_long_holiday_name.jpg", 99.6)
+    caption = member_caption(almost)
+    assert caption.splitlines()[0] == "a_rather_long_holiday_name.jpg"
+    assert "99% similar" in caption and "100%" not in caption
+    group = Group("similar", (_member("/p/ref.jpg", 100.0), almost), "/p/ref.jpg",
+                  "near_duplicate", "same picture")
+    assert group_summary(group).endswith("similarity ≥ 99")
+
+
+def test_compare_says_which_images_of_a_large_group_it_leaves_out(
+        qtbot, window: MainWindow) -> None:  # noqa: ANN001
+    members = tuple(_member(f"/p/{n}.jpg", 90.0) for n in range(8))
+    group = Group("similar", members, members[0].path, "near_duplicate", "same picture")
+    review = window.review
+    messages: list[str] = []
+    compared: list[tuple] = []
+    review.message.connect(messages.append)
+    review.compare_requested.disconnect()
+    review.compare_requested.connect(compared.append)
+    review.members_model.set_group(group)
+    review.compare_selected()
+    assert len(compared[0]) == 6
+    assert messages == ["Comparing the first 6 of 8 images: select up to 6 to compare others."]
+
+
+def test_find_similar_lists_only_close_matches_and_each_can_be_acted_on(qtbot,  # noqa: ANN001
+                                                                         window: MainWindow):
+    query = _member("/p/query.jpg", 100.0)
+    found = (_member("/p/close.jpg", 95.0), _member("/p/also.jpg", 85.0),
+             _member("/p/far.jpg", 44.0), _member("/p/farther.jpg", 31.0))
+    matches = Group("similar", (query, *found), query.path, "similar_shot", "nearest")
+    dialog = SimilarDialog(query.path, matches, window.thumbnails, window.decisions, window)
+    qtbot.addWidget(dialog)
+    assert dialog.paths() == ["/p/query.jpg", "/p/close.jpg", "/p/also.jpg"]
+    asked: list[str] = []
+    dialog.find_similar_requested.connect(asked.append)
+    menu = dialog.menu_for("/p/also.jpg")
+    assert [a.text() for a in menu.actions() if a.text()] == [
+        "Find similar", "Open", "Show in folder", "Copy path"]
+    menu.actions()[0].trigger()
+    assert asked == ["/p/also.jpg"]
+    weak = Group("similar", (query, *found[2:]), query.path, "similar_shot", "nearest")
+    shown = SimilarDialog(query.path, weak, window.thumbnails, window.decisions, window)
+    qtbot.addWidget(shown)
+    assert shown.paths() == ["/p/query.jpg", "/p/far.jpg", "/p/farther.jpg"]
+    assert any("No image in the cache is similar" in label.text()
+               for label in shown.findChildren(QLabel))
+
+
+def test_show_in_folder_says_so_and_copies_the_folder_when_nothing_can_show_it(
+        qtbot, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(file_actions, "show_in_folder", lambda _path: False)
+    said: list[str] = []
+    file_actions.reveal("/photos/2024/a.jpg", said.append)
+    assert QGuiApplication.clipboard().text() == "/photos/2024/a.jpg".rsplit("/", 1)[0]
+    assert said and "No file manager" in said[0] and "copied" in said[0]

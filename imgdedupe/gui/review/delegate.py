@@ -15,7 +15,7 @@ from ...report import printable
 from .group_model import BROKEN_ROLE, KEEPER_ROLE, MARKED_ROLE, MEMBER_ROLE, THUMB_ROLE
 from .thumbnails import THUMBNAIL_PX
 
-CELL = QSize(THUMBNAIL_PX + 24, THUMBNAIL_PX + 64)
+CELL = QSize(THUMBNAIL_PX + 24, THUMBNAIL_PX + 80)  # three caption lines: name, score, size
 KEEP_COLOUR = QColor(46, 160, 67)
 DELETE_COLOUR = QColor(215, 58, 73)
 
@@ -58,8 +58,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
                                      else QPalette.ColorRole.Text))
         # The caption's own lines stay; a name in it shows its control
         # characters as escapes (a bidi override would reorder the line).
+        # Each line elided to the card (a long file name keeps its start and end).
+        metrics = painter.fontMetrics()
+        caption = "\n".join(
+            metrics.elidedText(line, Qt.TextElideMode.ElideMiddle, text_rect.width())
+            for line in printable(index.data(Qt.ItemDataRole.DisplayRole) or "",
+                                  lines=True).splitlines())
         painter.drawText(text_rect, int(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop),
-                         printable(index.data(Qt.ItemDataRole.DisplayRole) or "", lines=True))
+                         caption)
         painter.restore()
 
     def _paint_picture(self, painter: QPainter, box: QRect,

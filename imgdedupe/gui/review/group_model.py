@@ -7,6 +7,8 @@ appears at once and the view only ever lays out what it has fetched.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
@@ -46,7 +48,9 @@ TIER_TIPS = {
 def group_summary(group: Group) -> str:
     total = sum(m.size for m in group.members)
     lowest = min(m.similarity for m in group.members)
-    score = "" if group.tier == "exact" else f" · similarity ≥ {lowest:.0f}"
+    # Rounded down: "≥ 100" on a group whose weakest pair is 99.6 promised
+    # it would stay at the slider's 100, where it is gone.
+    score = "" if group.tier == "exact" else f" · similarity ≥ {math.floor(lowest)}"
     return f"{len(group.members)} {TIER_LABELS[group.tier].lower()} · {human_size(total)}{score}"
 
 
@@ -211,5 +215,5 @@ def member_caption(member: Member, reference: bool = False) -> str:
     elif member.exact and member.similarity >= 100:
         score = "exact copy"
     else:
-        score = f"{member.similarity:.0f}% similar"
-    return f"{score}\n{dims} · {human_size(member.size)}"
+        score = f"{math.floor(member.similarity)}% similar"  # never "100%" below 100
+    return f"{os.path.basename(member.path)}\n{score}\n{dims} · {human_size(member.size)}"

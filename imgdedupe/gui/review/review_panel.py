@@ -8,13 +8,11 @@ Open, Show in folder and Copy path.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Sequence
 from html import escape
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -36,6 +34,7 @@ from ...core.actions.decisions import Decisions, Rule
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from ...report import printable
 from .delegate import CELL, ThumbnailDelegate
+from .file_actions import add_file_actions
 from .flow_layout import FlowLayout
 from .group_model import (
     MEMBER_ROLE,
@@ -47,15 +46,7 @@ from .group_model import (
 )
 from .thumbnails import ThumbnailCache
 
-
-def show_in_folder(path: str) -> None:
-    """Reveal ``path`` in the platform's file manager, selected where possible."""
-    if sys.platform == "win32":
-        subprocess.Popen(["explorer", "/select,", os.path.normpath(path)])  # noqa: S603,S607
-    elif sys.platform == "darwin":
-        subprocess.Popen(["open", "-R", path])  # noqa: S603,S607
-    else:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+MAX_COMPARED = 6  # side by side, each still large enough to judge
 
 
 class ReviewPanel(QWidget):
@@ -128,7 +119,7 @@ class ReviewPanel(QWidget):
         self.apply_to_shots = QCheckBox("and similar shots")
         self.apply_to_shots.setToolTip("Also apply the rule inside similar-shot groups "
                                        "(bursts, second takes): different photos")
-        self.compare_button = QPushButton("Compare (Space)")
+        self.compare_button = QPushButton("Compare… (Space)")
         self.compare_button.clicked.connect(self.compare_selected)
         self.not_duplicates_button = QPushButton("Not duplicates")
         self.not_duplicates_button.setToolTip(
@@ -334,8 +325,11 @@ class ReviewPanel(QWidget):
         group = self.members_model.group
         if len(members) < 2 and group is not None:
             members = list(group.members)
+        if len(members) > MAX_COMPARED:
+            self.message.emit(f"Comparing the first {MAX_COMPARED} of {len(members)} images: "
+                              f"select up to {MAX_COMPARED} to compare others.")
         if len(members) >= 2:
-            self.compare_requested.emit(tuple(members[:6]))
+            self.compare_requested.emit(tuple(members[:MAX_COMPARED]))
 
     def _grid_menu(self, pos: QPoint) -> None:
         index = self.grid.indexAt(pos)
@@ -355,9 +349,5 @@ class ReviewPanel(QWidget):
                        lambda: self.toggle(member.path))
         menu.addAction("Compare group", self.compare_selected)
         menu.addSeparator()
-        menu.addAction("Open", lambda: QDesktopServices.openUrl(
-            QUrl.fromLocalFile(member.path)))
-        menu.addAction("Show in folder", lambda: show_in_folder(member.path))
-        menu.addAction("Copy path",
-                       lambda: QGuiApplication.clipboard().setText(member.path))
+        add_file_actions(menu, member.path, self.message.emit)
         return menu

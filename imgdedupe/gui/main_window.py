@@ -7,7 +7,7 @@ import os
 import time
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -200,6 +200,12 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         edit_menu.addAction(self.undo_action)
         self.undo_history_action = edit_menu.addAction("Undo history…", self.undo_history)
         edit_menu.addAction(self.delete_action)
+        self.clear_marks_action = edit_menu.addAction("Clear all marks", self.clear_marks)
+        # Delete moves the marked files (after the confirmation) from the
+        # review, not from the folder list, where it removes a folder.
+        delete_key = QShortcut(QKeySequence.StandardKey.Delete, self.review,
+                               self.apply_deletions)
+        delete_key.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         edit_menu.addSeparator()
         self.undo_hide_action = edit_menu.addAction("Undo “Not duplicates”",
                                                     self.undo_not_duplicates)
@@ -330,7 +336,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         problems = f", {stats.failed} could not be read" if stats.failed else ""
         self.phase_label.setText(
             f"{len(result.groups)} group(s) in {stats.files_seen:,} files{problems} "
-            f"({elapsed:.1f} s; {stats.embedded:,} analysed, {stats.from_cache:,} from cache)")
+            f"({elapsed:.1f} s; {stats.embedded:,} newly analysed, "
+            f"{stats.from_cache:,} already in the cache)")
         count = len(result.errors)
         self.problems_button.setText(f"⚠ {count} file{'s' if count != 1 else ''} "
                                      "could not be read")
@@ -411,6 +418,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.delete_action.setEnabled(marked > 0 and not running and not self.actions.busy)
         self.delete_action.setText(f"Move {marked} marked to trash…" if marked
                                    else "Move marked to trash…")
+        self.clear_marks_action.setEnabled(marked > 0)
         self.undo_action.setEnabled(self._can_undo() and not running)
         if self.result is None and not self.review.groups:
             self.stack.setCurrentWidget(self.empty)

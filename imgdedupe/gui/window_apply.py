@@ -60,6 +60,7 @@ class ApplyMixin(_Window):
     phase_label: QLabel
     undo_hide_action: QAction
     last_hidden: int | None  # the mark "Undo “Not duplicates”" would remove
+    set_aside: set[str]  # marks the slider hides (window_status)
     hidden_dialog: HiddenGroupsDialog
 
     if TYPE_CHECKING:
@@ -146,6 +147,16 @@ class ApplyMixin(_Window):
             title, f"{len(outcomes)} file(s) were left alone. The details say why "
                    "(for example, a file changed on disk after the scan).",
             "\n".join(lines)))
+
+    def clear_marks(self) -> None:
+        """Edit ▸ Clear all marks: every file kept again (nothing moves)."""
+        count = len(self.decisions.marked)
+        self.decisions.clear()
+        self.set_aside.clear()
+        self.review.members_model.refresh_marks()
+        self.review.groups_model.refresh_marks()
+        self._update_state()
+        self.statusBar().showMessage(f"{count} mark(s) cleared: every file is kept.", 6000)
 
     def add_ignore_mark(self, group: Group) -> None:
         """The group's "Not duplicates": it stays apart across rescans,

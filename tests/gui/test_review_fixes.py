@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QMessageBox
 
@@ -270,3 +271,29 @@ def test_show_in_folder_says_so_and_copies_the_folder_when_nothing_can_show_it(
     file_actions.reveal("/photos/2024/a.jpg", said.append)
     assert QGuiApplication.clipboard().text() == "/photos/2024/a.jpg".rsplit("/", 1)[0]
     assert said and "No file manager" in said[0] and "copied" in said[0]
+
+
+def test_delete_key_moves_the_marked_files_after_asking_and_marks_can_be_cleared(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    paths = _copies_in_two_folders(tmp_path / "lib")
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    window.review.select_group(0)
+    assert not window.clear_marks_action.isEnabled()
+    assert window.decisions.mark(paths["backup"])
+    window._update_state()
+    asked: list[int] = []
+    window.confirm = lambda members: asked.append(len(members)) or False  # "Cancel"
+    window.review.grid.setFocus()
+    qtbot.keyClick(window.review.grid, Qt.Key.Key_Delete)
+    assert asked == [1]  # the confirmation, not a silent move
+    assert Path(paths["backup"]).exists()
+    # In the folder list, Delete still removes a folder, never files.
+    window.folders.setFocus()
+    window.folders.setCurrentRow(0)
+    qtbot.keyClick(window.folders, Qt.Key.Key_Delete)
+    assert window.folder_paths() == [] and asked == [1]
+    assert window.clear_marks_action.isEnabled()
+    window.clear_marks_action.trigger()
+    assert window.decisions.marked == frozenset()
+    assert "1 mark(s) cleared" in window.statusBar().currentMessage()

@@ -28,7 +28,7 @@ class Rule(Enum):
     LARGEST_FILE = "the largest file"
     OLDEST = "the oldest"
     NEWEST = "the newest"
-    IN_FOLDER = "the ones in a chosen folder"
+    IN_FOLDER = "the ones in a chosen folder…"  # "…": it asks for the folder
 
 
 def _in_folder(member: Member, folder: str) -> bool:

@@ -215,3 +215,13 @@ def test_release_job_attaches_on_tags_only(workflow: dict) -> None:
     steps = release["steps"]
     assert any(s.get("uses", "").startswith("actions/download-artifact@") for s in steps)
     assert "gh release upload" in "\n".join(s.get("run", "") for s in steps)
+
+
+def test_the_deb_check_gets_its_tools_first(workflow: dict) -> None:
+    """check-deb.sh validates the desktop entries and runs the window on a
+    private X server: the Linux runner installs both tools before it."""
+    commands = _commands(workflow["jobs"]["build"], "Linux")
+    check = _index(commands, "sudo packaging/linux/check-deb.sh")
+    tools = [i for i, c in enumerate(commands)
+             if "apt-get install" in c and "desktop-file-utils" in c and "xvfb" in c]
+    assert tools and tools[0] < check

@@ -164,9 +164,15 @@ def take_request(window, request: dict) -> None:  # noqa: ANN001
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = [p for p in args.scan if not os.path.isdir(p)]
+    if missing and (args.screenshot or args.compare_screenshot or args.exit_when_done):
+        # Nothing to scan would leave a scripted run waiting for ever.
+        print(f"imgdedupe-gui: not a folder: {missing[0]}", file=sys.stderr)
+        return 2
     from PySide6.QtGui import QIcon
 
     from ..cli import default_db
+    from ..report import printable
     from .automation import Automation
     from .main_window import MainWindow
 
@@ -214,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     automation = Automation(window, args.screenshot, args.compare_screenshot,
                             args.exit_when_done, args.mark_suggested)
+    if missing:
+        window.phase_label.setText(f"Not a folder, not scanned: {printable(missing[0])}")
     if args.scan:
         window.start_scan()
     elif not args.paths and not args.similar and not scripted:

@@ -44,3 +44,14 @@ def test_a_failing_scan_exits_1(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "cannot" in done.stdout.lower() or "database" in done.stdout.lower()
+
+
+def test_a_scripted_scan_of_a_missing_folder_exits_2_at_once(tmp_path: Path) -> None:
+    """It waited for ever: no folder, so no scan, so no end."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_STATE_HOME": str(tmp_path / "s")}
+    done = subprocess.run(
+        [sys.executable, "-m", "imgdedupe.gui.app", "--scan", str(tmp_path / "missing"),
+         "--db", str(tmp_path / "cache.sqlite3"), "--settings", str(tmp_path / "s.ini"),
+         "--exit-when-done"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "not a folder" in done.stderr

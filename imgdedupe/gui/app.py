@@ -154,6 +154,8 @@ def take_request(window, request: dict) -> None:  # noqa: ANN001
         window.add_folders(folders)
         if scan and not window.controller.running:
             window.start_scan()
+        elif scan:
+            window.scan_after_this_one()  # the folders join the next scan, not none
     for image in similar_queries(request.get("similar"), paths):
         log.info("handed over by another launch: find similar to %s", image)
         window.find_similar(image)

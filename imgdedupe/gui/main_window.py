@@ -90,6 +90,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.last_error: WorkerError | None = None
         self.set_aside: set[str] = set()  # marks the slider hides (window_status)
         self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
+        self.scans_offered: set[str] = set()  # window_similar
+        self.rescan_queued = False
         self._build()
         self._connect_controller()
         self._restore_settings()

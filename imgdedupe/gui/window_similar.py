@@ -8,6 +8,7 @@ short; it uses the window's tasks, status bar, folders and scan.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -37,6 +38,8 @@ class SimilarMixin:
         decisions: Decisions
         scan_finished: SignalInstance
         similar_dialog: SimilarDialog
+        scans_offered: set[str]  # folders whose scan "Find similar" offered
+        rescan_queued: bool  # a scan starts when this one ends
 
         def statusBar(self): ...  # noqa: ANN201, N802
         def scan_config(self) -> ScanConfig: ...
@@ -44,7 +47,9 @@ class SimilarMixin:
         def start_scan(self) -> None: ...
         def _on_failed(self, error: WorkerError) -> None: ...
 
-    def find_similar(self, path: str) -> None:
+    def find_similar(self, path: str, after_scan: bool = False) -> None:
+        """Search; ``after_scan``: the search again once the folder's scan
+        (offered for the first search) ended, which never offers again."""
         self.statusBar().showMessage(f"Looking for images similar to {printable(path)}…")
         config = self.scan_config()
         backbones = self.controller.backbones
@@ -53,19 +58,34 @@ class SimilarMixin:
             return similar_group(path, config, backbones)
 
         self.tasks.run("Find similar", search,
-                       lambda found: self._show_similar(path, *found), self._on_failed)
+                       lambda found: self._show_similar(path, *found, after_scan=after_scan),
+                       self._on_failed)
 
-    def _show_similar(self, path: str, group: Group, scanned: bool = True) -> None:
+    def _show_similar(self, path: str, group: Group, scanned: bool = True,
+                      after_scan: bool = False) -> None:
         self.statusBar().clearMessage()
         folder = os.path.dirname(os.path.abspath(path))
-        if not scanned and not self.controller.running and self.offer_scan(folder):
-            # Scan the image's folder, then answer from it: never a bare zero.
-            def again(_result: object) -> None:
-                self.scan_finished.disconnect(again)
-                self.find_similar(path)
+        offered = self.scans_offered
 
+        def again() -> None:
+            self.find_similar(path, after_scan=True)
+
+        if not after_scan and folder in offered and (not scanned or len(group.members) < 2):
+            # Twenty photos of one new folder, handed over one by one: one
+            # question and one scan, then each search (not twenty dialogs).
+            # A search while that scan runs sees its files but not yet their
+            # pictures: it too waits for the scan.
+            if self.controller.running:
+                self._after_scan(again)
+            else:
+                again()  # the scan ended while this search ran
+            return
+        if not scanned and not after_scan and not self.controller.running \
+                and self.offer_scan(folder):
+            # Scan the image's folder, then answer from it: never a bare zero.
+            offered.add(folder)
             self.add_folders([folder])
-            self.scan_finished.connect(again)
+            self._after_scan(again)
             self.start_scan()
             return
         if len(group.members) < 2:
@@ -79,6 +99,28 @@ class SimilarMixin:
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.similar_dialog = dialog
         dialog.show()
+
+    def _after_scan(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once, when the scan now running (or about to) ends."""
+        def once(_result: object) -> None:
+            self.scan_finished.disconnect(once)
+            then()
+
+        self.scan_finished.connect(once)
+
+    def scan_after_this_one(self) -> None:
+        """Folders handed over while a scan runs: scanned when it ends."""
+        if not self.rescan_queued:
+            self.rescan_queued = True
+
+            # On the scan thread's end, not on its result: until then the
+            # controller still runs, and start_scan would do nothing.
+            def again() -> None:
+                self.controller.finished.disconnect(again)
+                self.rescan_queued = False
+                self.start_scan()
+
+            self.controller.finished.connect(again)
 
     def offer_scan(self, folder: str) -> bool:
         """Ask to scan the folder of an image the cache does not know (Yes

@@ -108,3 +108,40 @@ def test_find_similar_on_an_unscanned_folder_offers_to_scan_it_first(
     assert window.similar_dialog.paths()[:2] == [str(query), str(library["photo0_small"])]
     window.similar_dialog.close()
     _settled(qtbot, window)
+
+
+def test_many_images_of_one_unscanned_folder_ask_once_and_scan_once(
+        qtbot, window: MainWindow, library: dict[str, Path]) -> None:  # noqa: ANN001
+    """A multi-selection of a never-scanned folder arrives as one launch per
+    photo, each handed over: one question, one scan, then every search."""
+    from imgdedupe.gui.dialogs import SimilarDialog
+
+    offered: list[str] = []
+    window.offer_scan = lambda folder: offered.append(folder) or True
+    scans: list[object] = []
+    window.scan_finished.connect(scans.append)
+    for name in ("photo0", "photo1", "photo2"):
+        window.find_similar(str(library[name]))
+    qtbot.waitUntil(lambda: len(window.findChildren(SimilarDialog)) == 3, timeout=120_000)
+    assert offered == [str(library["photo0"].parent)] and len(scans) == 1
+    for dialog in window.findChildren(SimilarDialog):
+        dialog.close()
+    _settled(qtbot, window)
+
+
+def test_folders_handed_over_during_a_scan_are_scanned_after_it(
+        qtbot, window: MainWindow, library: dict[str, Path], tmp_path: Path) -> None:  # noqa: ANN001
+    from imgdedupe.gui.app import take_request
+
+    other = tmp_path / "more"
+    other.mkdir()
+    (other / "x.jpg").write_bytes(library["photo0"].read_bytes())
+    window.add_folders([str(library["photo0"].parent)])
+    scans: list = []
+    window.scan_finished.connect(scans.append)
+    window.start_scan()
+    take_request(window, {"paths": [], "scan": [str(other)], "similar": []})
+    qtbot.waitUntil(lambda: len(scans) == 2, timeout=120_000)
+    assert str(other) in window.folder_paths()
+    assert any(str(other) in m.path for g in scans[1].groups for m in g.members)
+    _settled(qtbot, window)

@@ -267,3 +267,39 @@ def test_text_report_names_each_groups_reason(tmp_path, lite0):
     write_text(result, out)
     for group in result.groups:
         assert group.reason in out.getvalue()
+
+
+def test_pairs_are_verified_in_an_order_that_keeps_few_photos_in_memory():
+    """A chain of photos 0-1-2-...-29, its pairs given shuffled: in the
+    local order each photo's pairs come together, so at most a handful of
+    photos' features are alive at once (in the order of similarity a photo
+    lived from its first pair to its last: most of a library at once)."""
+    from imgdedupe.core.scan.verify_step import local_order
+
+    rng = np.random.default_rng(0)
+    chain = np.array([[n, n + 1] for n in range(29)] + [[n, n + 2] for n in range(28)])
+    pairs = chain[rng.permutation(len(chain))] + 1000  # file ids, not row numbers
+    order = local_order(pairs)
+    assert sorted(order) == list(range(len(pairs)))
+    uses = [f for row in order for f in pairs[row]]
+    last = {f: n for n, f in enumerate(uses)}
+    alive, peak = set(), 0
+    for n, f in enumerate(uses):
+        alive.add(f)
+        peak = max(peak, len(alive))
+        if last[f] == n:
+            alive.discard(f)
+    assert peak <= 5
+    assert local_order(np.zeros((0, 2), dtype=np.int64)) == []
+
+
+def test_a_pair_is_spared_only_when_links_as_strong_join_its_photos():
+    """Verification spares a pair whose photos are already joined, but only
+    by links at least as similar as it: otherwise a threshold between the
+    two would keep the spared pair and drop the path it relied on."""
+    from imgdedupe.core.groups.stars import Moments
+
+    sets = Moments(lambda _node: None)
+    assert sets.join(1, 2, 0.95) and sets.join(2, 3, 0.80)
+    assert sets.joined(1, 3) and sets.joined(1, 3, at_least=0.80)
+    assert not sets.joined(1, 3, at_least=0.90)  # the 2-3 link is weaker

@@ -17,6 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -216,7 +217,9 @@ class _Pictures:
         self._store = store
         self._path_of = path_of
         self._stored: dict[int, bytes | None] = {}  # None: to be decoded again
-        self._features: dict[int, tuple[np.ndarray, Features] | None] = {}
+        # Each photo's features and its picture as stored (a 13 KB JPEG,
+        # decoded again only for a pair that passes the fit).
+        self._features: dict[int, tuple[bytes, Features] | None] = {}
         self._made: list[tuple[int, bytes, float | None]] = []
         self._lock = threading.Lock()
         self.features_made = 0  # for the progress's share of work done
@@ -239,7 +242,7 @@ class _Pictures:
     def features(self, file: int) -> None:
         self._get(file)
 
-    def _get(self, file: int) -> tuple[np.ndarray, Features] | None:
+    def _get(self, file: int) -> tuple[bytes, Features] | None:
         with self._lock:
             if file in self._features:
                 return self._features[file]
@@ -248,8 +251,7 @@ class _Pictures:
             picture = self._decode_again(file)
         ready = None
         if picture is not None:
-            grey = picture_pixels(picture)
-            ready = (grey, extract(grey))
+            ready = (picture, extract(picture_pixels(picture)))
         with self._lock:  # another thread may have made it too: the same, harmless
             self.features_made += 1
             return self._features.setdefault(file, ready)
@@ -268,7 +270,7 @@ class _Pictures:
         a, b = self._get(key[0]), self._get(key[1])
         if a is None or b is None:
             return None
-        return compare(a[1], b[1], a[0], b[0])
+        return compare(a[1], b[1], partial(picture_pixels, a[0]), partial(picture_pixels, b[0]))
 
     def forget(self, file: int) -> None:
         with self._lock:

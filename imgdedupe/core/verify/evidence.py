@@ -11,6 +11,7 @@ their pixels differ wherever the fit puts them together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 
 import numpy as np
@@ -78,8 +79,14 @@ class PairEvidence:
         return cls(int(v[0]), v[1], v[2], v[3], v[4], v[5], v[6], v[7], int(v[8]), v[9])
 
 
-def compare(a: Features, b: Features, grey_a: np.ndarray, grey_b: np.ndarray) -> PairEvidence:
-    """The evidence for one candidate pair."""
+Grey = np.ndarray | Callable[[], np.ndarray]
+
+
+def compare(a: Features, b: Features, grey_a: Grey, grey_b: Grey) -> PairEvidence:
+    """The evidence for one candidate pair. A grey picture may be given as a
+    function that makes it: only the pairs that pass the fit need pixels
+    (13% of Caltech's), and a scan keeps thousands of photos' features, not
+    their decoded pictures."""
     matched = _matches(a, b)
     if matched is None:
         return PairEvidence()
@@ -106,13 +113,17 @@ def compare(a: Features, b: Features, grey_a: np.ndarray, grey_b: np.ndarray) ->
     count = int(inliers.sum())
     if count < MIN_MATCHES:  # no rule of verify.tiers can be met: spare the pixel check
         return PairEvidence(count, s1, s2, determinant, turn, homography_inliers=h_count)
-    changed, covered, local_changed = _pixels_changed(grey_a, grey_b, affine)
+    changed, covered, local_changed = _pixels_changed(_grey(grey_a), _grey(grey_b), affine)
     # A crop blown up to 224 covers little of the original, but the
     # original covers all of it: the smaller picture's share is covered x |det|.
     overlap = min(1.0, max(covered, covered * abs(determinant)))
     framing = min(1.0, covered, covered * abs(determinant))
     return PairEvidence(count, s1, s2, determinant, turn, changed, overlap, framing, h_count,
                         local_changed)
+
+
+def _grey(picture: Grey) -> np.ndarray:
+    return picture() if callable(picture) else picture
 
 
 def _matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray] | None:
@@ -123,7 +134,8 @@ def _matches(a: Features, b: Features) -> tuple[np.ndarray, np.ndarray] | None:
     on ~300 x 300 SIFT descriptors (docs/quality.md)."""
     if len(a) < 3 or len(b) < 3:
         return None
-    partial = b.squared_norms[None, :] - 2.0 * (a.vectors @ b.vectors.T)
+    partial = b.squared_norms[None, :] - 2.0 * (
+        a.vectors.astype(np.float32) @ b.vectors.astype(np.float32).T)
     rows = np.arange(len(a))
     nearest = partial.argmin(axis=1)
     first = partial[rows, nearest]

@@ -14,7 +14,7 @@ dropped after their last pair.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -70,6 +70,8 @@ def estimated_verify_s(photos: int, cores: int) -> float:
 # share of the work done that Progress reports (the status line's pace).
 FEATURE_COST = 15
 
+DECODED_KEPT = 256  # decoded pictures kept for the pixel check (50 KB each)
+
 BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 # verdicts soon join copies and spare their other pairs (verify_pairs)
 
@@ -85,11 +87,12 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
 
     Pairs are taken in an order that keeps few photos' features in memory
     (local_order). A pair whose two photos are already joined by pairs
-    verified as the same picture, each at least as similar as it, is not
-    verified (SAME_GROUP): near-duplicate groups are whole connected
-    components (groups.stars.linked_groups), and those pairs are kept at
-    any threshold this pair is. Ten copies of one photo then cost about 9
-    verifications, not 45."""
+    verified as the same picture is not verified (SAME_GROUP): a copy of a
+    copy is the same picture, whatever the two's cosine, and near-duplicate
+    groups are whole connected components (groups.stars.linked_groups).
+    Ten copies of one photo then cost 9 verifications, not 45. (Requiring
+    the joining pairs to be at least as similar, as the order of similarity
+    gave for free, verified 2x the pairs of a library of crops.)"""
     total = len(pairs)
     codes = np.full(total, UNVERIFIED, dtype=np.int8)
     reasons = ["not verified: a photo could not be read again"] * total
@@ -133,49 +136,71 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             if not uses[file]:
                 pictures.forget(file)
 
+    def verify_block(block: list[int]) -> Generator[Progress, None, None]:
+        """Verify the block's pairs in parallel, store and settle them."""
+        nonlocal done, verified
+        pictures.prepare(file for r in block for file in keys[r])
+        # Each new photo's features first, one thread a photo: in the local
+        # order a block's pairs share photos, and two threads comparing
+        # pairs would both make the same photo's features.
+        list(pool.map(pictures.features, pictures.without_features(
+            file for r in block for file in keys[r])))
+        found = list(pool.map(pictures.compare, [keys[r] for r in block]))
+        made = pictures.take_made()
+        store.put_pictures(PICTURE_KEY, made)
+        taken.update((file, when) for file, _, when in made)
+        store.put_evidence(EVIDENCE_KEY, [(*keys[r], e.to_bytes()) for r, e
+                                          in zip(block, found, strict=True) if e is not None])
+        for r, found_evidence in zip(block, found, strict=True):
+            if found_evidence is not None:
+                evidence[keys[r]] = found_evidence
+            settle(r)
+            release(keys[r])
+        done += len(block)
+        verified += len(block)
+        raise_if_cancelled(cancel)
+        yield Progress("verify", done, total, share=share())
+
     # One BLAS thread each: the matcher's matrix products are small, and
     # OpenBLAS's spinning threads beside these cost 1.7x on two cores.
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="verify") as pool, \
             threadpool_limits(1, user_api="blas"):
         block: list[int] = []
-        order = local_order(np.asarray(keys, dtype=np.int64).reshape(-1, 2))
-        for position, row in enumerate(order):
-            key = keys[row]
-            if key in evidence:
-                settle(row)
-                done += 1
-            elif joined.joined(*key, at_least=float(cosines[row])):
-                codes[row], reasons[row] = SAME_GROUP, "the same picture as the rest of its group"
-                release(key)
-                done += 1
-                spared += 1
-            else:
-                block.append(row)
-            if len(block) < BLOCK and position + 1 < len(order):
+        in_block: set[int] = set()  # the block's photos
+        # A pair both of whose photos the block already holds waits for the
+        # next block: the block's verdicts may join them (a block is
+        # verified at once, so its own pairs cannot spare each other, and
+        # in the local order a block is mostly a few photos' pairs).
+        later: list[int] = []
+        pending = deque(local_order(np.asarray(keys, dtype=np.int64).reshape(-1, 2)))
+        while pending or block or later:
+            if pending and len(block) < BLOCK:
+                row = pending.popleft()
+                key = keys[row]
+                if key in evidence:
+                    settle(row)
+                    done += 1
+                elif joined.joined(*key):
+                    codes[row] = SAME_GROUP
+                    reasons[row] = "the same picture as the rest of its group"
+                    release(key)
+                    done += 1
+                    spared += 1
+                elif key[0] in in_block and key[1] in in_block:
+                    later.append(row)
+                else:
+                    block.append(row)
+                    in_block.update(key)
                 continue
-            # Verify the block, its pairs in parallel.
-            pictures.prepare(file for r in block for file in keys[r])
-            # Each new photo's features first, one thread a photo: in the
-            # local order a block's pairs share photos, and two threads
-            # comparing pairs would both make the same photo's features.
-            list(pool.map(pictures.features, pictures.without_features(
-                file for r in block for file in keys[r])))
-            found = list(pool.map(pictures.compare, [keys[r] for r in block]))
-            made = pictures.take_made()
-            store.put_pictures(PICTURE_KEY, made)
-            taken.update((file, when) for file, _, when in made)
-            store.put_evidence(EVIDENCE_KEY, [(*keys[r], e.to_bytes()) for r, e
-                                              in zip(block, found, strict=True) if e is not None])
-            for r, found_evidence in zip(block, found, strict=True):
-                if found_evidence is not None:
-                    evidence[keys[r]] = found_evidence
-                settle(r)
-                release(keys[r])
-            done += len(block)
-            verified += len(block)
-            block = []
-            raise_if_cancelled(cancel)
-            yield Progress("verify", done, total, share=share())
+            if block:
+                yield from verify_block(block)
+            block, in_block = [], set()
+            pending.extendleft(reversed(later))
+            later = []
+    moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
+                       dtype=np.float64)
+    return Verdicts(codes, tuple(reasons), moments)
+
     moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
                        dtype=np.float64)
     return Verdicts(codes, tuple(reasons), moments)
@@ -223,6 +248,7 @@ class _Pictures:
         self._made: list[tuple[int, bytes, float | None]] = []
         self._lock = threading.Lock()
         self.features_made = 0  # for the progress's share of work done
+        self._greys: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def prepare(self, files: Iterable[int]) -> None:
         wanted = sorted({f for f in files if f not in self._stored})
@@ -270,7 +296,23 @@ class _Pictures:
         a, b = self._get(key[0]), self._get(key[1])
         if a is None or b is None:
             return None
-        return compare(a[1], b[1], partial(picture_pixels, a[0]), partial(picture_pixels, b[0]))
+        return compare(a[1], b[1], partial(self._grey, key[0], a[0]),
+                       partial(self._grey, key[1], b[0]))
+
+    def _grey(self, file: int, picture: bytes) -> np.ndarray:
+        """The decoded picture, from a small cache: in the local order a
+        photo's pairs come together, and copies pass the fit pair after pair."""
+        with self._lock:
+            grey = self._greys.get(file)
+            if grey is not None:
+                self._greys.move_to_end(file)
+                return grey
+        grey = picture_pixels(picture)
+        with self._lock:
+            self._greys[file] = grey
+            if len(self._greys) > DECODED_KEPT:
+                self._greys.popitem(last=False)
+        return grey
 
     def forget(self, file: int) -> None:
         with self._lock:

@@ -161,8 +161,11 @@ def test_verification_is_cached_and_redone_only_for_new_pairs(tmp_path, lite0, m
     assert scan(config, lite0).groups == first.groups
     for memo in Path(config.db_path).with_suffix(".index").rglob("scan-memo.npz"):
         memo.unlink()
-    assert scan(config, lite0).groups == first.groups
+    events = list(run_scan(config, backbone=lite0))
+    assert events[-1].groups == first.groups
     assert calls == []
+    verify = [e for e in events if isinstance(e, Progress) and e.phase == "verify"]
+    assert verify[-1].done == verify[-1].total >= 2  # the phase ends at its total
     # A new photo: the memo no longer fits, yet only pairs with it are verified.
     calls.clear()
     Image.open(p["coffee"]).rotate(90, expand=True).save(tmp_path / "lib" / "coffee_turned.jpg")

@@ -197,6 +197,8 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             block, in_block = [], set()
             pending.extendleft(reversed(later))
             later = []
+    if verified == 0:  # every verdict came from the cache: say the phase is done
+        yield Progress("verify", done, total, share=1.0)
     moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
                        dtype=np.float64)
     return Verdicts(codes, tuple(reasons), moments)

@@ -60,6 +60,7 @@ class StatusMixin(_Window):
     banner_text: QLabel
     last_error: WorkerError | None
     set_aside: set[str]  # marks whose groups the slider hides now
+    removed: set[str]  # moved to the trash since the scan
     _dialogs: list[QWidget]
 
     def _on_failed(self, error: WorkerError) -> None:
@@ -115,7 +116,8 @@ class StatusMixin(_Window):
         """Marks whose files the slider no longer shows are set aside, not
         lost: they come back with their groups (within this scan's results),
         and the status bar says how many wait."""
-        self.set_aside.update(dropped)
+        # Not the marks of files just moved to the trash: those are done.
+        self.set_aside.update(p for p in dropped if p not in self.removed)
         back = [path for path in sorted(self.set_aside) if self.decisions.mark(path)]
         self.set_aside.difference_update(back)
         if dropped and self.set_aside:

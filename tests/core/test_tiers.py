@@ -295,14 +295,3 @@ def test_pairs_are_verified_in_an_order_that_keeps_few_photos_in_memory():
     assert peak <= 5
     assert local_order(np.zeros((0, 2), dtype=np.int64)) == []
 
-
-def test_a_pair_is_spared_only_when_links_as_strong_join_its_photos():
-    """Verification spares a pair whose photos are already joined, but only
-    by links at least as similar as it: otherwise a threshold between the
-    two would keep the spared pair and drop the path it relied on."""
-    from imgdedupe.core.groups.stars import Moments
-
-    sets = Moments(lambda _node: None)
-    assert sets.join(1, 2, 0.95) and sets.join(2, 3, 0.80)
-    assert sets.joined(1, 3) and sets.joined(1, 3, at_least=0.80)
-    assert not sets.joined(1, 3, at_least=0.90)  # the 2-3 link is weaker

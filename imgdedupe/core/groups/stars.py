@@ -121,7 +121,6 @@ class Moments:
         self._parent: dict[int, int] = {}
         self._moment: dict[int, float | None] = {}
         self._marks: dict[int, frozenset[int]] = {}
-        self._weakest: dict[int, float] = {}  # per set: its weakest joining link
 
     def root(self, x: int) -> int:
         parent = self._parent
@@ -134,9 +133,8 @@ class Moments:
             x = parent[x]
         return x
 
-    def join(self, a: int, b: int, strength: float = float("inf")) -> bool:
-        """Join a's set and b's by a link of ``strength`` (a cosine); False
-        when refused."""
+    def join(self, a: int, b: int) -> bool:
+        """Join a's set and b's; False when refused."""
         ra, rb = self.root(a), self.root(b)
         if ra == rb:
             return True
@@ -148,15 +146,10 @@ class Moments:
         self._parent[ra] = rb
         self._moment[rb] = mb if mb is not None else ma
         self._marks[rb] = self._marks[rb] | self._marks[ra]
-        self._weakest[rb] = min(strength, self._weakest.get(ra, float("inf")),
-                                self._weakest.get(rb, float("inf")))
         return True
 
-    def joined(self, a: int, b: int, at_least: float = float("-inf")) -> bool:
-        """Whether a and b are in one set whose every joining link has at
-        least ``at_least`` strength (then some path of such links joins them)."""
-        root = self.root(a)
-        return root == self.root(b) and self._weakest.get(root, float("inf")) >= at_least
+    def joined(self, a: int, b: int) -> bool:
+        return self.root(a) == self.root(b)
 
 
 def linked_groups(pairs: np.ndarray, scores: np.ndarray, tie_break: Callable[[int], tuple],

@@ -128,7 +128,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
         verdict = judge(evidence[key], float(cosines[row]), taken.get(key[0]), taken.get(key[1]))
         codes[row], reasons[row] = TIER_CODES[verdict.tier], verdict.reason
         if codes[row] == NEAR_DUPLICATE:
-            joined.join(*key, float(cosines[row]))  # refused when it would join two moments
+            joined.join(*key)  # refused when it would join two moments
 
     def release(key: tuple[int, int]) -> None:
         for file in key:

@@ -63,15 +63,17 @@ class IgnoreRows:
         return {k: frozenset(v) for k, v in marks.items()}
 
     def ignore_mark_rows(self) -> list[IgnoreMarkRow]:
-        """Every mark, newest first, with the paths of its contents."""
+        """Every mark, newest first, with the paths of its contents (one
+        pass: each member row, with the files that hold its content)."""
+        hashes: dict[int, set[str]] = {}
         paths: dict[int, list[str]] = {}
-        for mark_id, path in self._conn.execute(
-                "SELECT m.mark_id, f.path FROM ignore_members m "
-                "JOIN files f ON f.content_hash = m.content_hash ORDER BY f.path"):
-            paths.setdefault(mark_id, []).append(os.fsdecode(path))  # paths are stored as bytes
-        marks = self.ignore_marks()
-        return [IgnoreMarkRow(mark_id, created, marks.get(mark_id, frozenset()),
+        for mark_id, digest, path in self._conn.execute(
+                "SELECT m.mark_id, m.content_hash, f.path FROM ignore_members m "
+                "LEFT JOIN files f ON f.content_hash = m.content_hash ORDER BY f.path"):
+            hashes.setdefault(mark_id, set()).add(digest)
+            if path is not None:  # paths are stored as bytes
+                paths.setdefault(mark_id, []).append(os.fsdecode(path))
+        return [IgnoreMarkRow(mark_id, created, frozenset(hashes.get(mark_id, ())),
                               tuple(paths.get(mark_id, ())))
                 for mark_id, created in self._conn.execute(
                     "SELECT id, created FROM ignore_marks ORDER BY created DESC, id DESC")]
-

@@ -166,8 +166,9 @@ def take_request(window, request: dict) -> None:  # noqa: ANN001
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    scripted = bool(args.screenshot or args.compare_screenshot or args.exit_when_done)
     missing = [p for p in args.scan if not os.path.isdir(p)]
-    if missing and (args.screenshot or args.compare_screenshot or args.exit_when_done):
+    if missing and scripted:
         # Nothing to scan would leave a scripted run waiting for ever.
         print(f"imgdedupe-gui: not a folder: {missing[0]}", file=sys.stderr)
         return 2
@@ -188,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         app.setWindowIcon(QIcon(str(icon)))
     install_excepthook(log_file)
     db_path = args.db or default_db()
-    scripted = bool(args.screenshot or args.compare_screenshot or args.exit_when_done)
     instance = None
     if not scripted:  # a scripted run (tests, packaging checks) is its own window
         from .single_instance import SingleInstance, hand_over, instance_name

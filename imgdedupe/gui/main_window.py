@@ -390,8 +390,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         def done(groups: tuple[Group, ...]) -> None:
             if generation == self._regroup_generation:  # a newer move wins
                 self._show_groups(groups)
-                aside = (f"; {len(self.set_aside)} mark(s) set aside: they come back with "
-                         "their groups" if self.set_aside else "")
+                note = self.set_aside_note()
+                aside = f"; {note}" if note else ""
                 self.statusBar().showMessage(
                     message or f"{len(groups)} group(s) at similarity {threshold:.0f}{aside}",
                     10_000 if message or aside else 4000)

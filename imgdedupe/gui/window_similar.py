@@ -102,25 +102,20 @@ class SimilarMixin:
 
     def _after_scan(self, then: Callable[[], None]) -> None:
         """Run ``then`` once, when the scan now running (or about to) ends."""
-        def once(_result: object) -> None:
-            self.scan_finished.disconnect(once)
-            then()
-
-        self.scan_finished.connect(once)
+        _once(self.scan_finished, then)
 
     def scan_after_this_one(self) -> None:
         """Folders handed over while a scan runs: scanned when it ends."""
         if not self.rescan_queued:
             self.rescan_queued = True
 
-            # On the scan thread's end, not on its result: until then the
-            # controller still runs, and start_scan would do nothing.
             def again() -> None:
-                self.controller.finished.disconnect(again)
                 self.rescan_queued = False
                 self.start_scan()
 
-            self.controller.finished.connect(again)
+            # On the scan thread's end, not on its result: until then the
+            # controller still runs, and start_scan would do nothing.
+            _once(self.controller.finished, again)
 
     def offer_scan(self, folder: str) -> bool:
         """Ask to scan the folder of an image the cache does not know (Yes
@@ -132,3 +127,11 @@ class SimilarMixin:
             | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
         return answer == QMessageBox.StandardButton.Yes
 
+
+def _once(signal: SignalInstance, then: Callable[[], None]) -> None:
+    """Call ``then`` at the signal's next emission only (whatever it carries)."""
+    def once(*_args: object) -> None:
+        signal.disconnect(once)
+        then()
+
+    signal.connect(once)

@@ -121,7 +121,10 @@ class StatusMixin(_Window):
         back = [path for path in sorted(self.set_aside) if self.decisions.mark(path)]
         self.set_aside.difference_update(back)
         if dropped and self.set_aside:
-            self.statusBar().showMessage(
-                f"{len(self.set_aside)} mark(s) set aside: their groups are not shown at "
-                f"similarity {self.threshold_bar.value():.0f}; they come back with them.",
-                10_000)
+            self.statusBar().showMessage(self.set_aside_note(), 10_000)
+
+    def set_aside_note(self) -> str:
+        """What the status bar says of the marks set aside ("" if none)."""
+        if not self.set_aside:
+            return ""
+        return f"{len(self.set_aside)} mark(s) set aside: they come back with their groups"

@@ -104,13 +104,18 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path, caplog):
     assert "damaged" in caplog.text
 
 
-def test_newer_schema_is_rebuilt_and_current_schema_recorded(tmp_path):
-    path = tmp_path / "c.db"
+def make_newer_cache(path, ahead: int) -> None:  # noqa: ANN001
+    """A cache as a newer imgdedupe leaves it: a schema ``ahead`` versions on."""
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE files (x)")
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + ahead}")
     conn.commit()
     conn.close()
+
+
+def test_newer_schema_is_rebuilt_and_current_schema_recorded(tmp_path):
+    path = tmp_path / "c.db"
+    make_newer_cache(path, 5)
     with Store(path) as db:
         db.sync_files([_file("/p/a.jpg")])
     conn = sqlite3.connect(path)

@@ -21,6 +21,7 @@ from imgdedupe.cli import EXIT_DATABASE, EXIT_OK, main
 from imgdedupe.core.errors import DatabaseError
 from imgdedupe.core.storage.db import SCHEMA_VERSION
 from imgdedupe.core.storage.store import Store
+from tests.core.test_store import make_newer_cache
 
 from .support import SCAN_THRESHOLD, integrity
 
@@ -127,11 +128,7 @@ def test_what_is_ours_still_opens_as_before(tmp_path, library, capsys):
     assert _scan(library, empty, capsys)[0] == EXIT_OK  # and again, from the cache
     assert integrity(empty) == "ok" and not list(tmp_path.glob("*.corrupt-*"))
     newer = tmp_path / "newer.db"
-    conn = sqlite3.connect(newer)
-    conn.execute("CREATE TABLE files (x)")
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 3}")
-    conn.commit()
-    conn.close()
+    make_newer_cache(newer, 3)
     assert _scan(library, newer, capsys)[0] == EXIT_OK  # cache tables rebuilt, as before
     with sqlite3.connect(newer) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -44,7 +44,7 @@ from .jobs.tasks import TaskRunner
 from .review.compare_view import CompareDialog
 from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
-from .review.thumbnails import ThumbnailCache
+from .review.thumbnails import THUMBNAIL_PX, ThumbnailCache
 from .window_apply import ApplyMixin
 from .window_session import SessionMixin
 from .window_similar import SimilarMixin
@@ -214,6 +214,14 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.undo_hide_action.setEnabled(False)
         self.last_hidden = None
         edit_menu.addAction("Hidden groups…", self.show_hidden_groups)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction("Larger thumbnails", lambda: self.review.zoom(1),
+                            QKeySequence.StandardKey.ZoomIn)
+        view_menu.addAction("Smaller thumbnails", lambda: self.review.zoom(-1),
+                            QKeySequence.StandardKey.ZoomOut)
+        view_menu.addAction("Default thumbnail size",
+                            lambda: self.review.set_thumbnail_size(THUMBNAIL_PX),
+                            QKeySequence("Ctrl+0"))
         self.resize(1200, 800)
 
     def _connect_controller(self) -> None:
@@ -434,6 +442,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
                                                    calibration.DEFAULT_THRESHOLD)))
         self.backbone_box.setCurrentText(str(s.value("backbone", "resnet50")))
         self.device_box.select(str(s.value("device", "auto")))
+        self.review.set_thumbnail_size(s.value("thumbnail_px", THUMBNAIL_PX, int) or THUMBNAIL_PX)
         geometry = s.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -448,6 +457,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         s.setValue("threshold", self.threshold_bar.value())
         s.setValue("backbone", self.backbone_box.currentText())
         s.setValue("device", self.device_box.currentText())
+        s.setValue("thumbnail_px", self.review.thumbnail_px)
         s.setValue("geometry", self.saveGeometry())
         self.save_marks()
         s.sync()

@@ -297,3 +297,61 @@ def test_delete_key_moves_the_marked_files_after_asking_and_marks_can_be_cleared
     window.clear_marks_action.trigger()
     assert window.decisions.marked == frozenset()
     assert "1 mark(s) cleared" in window.statusBar().currentMessage()
+
+
+def test_thumbnails_grow_with_the_size_control_and_the_size_is_remembered(
+        qtbot, window: MainWindow, tmp_path: Path) -> None:  # noqa: ANN001
+    """They stayed 180 px in a maximised window; the size slider, Ctrl +/-,
+    Ctrl and the wheel, and View ▸ size the cards, and the pictures are
+    made again at the new size (not just stretched)."""
+    _copies_in_two_folders(tmp_path / "lib")  # 1,000 px photos: room to grow
+    window.add_folders([str(tmp_path / "lib")])
+    scan(qtbot, window)
+    review = window.review
+    review.select_group(0)
+    first = review.members_model.member(0).path
+
+    def longest_side() -> int:
+        pixmap = window.thumbnails.pixmap(first)
+        return 0 if pixmap is None else max(pixmap.width(), pixmap.height())
+
+    qtbot.waitUntil(lambda: longest_side() == 180, timeout=10_000)
+    assert review.grid.gridSize().width() == 180 + 24
+    review.size_slider.setValue(320)
+    assert review.thumbnail_px == 320 and review.grid.gridSize().width() == 320 + 24
+    assert review.delegate.sizeHint(None, review.members_model.index(0)).width() == 344
+    review.grid.viewport().repaint()  # painting asks for the sharper picture
+    qtbot.waitUntil(lambda: longest_side() == 320, timeout=10_000)
+    # Ctrl and the wheel over the pictures: a notch is a step; no Ctrl scrolls.
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    def wheel(notches: int, modifiers: Qt.KeyboardModifier) -> None:
+        centre = QPointF(review.grid.viewport().rect().center())
+        event = QWheelEvent(centre, centre, QPoint(0, 0), QPoint(0, 120 * notches),
+                            Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase,
+                            False)
+        QGuiApplication.sendEvent(review.grid.viewport(), event)
+
+    wheel(-2, Qt.KeyboardModifier.ControlModifier)
+    assert review.thumbnail_px == 280
+    wheel(-1, Qt.KeyboardModifier.NoModifier)
+    assert review.thumbnail_px == 280
+    # The View menu's keys, clamped at both ends.
+    view = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    larger, smaller, default = view.actions()
+    for _ in range(20):
+        larger.trigger()
+    assert review.thumbnail_px == review_panel.LARGEST_PX
+    for _ in range(30):
+        smaller.trigger()
+    assert review.thumbnail_px == review_panel.SMALLEST_PX
+    default.trigger()
+    assert review.thumbnail_px == 180
+    review.set_thumbnail_size(260)
+    # Remembered: a new window on the same settings opens at that size.
+    window.close()
+    again = MainWindow(window.settings, window.db_path)
+    qtbot.addWidget(again)
+    assert again.review.thumbnail_px == 260 and again.thumbnails.size_px == 260
+    assert again.review.grid.gridSize().width() == 260 + 24

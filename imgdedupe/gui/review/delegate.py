@@ -15,15 +15,23 @@ from ...report import printable
 from .group_model import BROKEN_ROLE, KEEPER_ROLE, MARKED_ROLE, MEMBER_ROLE, THUMB_ROLE
 from .thumbnails import THUMBNAIL_PX
 
-CELL = QSize(THUMBNAIL_PX + 24, THUMBNAIL_PX + 80)  # three caption lines: name, score, size
+
+def cell_size(thumbnail_px: int) -> QSize:
+    """A card: the picture, margins, and three caption lines (name, score, size)."""
+    return QSize(thumbnail_px + 24, thumbnail_px + 80)
+
+
+CELL = cell_size(THUMBNAIL_PX)
 KEEP_COLOUR = QColor(46, 160, 67)
 DELETE_COLOUR = QColor(215, 58, 73)
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
+    thumbnail_px = THUMBNAIL_PX  # the review's size slider sets it per delegate
+
     def sizeHint(self, option: QStyleOptionViewItem,
                  index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return CELL
+        return cell_size(self.thumbnail_px)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem,
               index: QModelIndex | QPersistentModelIndex) -> None:
@@ -41,8 +49,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.fillRect(rect, palette.color(QPalette.ColorRole.Highlight).lighter(160)
                              if palette.color(QPalette.ColorRole.Window).lightness() > 127
                              else palette.color(QPalette.ColorRole.Highlight).darker(150))
-        picture = QRect(rect.left() + (rect.width() - THUMBNAIL_PX) // 2, rect.top() + 4,
-                        THUMBNAIL_PX, THUMBNAIL_PX)
+        side = self.thumbnail_px
+        picture = QRect(rect.left() + (rect.width() - side) // 2, rect.top() + 4, side, side)
         self._paint_picture(painter, picture, index, palette)
         if marked:
             # Dim a marked picture so the decision reads at a glance.
@@ -76,6 +84,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
             target = QRect(box.left() + (box.width() - scaled.width()) // 2,
                            box.top() + (box.height() - scaled.height()) // 2,
                            scaled.width(), scaled.height())
+            # Smooth: a thumbnail made for another size is scaled until
+            # its sharper one arrives (the size slider).
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawPixmap(target, pixmap)
             return
         painter.fillRect(box, palette.color(QPalette.ColorRole.AlternateBase))

@@ -1,7 +1,8 @@
 """Reviewing results: the list of groups on the left, one group's grid on the right.
 
 Keyboard: arrows move, K keeps, D marks for deletion, Space compares,
-Enter goes to the next group. Right-click any picture for Find similar,
+Enter goes to the next group, Ctrl + / Ctrl - (or Ctrl and the wheel) size
+the thumbnails. Right-click any picture for Find similar,
 Open, Show in folder and Copy path.
 """
 
@@ -11,8 +12,17 @@ import os
 from collections.abc import Sequence
 from html import escape
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPoint,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QKeySequence, QShortcut, QWheelEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -24,6 +34,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QPushButton,
+    QSlider,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -33,7 +44,7 @@ from PySide6.QtWidgets import (
 from ...core.actions.decisions import Decisions, Rule
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from ...report import printable
-from .delegate import CELL, ThumbnailDelegate
+from .delegate import ThumbnailDelegate, cell_size
 from .file_actions import add_file_actions
 from .flow_layout import FlowLayout
 from .group_model import (
@@ -44,9 +55,10 @@ from .group_model import (
     MemberModel,
     group_summary,
 )
-from .thumbnails import ThumbnailCache
+from .thumbnails import LARGEST_PX, SMALLEST_PX, THUMBNAIL_PX, ThumbnailCache
 
 MAX_COMPARED = 6  # side by side, each still large enough to judge
+SIZE_STEP_PX = 20  # one Ctrl + / Ctrl - or wheel notch
 
 
 class ReviewPanel(QWidget):
@@ -55,6 +67,7 @@ class ReviewPanel(QWidget):
     not_duplicates_requested = Signal(object)  # Group
     marks_changed = Signal()
     message = Signal(str)  # a short status-bar message
+    thumbnail_size_changed = Signal(int)  # pixels, for the window to remember
 
     def __init__(self, thumbnails: ThumbnailCache, decisions: Decisions,
                  parent: QWidget | None = None) -> None:
@@ -93,9 +106,11 @@ class ReviewPanel(QWidget):
         self.grid.setResizeMode(QListView.ResizeMode.Adjust)
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setUniformItemSizes(True)
-        self.grid.setGridSize(CELL)
+        self.grid.setGridSize(cell_size(THUMBNAIL_PX))
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.grid.setItemDelegate(ThumbnailDelegate(self.grid))
+        self.delegate = ThumbnailDelegate(self.grid)
+        self.grid.setItemDelegate(self.delegate)
+        self.grid.viewport().installEventFilter(self)  # Ctrl + wheel sizes the thumbnails
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._grid_menu)
         self.grid.doubleClicked.connect(lambda index: self.toggle(index.data(MEMBER_ROLE).path))
@@ -159,6 +174,22 @@ class ReviewPanel(QWidget):
             self.tier_boxes[tier] = box
             tiers_row.addWidget(box)
         tiers_row.addStretch(1)
+        # A maximised window on a large screen wants larger cards; a
+        # netbook smaller ones. The window remembers the choice.
+        self.size_slider = QSlider(Qt.Orientation.Horizontal)
+        self.size_slider.setRange(SMALLEST_PX, LARGEST_PX)
+        self.size_slider.setSingleStep(SIZE_STEP_PX)
+        self.size_slider.setPageStep(2 * SIZE_STEP_PX)
+        self.size_slider.setValue(THUMBNAIL_PX)
+        self.size_slider.setMaximumWidth(140)
+        self.size_slider.setAccessibleName("Thumbnail size")
+        self.size_slider.setToolTip("Thumbnail size (Ctrl + and Ctrl -, or Ctrl and the "
+                                    "mouse wheel over the pictures; Ctrl 0 resets it)")
+        self.size_slider.valueChanged.connect(self.set_thumbnail_size)
+        size_label = QLabel("Size:")
+        size_label.setBuddy(self.size_slider)
+        tiers_row.addWidget(size_label)
+        tiers_row.addWidget(self.size_slider)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tiers_row)
@@ -171,6 +202,39 @@ class ReviewPanel(QWidget):
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
         self._update_header()
+
+    # -- thumbnail size ---------------------------------------------------------
+    @property
+    def thumbnail_px(self) -> int:
+        return self.delegate.thumbnail_px
+
+    def set_thumbnail_size(self, px: int) -> None:
+        """Cards of ``px``-pixel pictures (clamped to the slider's range)."""
+        px = max(SMALLEST_PX, min(LARGEST_PX, int(px)))
+        if self.size_slider.value() != px:
+            self.size_slider.setValue(px)  # comes back here through valueChanged
+            return
+        if px == self.delegate.thumbnail_px:
+            return
+        self.delegate.thumbnail_px = px
+        self.thumbnails.set_size(px)
+        self.grid.setGridSize(cell_size(px))
+        self.grid.scrollTo(self.grid.currentIndex())  # the card in hand stays in sight
+        self.thumbnail_size_changed.emit(px)
+
+    def zoom(self, steps: int) -> None:
+        """Larger (steps > 0) or smaller thumbnails, a step at a time."""
+        self.set_thumbnail_size(self.thumbnail_px + steps * SIZE_STEP_PX)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (watched is self.grid.viewport() and event.type() == QEvent.Type.Wheel
+                and isinstance(event, QWheelEvent)
+                and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            notches = event.angleDelta().y() // 120
+            if notches:
+                self.zoom(notches)
+            return True  # Ctrl + wheel never scrolls
+        return super().eventFilter(watched, event)
 
     # -- content --------------------------------------------------------------
     @property

@@ -22,7 +22,9 @@ from ...core.images.decode import decode_image
 
 log = logging.getLogger(__name__)
 
-THUMBNAIL_PX = 180
+THUMBNAIL_PX = 180  # the default; the review's size slider goes from SMALLEST_PX to LARGEST_PX
+SMALLEST_PX = 100
+LARGEST_PX = 400
 MAX_PENDING = 2000  # older requests than this are for cells long scrolled away
 
 
@@ -40,7 +42,7 @@ def load_thumbnail(path: str, size: int = THUMBNAIL_PX) -> QImage:
 
 
 class _Signals(QObject):
-    loaded = Signal(str, QImage)
+    loaded = Signal(str, QImage, int)  # path, picture, the size it was made for
     failed = Signal(str, str)
 
 
@@ -56,20 +58,25 @@ class _Drain(QRunnable):
             path = self._cache._pop()
             if path is None:
                 return
+            size = self._cache.size_px
             try:
-                image = load_thumbnail(path, self._cache.size_px)
+                image = load_thumbnail(path, size)
             except DecodeError as exc:
                 self._cache._signals.failed.emit(path, exc.reason)
             except Exception as exc:  # never kill a pool thread on one file
                 log.exception("thumbnail of %r failed", path)
                 self._cache._signals.failed.emit(path, type(exc).__name__)
             else:
-                self._cache._signals.loaded.emit(path, image)
+                self._cache._signals.loaded.emit(path, image, size)
 
 
 class ThumbnailCache(QObject):
     """``ready(path)`` is emitted when a requested thumbnail (or its
-    failure) is known; views then repaint the cells that show it."""
+    failure) is known; views then repaint the cells that show it.
+
+    ``size_px`` can change (the review's size slider): a thumbnail made
+    smaller than the new size is still handed out, scaled up, while a
+    sharper one is made, so a bigger grid never flashes empty."""
 
     ready = Signal(str)
 
@@ -79,6 +86,7 @@ class ThumbnailCache(QObject):
         self.size_px = size_px
         self._capacity = capacity
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._made_for: dict[str, int] = {}  # path: the size its pixmap was made for
         self.failures: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stack: OrderedDict[str, None] = OrderedDict()  # last = newest
@@ -96,13 +104,15 @@ class ThumbnailCache(QObject):
         cached = self._pixmaps.get(path)
         if cached is not None:
             self._pixmaps.move_to_end(path)
+            if self._made_for.get(path, 0) < self.size_px:
+                self.request(path)
             return cached
         if path not in self.failures:
             self.request(path)
         return None
 
     def request(self, path: str) -> None:
-        if self._closed or path in self._pixmaps:
+        if self._closed or self._made_for.get(path, 0) >= self.size_px:
             return
         with self._lock:
             self._stack.pop(path, None)
@@ -116,9 +126,18 @@ class ThumbnailCache(QObject):
             self._pool.start(_Drain(self))
 
     def set_capacity(self, visible_cells: int) -> None:
-        """Size the cache from what a screen shows: a few screens' worth."""
-        self._capacity = max(200, 4 * visible_cells)
+        """Size the cache from what a screen shows: a few screens' worth
+        (at least what 200 default-size thumbnails weigh)."""
+        floor = int(200 * (THUMBNAIL_PX / self.size_px) ** 2)
+        self._capacity = max(floor, 4 * visible_cells)
         self._evict()
+
+    def set_size(self, size_px: int) -> None:
+        """Make thumbnails for cells of ``size_px`` from now on; those on
+        show are made again at that size as views ask for them."""
+        self.size_px = size_px
+        with self._lock:
+            self._stack.clear()  # queued for the old size
 
     def clear_pending(self) -> None:
         """Drop queued work, for example when another group is shown."""
@@ -127,6 +146,7 @@ class ThumbnailCache(QObject):
 
     def forget(self, path: str) -> None:
         self._pixmaps.pop(path, None)
+        self._made_for.pop(path, None)
         self.failures.pop(path, None)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
@@ -147,11 +167,13 @@ class ThumbnailCache(QObject):
             return path
 
     # -- GUI thread ---------------------------------------------------------
-    @Slot(str, QImage)
-    def _on_loaded(self, path: str, image: QImage) -> None:
+    @Slot(str, QImage, int)
+    def _on_loaded(self, path: str, image: QImage, size_px: int) -> None:
         if self._closed:
             return
         self._pixmaps[path] = QPixmap.fromImage(image)
+        self._pixmaps.move_to_end(path)
+        self._made_for[path] = size_px
         self._evict()
         self.ready.emit(path)
 
@@ -164,4 +186,5 @@ class ThumbnailCache(QObject):
 
     def _evict(self) -> None:
         while len(self._pixmaps) > self._capacity:
-            self._pixmaps.popitem(last=False)
+            path, _ = self._pixmaps.popitem(last=False)
+            self._made_for.pop(path, None)

@@ -94,6 +94,10 @@ def main() -> None:
         print(f"{name}, {len(new)} updates with >= 10 s left: time left shown vs taken, "
               f"median error {100 * np.median(new):.0f}%, worst {100 * new.max():.0f}%, "
               f"within 20%: {100 * (new <= 0.2).mean():.0f}% of them")
+        worst = max((r for r in rows if total - r[0] >= 10.0),
+                    key=lambda r: abs(r[1] - (total - r[0])) / (total - r[0]))
+        print(f"  worst at {worst[0]:.1f} s ({worst[3]}): shown {worst[1]:.1f} s left, "
+              f"took {total - worst[0]:.1f} s")
         if len(old):
             print(f"  the embedding's time left alone (before verification was counted): "
                   f"median error {100 * np.median(old):.0f}%, worst {100 * old.max():.0f}%")

@@ -295,3 +295,49 @@ def test_pairs_are_verified_in_an_order_that_keeps_few_photos_in_memory():
     assert peak <= 5
     assert local_order(np.zeros((0, 2), dtype=np.int64)) == []
 
+
+
+def test_past_the_cap_the_photo_needed_last_is_let_go_and_the_verdicts_stay(
+        tmp_path, lite0, monkeypatch):
+    """A tangled library held thousands of photos' features at once; past
+    MAX_HELD the photo needed last is let go and made again in its turn.
+    Crops of three photos, verified two pairs a block with room for two
+    photos: the same groups as with room for all, some features made twice."""
+    root = tmp_path / "lib"
+    root.mkdir()
+    for name in ("Holiday/IMG_0001.jpg", "Holiday/IMG_0002.jpg", "Phone/PXL_20230814_093012.jpg"):
+        photo = Image.open(SAMPLES / name).convert("RGB")
+        w, h = photo.size
+        for n, (left, top) in enumerate(((0, 0), (w // 10, 0), (0, h // 10), (w // 12, h // 12))):
+            photo.crop((left, top, left + w * 8 // 10, top + h * 8 // 10)).save(
+                root / f"{Path(name).stem}_{n}.jpg", quality=90)
+    made: list[int] = []
+    held_after: list[int] = []
+    real_features, real_let_go = verify_step._Pictures.features, verify_step._Pictures.let_go
+
+    def features(self, file):  # noqa: ANN001, ANN202
+        made.append(file)
+        return real_features(self, file)
+
+    def let_go(self, limit, rank):  # noqa: ANN001, ANN202
+        gone = real_let_go(self, limit, rank)
+        held_after.append(len(self._features))
+        return gone
+
+    monkeypatch.setattr(verify_step._Pictures, "features", features)
+    monkeypatch.setattr(verify_step._Pictures, "let_go", let_go)
+    monkeypatch.setattr(verify_step, "BLOCK", 2)
+    unbounded = scan(ScanConfig(roots=(str(root),), db_path=str(tmp_path / "a.db")), lite0)
+    assert len(made) == len(set(made)) == 12  # room for all: each photo's features once
+    made.clear()
+    held_after.clear()
+    monkeypatch.setattr(verify_step, "MAX_HELD", 2)
+    bounded = scan(ScanConfig(roots=(str(root),), db_path=str(tmp_path / "b.db")), lite0)
+    assert max(held_after) <= 2
+    assert len(made) > len(set(made)) == 12  # some made again after being let go
+    def shown(result: ScanResult) -> list:  # noqa: ANN202
+        return sorted((g.tier, g.reason, sorted(m.path for m in g.members))
+                      for g in result.groups)
+
+    assert shown(bounded) == shown(unbounded)
+    assert {g.tier for g in unbounded.groups} == {"near_duplicate"} and len(unbounded.groups) == 3

@@ -13,9 +13,11 @@ dropped after their last pair.
 
 from __future__ import annotations
 
+import heapq
+import math
 import threading
-from collections import Counter, OrderedDict, deque
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections import Counter, OrderedDict, defaultdict, deque
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import NamedTuple
@@ -72,6 +74,13 @@ FEATURE_COST = 15
 
 DECODED_KEPT = 256  # decoded pictures kept for the pixel check (50 KB each)
 
+# Photos whose features (and stored picture) are held at once, ~60-80 KB
+# each. In the local order a photo is held from its first pair to its
+# last; a tangled library (grids and crops of each other) held 3,700 of
+# 10,000 at once, 290 MB. Past this many, the photo needed last is let go
+# and made again when its turn comes (docs/performance.md).
+MAX_HELD = 1000
+
 BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 # verdicts soon join copies and spare their other pairs (verify_pairs)
 
@@ -122,6 +131,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     verified = 0
 
     def settle(row: int) -> None:
+        next_use.done(row)
         key = keys[row]
         if key not in evidence:
             return
@@ -130,7 +140,8 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
         if codes[row] == NEAR_DUPLICATE:
             joined.join(*key)  # refused when it would join two moments
 
-    def release(key: tuple[int, int]) -> None:
+    def release(key: tuple[int, int], row: int) -> None:
+        next_use.done(row)
         for file in key:
             uses[file] -= 1
             if not uses[file]:
@@ -138,7 +149,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
 
     def verify_block(block: list[int]) -> Generator[Progress, None, None]:
         """Verify the block's pairs in parallel, store and settle them."""
-        nonlocal done, verified
+        nonlocal done, verified, work
         pictures.prepare(file for r in block for file in keys[r])
         # Each new photo's features first, one thread a photo: in the local
         # order a block's pairs share photos, and two threads comparing
@@ -155,7 +166,9 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             if found_evidence is not None:
                 evidence[keys[r]] = found_evidence
             settle(r)
-            release(keys[r])
+            release(keys[r], r)
+        # Too many held: more work ahead, since each photo let go is made again.
+        work += FEATURE_COST * pictures.let_go(MAX_HELD, next_use.rank)
         done += len(block)
         verified += len(block)
         raise_if_cancelled(cancel)
@@ -172,7 +185,9 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
         # verified at once, so its own pairs cannot spare each other, and
         # in the local order a block is mostly a few photos' pairs).
         later: list[int] = []
-        pending = deque(local_order(np.asarray(keys, dtype=np.int64).reshape(-1, 2)))
+        order = local_order(np.asarray(keys, dtype=np.int64).reshape(-1, 2))
+        next_use = _NextUse(keys, order)
+        pending = deque(order)
         while pending or block or later:
             if pending and len(block) < BLOCK:
                 row = pending.popleft()
@@ -183,7 +198,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
                 elif joined.joined(*key):
                     codes[row] = SAME_GROUP
                     reasons[row] = "the same picture as the rest of its group"
-                    release(key)
+                    release(key, row)
                     done += 1
                     spared += 1
                 elif key[0] in in_block and key[1] in in_block:
@@ -199,10 +214,6 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             later = []
     if verified == 0:  # every verdict came from the cache: say the phase is done
         yield Progress("verify", done, total, share=1.0)
-    moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
-                       dtype=np.float64)
-    return Verdicts(codes, tuple(reasons), moments)
-
     moments = np.array([np.nan if (t := taken.get(reps[key])) is None else t for key in nodes],
                        dtype=np.float64)
     return Verdicts(codes, tuple(reasons), moments)
@@ -230,6 +241,31 @@ def local_order(pairs: np.ndarray) -> list[int]:
     rank[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(size)
     ranked = rank[nodes]
     return np.lexsort((ranked.min(axis=1), ranked.max(axis=1))).tolist()
+
+
+class _NextUse:
+    """When each photo is next needed: the rank, in the order the pairs
+    are taken, of its first pair not yet done. The photo to let go when too
+    many are held is the one needed last (as a cache that knows the
+    future evicts), so few are made twice."""
+
+    def __init__(self, keys: Sequence[tuple[int, int]], order: Sequence[int]) -> None:
+        self._rows_of: defaultdict[int, list[tuple[int, int]]] = defaultdict(list)
+        for rank, row in enumerate(order):  # each file's pairs by rank
+            for file in keys[row]:
+                self._rows_of[file].append((rank, row))
+        self._first: defaultdict[int, int] = defaultdict(int)  # first maybe-open index
+        self._done: set[int] = set()
+
+    def done(self, row: int) -> None:
+        self._done.add(row)
+
+    def rank(self, file: int) -> float:
+        rows, at = self._rows_of[file], self._first[file]
+        while at < len(rows) and rows[at][1] in self._done:
+            at += 1
+        self._first[file] = at
+        return rows[at][0] if at < len(rows) else math.inf
 
 
 class _Pictures:
@@ -320,3 +356,20 @@ class _Pictures:
         with self._lock:
             self._features.pop(file, None)
             self._stored.pop(file, None)
+
+    def let_go(self, limit: int, rank: Callable[[int], float]) -> int:
+        """Past ``limit`` photos held, let go of those needed last (by
+        ``rank``), down to 90% of it, so that this runs every few blocks, not
+        every block; a photo let go is read and made again when needed.
+        Returns how many were let go. Between blocks only: no thread is
+        using them."""
+        with self._lock:
+            if len(self._features) <= limit:
+                return 0
+            held = [f for f, ready in self._features.items() if ready is not None]
+            gone = heapq.nlargest(len(self._features) - int(0.9 * limit), held, key=rank)
+            for file in gone:
+                del self._features[file]
+                self._stored.pop(file, None)
+                self._greys.pop(file, None)
+            return len(gone)

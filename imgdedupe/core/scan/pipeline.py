@@ -12,9 +12,11 @@ every finished batch is already in the cache, so a cancelled scan resumes.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -178,6 +180,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
         finally:
             pool.close()
         gc.disable()
+        return_freed_memory()
     embedded = len(reps) - from_cache
     usable = sorted(reps)  # the index's order: by content
     if from_cache:
@@ -248,3 +251,15 @@ def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], nam
                      config.threshold, memo.graph, memo.ignore_marks)
 
 
+def return_freed_memory() -> None:
+    """Give the heap the embedding freed back to the system. glibc keeps
+    each decode thread's freed memory in that thread's arena for reuse;
+    verification's threads then grow arenas of their own on top of it
+    (docs/performance.md: a 10,000-photo scan's peak). Linux only; a
+    no-op where glibc's malloc_trim is missing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

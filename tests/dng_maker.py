@@ -54,18 +54,22 @@ def _mosaic(picture: Image.Image) -> np.ndarray:
 
 
 def _preview_jpeg(picture: Image.Image, long_side: int, taken: str | None) -> bytes:
+    """A camera's preview: EXIF first (no JFIF segment), as cameras write
+    it, so that LibRaw hands it on as it is."""
     preview = picture.convert("RGB")
     scale = long_side / max(preview.size)
     preview = preview.resize((round(preview.width * scale), round(preview.height * scale)),
                              Image.Resampling.LANCZOS)
     exif = Image.Exif()
+    exif[0x010F] = "imgdedupe"  # Make: an EXIF segment even without a time
     if taken is not None:
         exif.get_ifd(0x8769)[0x9003] = taken
     out = io.BytesIO()
-    preview.save(out, format="JPEG", quality=90, exif=exif.tobytes() if taken else b"")
-    return out.getvalue()
-
-
+    preview.save(out, format="JPEG", quality=90, exif=exif)
+    data = out.getvalue()
+    if data[2:4] == b"\xff\xe0":  # drop Pillow's JFIF APP0
+        data = data[:2] + data[4 + int.from_bytes(data[4:6], "big"):]
+    return data
 
 
 def _rational(value: float) -> tuple[int, int]:
@@ -134,18 +138,21 @@ def _build(strips: list[bytes], make_ifds) -> bytes:  # noqa: ANN001
 
 def write_dng(path: str | os.PathLike[str], picture: Image.Image, *,
               orientation: int = 1, preview_long_side: int | None = 1024,
-              preview_taken: str | None = None, taken: str | None = None) -> Path:
+              preview: Image.Image | None = None, preview_taken: str | None = None,
+              taken: str | None = None, taken_in_ifd0: bool = False) -> Path:
     """Write ``picture`` (as the sensor saw it, before ``orientation``) as
     a CFA DNG. ``preview_long_side``: an embedded JPEG preview that long
-    (None: none, as in some DNGs). ``preview_taken`` goes into the
-    preview's own EXIF, ``taken`` (both "YYYY:MM:DD HH:MM:SS") into the
-    DNG's EXIF DateTimeOriginal, which LibRaw reads."""
+    (None: none, as in some DNGs) of ``preview`` (default: ``picture``).
+    ``preview_taken`` goes into the preview's own EXIF, ``taken`` (both
+    "YYYY:MM:DD HH:MM:SS") into the DNG's EXIF DateTimeOriginal, or with
+    ``taken_in_ifd0`` into IFD0's DateTime, which LibRaw reads and the
+    header reader (images.raw_header) does not."""
     width, height = picture.size
     picture = picture.crop((0, 0, width - width % 2, height - height % 2))
     width, height = picture.size
     mosaic = _mosaic(picture).astype("<u2").tobytes()
-    preview = None if preview_long_side is None else _preview_jpeg(
-        picture, preview_long_side, preview_taken)
+    jpeg = None if preview_long_side is None else _preview_jpeg(
+        preview or picture, preview_long_side, preview_taken)
     camera: Entries = {
         271: ("A", "imgdedupe"),  # Make
         272: ("A", "Test DNG"),  # Model
@@ -168,19 +175,21 @@ def write_dng(path: str | os.PathLike[str], picture: Image.Image, *,
 
     def make_ifds(layout: _Layout, offsets: list[int]) -> int:
         tags = dict(camera)
-        if taken is not None:
+        if taken is not None and taken_in_ifd0:
+            tags[306] = ("A", taken)  # DateTime
+        elif taken is not None:
             tags[34665] = ("I", layout.ifd({36867: ("A", taken)}))  # Exif IFD
-        if preview is None:
+        if jpeg is None:
             return layout.ifd({**raw_ifd(0, offsets[0]), **tags})
-        with Image.open(io.BytesIO(preview)) as im:
+        with Image.open(io.BytesIO(jpeg)) as im:
             pw, ph = im.size
         tags[330] = ("I", layout.ifd(raw_ifd(0, offsets[0])))  # SubIFDs
         return layout.ifd({**tags, 254: ("I", 1), 256: ("I", pw), 257: ("I", ph),
                            258: ("H", (8, 8, 8)), 259: ("H", 7), 262: ("H", 6),
                            273: ("I", offsets[1]), 277: ("H", 3), 278: ("I", ph),
-                           279: ("I", len(preview)), 284: ("H", 1)})
+                           279: ("I", len(jpeg)), 284: ("H", 1)})
 
-    strips = [mosaic] if preview is None else [mosaic, preview]
+    strips = [mosaic] if jpeg is None else [mosaic, jpeg]
     # Raw data last, as cameras write it: put the preview's strip first.
     data = _build(strips[::-1], lambda layout, offs: make_ifds(layout, offs[::-1]))
     Path(path).write_bytes(data)

@@ -58,15 +58,7 @@ _SHAPE_TOLERANCE = 0.02
 # LibRaw's ``flip`` (dcraw's) -> the EXIF orientation that shows it upright.
 _ORIENTATION_OF_FLIP = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
 _SWAPPED = frozenset({5, 6, 7, 8})
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+_ORIENTATION_TAG = 0x0112
 
 _import_lock = threading.Lock()
 _rawpy: ModuleType | None = None
@@ -161,12 +153,10 @@ def _decode(raw: Any, path: str, finish: Finish[Decoded], check_budget: CheckBud
     preview = _preview(raw, width, height, target)
     if preview is not None:
         with preview:
+            # ``finish`` turns a picture as its EXIF says: say it here.
+            preview.getexif()[_ORIENTATION_TAG] = _preview_orientation(
+                preview, width, height, orientation)
             decoded = finish(preview, io.BytesIO(), target, max_pixels, squash_to)
-            own = _own_orientation(preview)
-        if own == 1 and not _is_upright(preview.size, width, height, orientation):
-            method = _TRANSPOSE.get(orientation)
-            if method is not None:  # after the reduction: ~50x fewer pixels to move
-                decoded = replace(decoded, image=decoded.image.transpose(method))
     else:
         # Judged like any decode from its header: LibRaw holds the raw
         # data (2 bytes a pixel) and a quarter-size picture of 4 channels
@@ -222,23 +212,21 @@ def _shape_of(size: tuple[int, int], width: int, height: int) -> str | None:
     return None
 
 
-def _is_upright(size: tuple[int, int], width: int, height: int, orientation: int) -> bool:
-    """Whether a preview without an orientation of its own is stored
-    already turned (some cameras do): a quarter turn whose preview has
-    the turned sensor's shape (a square sensor counts as not turned)."""
-    if orientation not in _SWAPPED:
-        return orientation == 1
-    return _shape_of(size, width, height) == "turned" and width != height
-
-
-def _own_orientation(picture: Image.Image) -> int:
-    """The preview's own EXIF orientation (1 when it says none): a
-    preview that has one is shown as it says, like any JPEG."""
-    try:
-        value = picture.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - malformed EXIF is common
+def _preview_orientation(preview: Image.Image, width: int, height: int,
+                         orientation: int) -> int:
+    """How to turn the preview upright. A preview with an orientation of
+    its own is shown as it says, like any JPEG (LibRaw writes the RAW's
+    into the EXIF it adds to a preview that has none); one already stored
+    turned (the sensor's shape turned a quarter, as some cameras store
+    it) is shown as it is; any other takes the RAW's orientation."""
+    if orientation in _SWAPPED and width != height \
+            and _shape_of(preview.size, width, height) == "turned":
         return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+    try:
+        own = preview.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - malformed EXIF is common
+        own = 1
+    return own if isinstance(own, int) and 2 <= own <= 8 else orientation
 
 
 def _taken(raw: Any) -> float | None:

@@ -1,0 +1,240 @@
+"""Camera RAW files (images.raw): decoded through LibRaw like any photo.
+
+The RAW files are DNGs written at test time (tests/dng_maker.py) from the
+bundled CC0 samples: a Bayer mosaic LibRaw really demosaics, with or
+without an embedded JPEG preview.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgdedupe.core.errors import DecodeError
+from imgdedupe.core.files.walk import walk
+from imgdedupe.core.images import raw as raw_module
+from imgdedupe.core.images.capture_time import capture_time_of
+from imgdedupe.core.images.decode import decode_image, read_image_size
+from imgdedupe.core.images.preprocess import INPUT_SIZE, decode_for_network
+from imgdedupe.core.images.raw_header import RawHeader, read_header
+from imgdedupe.core.records import ErrorReason, FileError, ImageFile
+from tests.dng_maker import write_dng
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+TURNED = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270,
+          8: Image.Transpose.ROTATE_90}
+
+
+def coffee(size: tuple[int, int] = (1536, 1024)) -> Image.Image:
+    return Image.open(SAMPLES / "Holiday" / "IMG_0002.jpg").convert("RGB").resize(
+        size, Image.Resampling.LANCZOS)
+
+
+def cat() -> Image.Image:
+    return Image.open(SAMPLES / "Phone" / "PXL_20230814_093012.jpg").convert("RGB")
+
+
+def difference(decoded: Image.Image, expected: Image.Image) -> float:
+    """Mean absolute difference (0-255) of two pictures at the decoded size."""
+    a = np.asarray(decoded.convert("L"), dtype=np.float32)
+    b = np.asarray(expected.convert("L").resize(decoded.size, Image.Resampling.BILINEAR),
+                   dtype=np.float32)
+    return float(np.abs(a - b).mean())
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+@pytest.mark.parametrize("preview", [1024, None], ids=["preview", "half-size"])
+def test_a_dng_decodes_upright_at_its_full_size(tmp_path, orientation, preview):
+    picture = coffee()
+    path = write_dng(tmp_path / "IMG_0002.DNG", picture, orientation=orientation,
+                     preview_long_side=preview)
+    decoded = decode_image(str(path), target=180)
+    turn = TURNED[orientation]
+    upright = picture.transpose(turn) if turn is not None else picture
+    assert (decoded.width, decoded.height) == upright.size  # the sensor's, not the preview's
+    assert min(decoded.image.size) == 180
+    assert decoded.format == "DNG"
+    # The picture itself is upright: close to the source turned the same
+    # way, far from it turned the other way.
+    assert difference(decoded.image, upright) < 12
+    wrong = upright.transpose(Image.Transpose.ROTATE_180)
+    assert difference(decoded.image, wrong) > 2 * difference(decoded.image, upright)
+    assert read_image_size(str(path)) == upright.size
+
+
+def test_the_network_input_of_a_raw_is_that_of_its_jpeg(tmp_path):
+    picture = coffee()
+    raw = write_dng(tmp_path / "a.dng", picture, orientation=6)
+    jpeg = tmp_path / "a.jpg"
+    picture.transpose(Image.Transpose.ROTATE_270).save(jpeg, quality=92)
+    from_raw, from_jpeg = decode_for_network(str(raw)), decode_for_network(str(jpeg))
+    assert from_raw.array.shape == (INPUT_SIZE, INPUT_SIZE, 3)
+    assert (from_raw.width, from_raw.height) == (from_jpeg.width, from_jpeg.height)
+    assert np.abs(from_raw.array.astype(int) - from_jpeg.array).mean() < 8
+
+
+@pytest.mark.parametrize(("preview", "target", "sensor", "used"), [
+    (1024, 180, (1536, 1024), "preview"),  # a big preview: the camera's own rendering
+    (800, 180, (1536, 1024), "raw"),  # under PREVIEW_MIN_LONG_SIDE
+    ("letterboxed", 180, (1536, 1024), "raw"),  # 4:3 from a 3:2 sensor
+    (1024, 1600, (3072, 2048), "raw"),  # the compare view: half-size has more pixels
+    (1024, 1600, (1536, 1024), "preview"),  # ... unless it has fewer
+])
+def test_the_preview_is_used_when_big_enough_and_of_the_sensors_shape(
+        tmp_path, preview, target, sensor, used):
+    picture, other = coffee(sensor), cat()  # the preview shows another picture here
+    if preview == "letterboxed":
+        boxed = Image.new("RGB", (other.width, other.width * 3 // 4))
+        boxed.paste(other, (0, (boxed.height - other.height) // 2))
+        other, preview = boxed, 1200
+    path = write_dng(tmp_path / "x.dng", picture, preview=other, preview_long_side=preview)
+    decoded = decode_image(str(path), target=target)
+    near, far = (other, picture) if used == "preview" else (picture, other)
+    assert difference(decoded.image, near) < 12 < difference(decoded.image, far)
+    assert (decoded.width, decoded.height) == sensor
+
+
+def test_a_preview_stored_upright_is_not_turned_again(tmp_path):
+    picture = coffee()
+    upright = picture.transpose(Image.Transpose.ROTATE_270)
+    path = write_dng(tmp_path / "x.dng", picture, orientation=6, preview=upright)
+    decoded = decode_image(str(path), target=180)
+    assert decoded.image.height > decoded.image.width
+    assert difference(decoded.image, upright) < 12
+
+
+def _time(stamp: str) -> float | None:
+    return capture_time_of(stamp)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    # The RAW's own EXIF first, then its preview's, then LibRaw's (read
+    # only where the raw data was unpacked anyway).
+    ({"taken": "2024:07:14 10:21:33", "preview_taken": "2001:01:01 00:00:00"},
+     "2024:07:14 10:21:33"),
+    ({"preview_taken": "2023:03:04 05:06:07"}, "2023:03:04 05:06:07"),
+    ({"taken": "2022:02:02 02:02:02", "taken_in_ifd0": True, "preview_long_side": None},
+     "2022:02:02 02:02:02"),
+    ({}, None),
+])
+def test_the_capture_time_comes_from_the_raw_or_its_preview(tmp_path, options, expected):
+    path = write_dng(tmp_path / "x.dng", coffee(), **options)
+    decoded = decode_image(str(path), target=180)
+    assert decoded.taken == (None if expected is None else _time(expected))
+    assert decode_for_network(str(path)).taken == decoded.taken
+
+
+@pytest.mark.parametrize("fraction", [0.001, 0.02, 0.5, 0.999])
+@pytest.mark.parametrize("preview", [1024, None], ids=["preview", "half-size"])
+def test_a_raw_cut_short_is_reported_with_a_reason(tmp_path, fraction, preview):
+    whole = write_dng(tmp_path / "whole.dng", coffee(), preview_long_side=preview)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.dng"
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(cut))
+    assert caught.value.reason == ErrorReason.TRUNCATED
+    assert "cut short" in caught.value.detail
+
+
+def test_libraw_reports_a_cut_its_header_reader_missed(tmp_path, monkeypatch):
+    # A format whose header images.raw_header does not read: LibRaw finds
+    # the raw data missing when it decodes it.
+    whole = write_dng(tmp_path / "whole.dng", coffee(), preview_long_side=None)
+    cut = tmp_path / "cut.dng"
+    cut.write_bytes(whole.read_bytes()[:-1000])
+    monkeypatch.setattr(raw_module, "read_header", lambda fh, size: RawHeader(None, None))
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(cut))
+    assert caught.value.reason == ErrorReason.TRUNCATED
+    assert "LibRaw" in caught.value.detail
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b"", ErrorReason.EMPTY),
+    (b"not a raw file at all " * 50, ErrorReason.UNSUPPORTED),
+    ("jpeg", ErrorReason.UNSUPPORTED),  # a JPEG named .CR2
+])
+def test_other_files_with_raw_names_are_reported(tmp_path, content, reason):
+    path = tmp_path / "IMG_0001.CR2"
+    if content == "jpeg":
+        shutil.copy(SAMPLES / "Holiday" / "IMG_0002.jpg", path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(path))
+    assert caught.value.reason == reason
+    assert caught.value.detail
+    assert read_image_size(str(path)) is None
+
+
+def test_without_rawpy_a_raw_is_reported_unsupported(tmp_path, monkeypatch):
+    path = write_dng(tmp_path / "x.dng", coffee())
+
+    def missing() -> None:
+        raise DecodeError(ErrorReason.UNSUPPORTED, "this installation cannot read RAW files")
+
+    monkeypatch.setattr(raw_module, "_module", missing)
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(path))
+    assert caught.value.reason == ErrorReason.UNSUPPORTED
+
+
+def test_the_walk_finds_raw_files_in_any_case(tmp_path):
+    names = ["IMG_1.CR2", "IMG_2.cr3", "DSC_3.NEF", "DSC_4.ARW", "x.dng", "DSCF5.RAF",
+             "P6.ORF", "P7.RW2", "notes.xmp"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    found = {Path(f.path).name for f in walk([tmp_path]) if isinstance(f, ImageFile)}
+    assert found == set(names) - {"notes.xmp"}
+
+
+# -- the header reader on containers the DNG writer does not make ---------
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def _cr3(stamp: bytes) -> bytes:
+    """A CR3's outline: ftyp, moov with Canon's uuid box holding CMT2 (an
+    EXIF IFD as a little TIFF), then the media data."""
+    value_at = 8 + 2 + 2 * 12 + 4
+    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x9003, 2, len(stamp), value_at) \
+        + struct.pack("<HHI4s", 0x9291, 2, 3, b"25\0\0") + b"\0\0\0\0"
+    cmt2 = b"II*\0" + struct.pack("<I", 8) + ifd + stamp
+    canon = _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+                 + _box(b"CMT1", b"\0" * 8) + _box(b"CMT2", cmt2))
+    return _box(b"ftyp", b"crx \0\0\0\1") + _box(b"moov", canon) + _box(b"mdat", b"\7" * 5000)
+
+
+def test_the_header_of_a_cr3_gives_its_time_and_its_cut():
+    data = _cr3(b"2024:05:06 07:08:09\0")
+    whole = read_header(io.BytesIO(data), len(data))
+    assert whole == RawHeader(None, _time("2024:05:06 07:08:09") + 0.25)
+    cut = read_header(io.BytesIO(data[:-10]), len(data) - 10)
+    assert cut.cut is not None and f"{len(data):,}" in cut.cut
+
+
+def test_the_header_of_a_raf_gives_its_cut():
+    header = b"FUJIFILMCCD-RAW 0201FF129502" + b"\0" * 56
+    header += struct.pack(">6I", 148, 1000, 1148, 200, 1348, 9000)
+    data = header + b"\0" * (1348 + 9000 - len(header))
+    assert read_header(io.BytesIO(data), len(data)) == RawHeader(None, None)
+    assert read_header(io.BytesIO(data[:5000]), 5000).cut is not None
+
+
+def test_the_header_reader_says_nothing_of_what_it_cannot_read():
+    for data in (b"", b"\xff\xd8\xff\xe1junk", b"II*\0\xff\xff\xff\x7f", b"II*\0" + b"\0" * 12):
+        assert read_header(io.BytesIO(data), len(data)).taken is None
+    # An IFD beyond the end of the file: cut short.
+    assert read_header(io.BytesIO(b"II*\0\0\1\0\0"), 8).cut is not None
+
+
+def _scan_error(errors: tuple[FileError, ...], path: Path) -> FileError:
+    return next(e for e in errors if e.path == str(path))

@@ -238,3 +238,79 @@ def test_the_header_reader_says_nothing_of_what_it_cannot_read():
 
 def _scan_error(errors: tuple[FileError, ...], path: Path) -> FileError:
     return next(e for e in errors if e.path == str(path))
+
+
+# -- in a scan ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lite0():
+    from imgdedupe.core.model.loading import load_backbone
+
+    backbone, _ = load_backbone("efficientnet-lite0", device="cpu")
+    return backbone
+
+
+def _library(root: Path) -> dict[str, Path]:
+    """Two RAW photos in Camera/ (one with a preview, one without: its
+    pixels come from LibRaw's demosaicing), each exported as a smaller
+    JPEG into Export/; a RAW cut short; an unrelated photo."""
+    (root / "Camera").mkdir(parents=True)
+    (root / "Export").mkdir()
+    rocket = Image.open(SAMPLES / "Holiday" / "IMG_0001.jpg").convert("RGB").resize((1280, 854))
+    paths = {
+        "coffee_raw": write_dng(root / "Camera" / "IMG_0002.DNG", coffee(),
+                                taken="2024:07:14 10:21:33"),
+        "rocket_raw": write_dng(root / "Camera" / "IMG_0001.dng", rocket, orientation=6,
+                                preview_long_side=None),
+        "coffee_jpg": root / "Export" / "IMG_0002.jpg",
+        "rocket_jpg": root / "Export" / "IMG_0001.jpg",
+        "cut_raw": root / "Camera" / "IMG_0009.DNG",
+        "cat": root / "Camera" / "cat.jpg",
+    }
+    coffee().resize((1200, 800), Image.Resampling.LANCZOS).save(paths["coffee_jpg"], quality=85)
+    rocket.transpose(Image.Transpose.ROTATE_270).resize((600, 900)).save(paths["rocket_jpg"],
+                                                                         quality=85)
+    whole = write_dng(root / "whole.tmp", coffee((1200, 800)))
+    paths["cut_raw"].write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])
+    whole.unlink()
+    cat().save(paths["cat"], quality=92)
+    return paths
+
+
+@pytest.mark.slow
+def test_a_raw_is_a_near_duplicate_of_its_exported_jpeg_in_another_folder(tmp_path, lite0):
+    from imgdedupe.core.scan.config import ScanConfig
+    from imgdedupe.core.scan.events import ScanResult
+    from imgdedupe.core.scan.pipeline import run_scan
+
+    p = {k: str(v) for k, v in _library(tmp_path / "lib").items()}
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"))
+    *_, result = run_scan(config, backbone=lite0)
+    assert isinstance(result, ScanResult)
+    groups = {frozenset(m.path for m in g.members): g for g in result.groups}
+    coffee_group = groups[frozenset({p["coffee_raw"], p["coffee_jpg"]})]
+    rocket_group = groups[frozenset({p["rocket_raw"], p["rocket_jpg"]})]
+    assert coffee_group.tier == rocket_group.tier == "near_duplicate"
+    assert "keypoints agree" in coffee_group.reason
+    assert len(result.groups) == 2  # the cat is alone
+    # A RAW member has the sensor's size, upright.
+    sizes = {m.path: (m.width, m.height) for g in result.groups for m in g.members}
+    assert sizes[p["coffee_raw"]] == (1536, 1024)
+    assert sizes[p["rocket_raw"]] == (854, 1280)
+    # The cut RAW is reported with its reason, and the scan went on.
+    error = _scan_error(result.errors, Path(p["cut_raw"]))
+    assert error.reason == ErrorReason.TRUNCATED and "cut short" in error.detail
+    assert result.stats.embedded == 5
+    # Cached like any photo: a rescan decodes nothing and finds the same.
+    *_, again = run_scan(config, backbone=lite0)
+    assert again.stats.embedded == 0 and again.stats.from_cache >= 5
+    assert [{m.path for m in g.members} for g in again.groups] == [
+        {m.path for m in g.members} for g in result.groups]
+    # A byte copy of a RAW is an exact copy, found by its hash.
+    backup = tmp_path / "lib" / "Backup"
+    backup.mkdir()
+    shutil.copy2(p["coffee_raw"], backup / "IMG_0002.DNG")
+    *_, third = run_scan(config, backbone=lite0)
+    exact = [g for g in third.groups if str(backup / "IMG_0002.DNG") in
+             {m.path for m in g.members}]
+    assert exact and any(m.exact for m in exact[0].members if m.path.endswith(".DNG"))

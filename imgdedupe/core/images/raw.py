@@ -253,6 +253,16 @@ def _version(rawpy: ModuleType) -> str:
     return ".".join(map(str, version)) if version else ""
 
 
+def raw_capture_time(path: str) -> float | None:
+    """The capture time in the RAW's own header (images.raw_header), or
+    None; no LibRaw, for captions."""
+    try:
+        with open(path, "rb") as fh:
+            return read_header(fh, os.fstat(fh.fileno()).st_size).taken
+    except OSError:
+        return None
+
+
 def raw_size(path: str) -> tuple[int, int] | None:
     """Full-resolution (width, height) after orientation, from the RAW's
     metadata only; None when LibRaw cannot read it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import struct
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +315,37 @@ def test_a_raw_is_a_near_duplicate_of_its_exported_jpeg_in_another_folder(tmp_pa
     exact = [g for g in third.groups if str(backup / "IMG_0002.DNG") in
              {m.path for m in g.members}]
     assert exact and any(m.exact for m in exact[0].members if m.path.endswith(".DNG"))
+
+
+def test_a_costly_half_size_decode_is_left_to_the_pools_own_process(tmp_path, monkeypatch):
+    from imgdedupe.core.images import decode as decode_module
+    from imgdedupe.core.images.decode import DeferredDecode, defer_slow_decodes
+
+    bare = write_dng(tmp_path / "bare.dng", coffee(), preview_long_side=None)
+    with_preview = write_dng(tmp_path / "preview.dng", coffee())
+    # Between a 1024 x 683 preview's work (1/8 of its pixels: draft) and
+    # the 1536 x 1024 half-size decode's (every pixel of the sensor).
+    monkeypatch.setattr(decode_module, "QUICK_MAX_WORK", 200_000)
+    outcome: dict[str, object] = {}
+
+    def in_a_pool_worker() -> None:
+        defer_slow_decodes()
+        outcome["preview"] = decode_image(str(with_preview)).width
+        try:
+            decode_image(str(bare))
+        except DeferredDecode as exc:
+            outcome["bare"] = exc
+
+    worker = threading.Thread(target=in_a_pool_worker)
+    worker.start()
+    worker.join()
+    assert outcome["preview"] == 1536
+    assert isinstance(outcome["bare"], DeferredDecode)
+    assert decode_image(str(bare)).width == 1536  # where the pool decodes it
+    monkeypatch.setattr(decode_module, "MAX_DECODE_BYTES", 5_000_000)
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(bare))
+    assert caught.value.reason == ErrorReason.TOO_LARGE and "RAW picture" in caught.value.detail
+    with pytest.raises(DecodeError) as caught:
+        decode_image(str(with_preview), max_pixels=1_000_000)
+    assert caught.value.reason == ErrorReason.TOO_LARGE

@@ -73,7 +73,7 @@ _formats_cache: dict[bool, tuple[str, ...]] = {}
 # phone or most scanners give) and refuses the 657 KB 13000 x 13000 PNG
 # that took 1.36 GB.
 MAX_DECODE_BYTES = 512_000_000
-_BYTES_PER_PIXEL = {"WEBP": 16}  # others: 8
+_BYTES_PER_PIXEL = {"WEBP": 16, "RAW": 6}  # others: 8; RAW: images.raw's half-size decode
 # Time, as "work": pixels a C decoder writes, 8-50 ns each here. 96 M lets
 # through a 64 Mpx PNG (3 s, the slowest file we decode) and an 89 Mpx
 # progressive JPEG of libjpeg's usual 10 scans, and refuses what costs

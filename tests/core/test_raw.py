@@ -1,6 +1,6 @@
 """Camera RAW files (images.raw): decoded through LibRaw like any photo.
 
-The RAW files are DNGs written at test time (tests/dng_maker.py) from the
+The RAW files are DNGs written at test time (tests/raw_files.py) from the
 bundled CC0 samples: a Bayer mosaic LibRaw really demosaics, with or
 without an embedded JPEG preview.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import struct
 import threading
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from imgdedupe.core.images.decode import decode_image, read_image_size
 from imgdedupe.core.images.preprocess import INPUT_SIZE, decode_for_network
 from imgdedupe.core.images.raw_header import RawHeader, read_header
 from imgdedupe.core.records import ErrorReason, FileError, ImageFile
-from tests.dng_maker import write_dng
+from tests.raw_files import cr3_outline, raf_outline, write_dng
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 TURNED = {1: None, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270,
@@ -198,24 +197,8 @@ def test_the_walk_finds_raw_files_in_any_case(tmp_path):
 
 # -- the header reader on containers the DNG writer does not make ---------
 
-def _box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def _cr3(stamp: bytes) -> bytes:
-    """A CR3's outline: ftyp, moov with Canon's uuid box holding CMT2 (an
-    EXIF IFD as a little TIFF), then the media data."""
-    value_at = 8 + 2 + 2 * 12 + 4
-    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x9003, 2, len(stamp), value_at) \
-        + struct.pack("<HHI4s", 0x9291, 2, 3, b"25\0\0") + b"\0\0\0\0"
-    cmt2 = b"II*\0" + struct.pack("<I", 8) + ifd + stamp
-    canon = _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
-                 + _box(b"CMT1", b"\0" * 8) + _box(b"CMT2", cmt2))
-    return _box(b"ftyp", b"crx \0\0\0\1") + _box(b"moov", canon) + _box(b"mdat", b"\7" * 5000)
-
-
 def test_the_header_of_a_cr3_gives_its_time_and_its_cut():
-    data = _cr3(b"2024:05:06 07:08:09\0")
+    data = cr3_outline(b"2024:05:06 07:08:09\0")
     whole = read_header(io.BytesIO(data), len(data))
     assert whole == RawHeader(None, _time("2024:05:06 07:08:09") + 0.25)
     cut = read_header(io.BytesIO(data[:-10]), len(data) - 10)
@@ -223,9 +206,7 @@ def test_the_header_of_a_cr3_gives_its_time_and_its_cut():
 
 
 def test_the_header_of_a_raf_gives_its_cut():
-    header = b"FUJIFILMCCD-RAW 0201FF129502" + b"\0" * 56
-    header += struct.pack(">6I", 148, 1000, 1148, 200, 1348, 9000)
-    data = header + b"\0" * (1348 + 9000 - len(header))
+    data = raf_outline()
     assert read_header(io.BytesIO(data), len(data)) == RawHeader(None, None)
     assert read_header(io.BytesIO(data[:5000]), 5000).cut is not None
 

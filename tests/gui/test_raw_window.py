@@ -1,5 +1,5 @@
 """RAW photos in the window: thumbnails, the compare view and its caption,
-from DNGs written at test time (tests/dng_maker.py)."""
+from DNGs written at test time (tests/raw_files.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QLabel
 from imgdedupe.gui.main_window import MainWindow
 from imgdedupe.gui.review.compare_view import COMPARE_PX
 from imgdedupe.gui.review.thumbnails import ThumbnailCache, load_thumbnail
-from tests.dng_maker import write_dng
 from tests.gui.test_window import _show_group_of, scan
+from tests.raw_files import write_dng
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 

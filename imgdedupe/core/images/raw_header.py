@@ -44,6 +44,7 @@ _MAX_ENTRIES = 4096
 _MAX_BOXES = 10_000
 # Canon's metadata box in a CR3's moov: CMT1..CMT4 (CMT2: the EXIF IFD).
 _CANON_UUID = bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+_MAX_CMT2 = 1 << 20  # a real one is a few hundred bytes: never read a hostile gigabyte
 
 
 class RawHeader(NamedTuple):
@@ -192,7 +193,7 @@ def _cr3_time(fh: BinaryIO, start: int, stop: int) -> float | None:
         if kind != b"uuid" or end > stop or _read(fh, payload, 16) != _CANON_UUID:
             continue
         for inner, data_at, data_end in _boxes(fh, payload + 16, end):
-            if inner == b"CMT2" and data_end <= end:
+            if inner == b"CMT2" and data_end <= end and data_end - data_at <= _MAX_CMT2:
                 tiff = io.BytesIO(_read(fh, data_at, data_end - data_at))
                 order = "<" if tiff.read(2) == b"II" else ">"
                 offset = struct.unpack(order + "I", _read(tiff, 4, 4))[0]

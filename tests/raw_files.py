@@ -1,4 +1,5 @@
-"""Camera RAW files for the tests: DNGs written at test time.
+"""Camera RAW files for the tests, made at test time: DNGs LibRaw decodes,
+and the outlines of a CR3 and a RAF for the header reader.
 
 No RAW sample with a clear CC0 or public-domain licence ships in any
 package this project can install (rawpy's wheel carries no test data), so
@@ -21,6 +22,7 @@ import io
 import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -136,12 +138,18 @@ def _build(strips: list[bytes], make_ifds) -> bytes:  # noqa: ANN001
     return head + b"".join(strip + b"\0" * (len(strip) % 2) for strip in strips)
 
 
-def write_dng(path: str | os.PathLike[str], picture: Image.Image, *,
-              orientation: int = 1, preview_long_side: int | None = 1024,
-              preview: Image.Image | None = None, preview_taken: str | None = None,
-              taken: str | None = None, taken_in_ifd0: bool = False) -> Path:
-    """Write ``picture`` (as the sensor saw it, before ``orientation``) as
-    a CFA DNG. ``preview_long_side``: an embedded JPEG preview that long
+def write_dng(path: str | os.PathLike[str], picture: Image.Image, **options: Any) -> Path:
+    """Write make_dng(picture, **options) to ``path``."""
+    Path(path).write_bytes(make_dng(picture, **options))
+    return Path(path)
+
+
+def make_dng(picture: Image.Image, *,
+             orientation: int = 1, preview_long_side: int | None = 1024,
+             preview: Image.Image | None = None, preview_taken: str | None = None,
+             taken: str | None = None, taken_in_ifd0: bool = False) -> bytes:
+    """``picture`` (as the sensor saw it, before ``orientation``) as a CFA
+    DNG. ``preview_long_side``: an embedded JPEG preview that long
     (None: none, as in some DNGs) of ``preview`` (default: ``picture``).
     ``preview_taken`` goes into the preview's own EXIF, ``taken`` (both
     "YYYY:MM:DD HH:MM:SS") into the DNG's EXIF DateTimeOriginal, or with
@@ -191,6 +199,30 @@ def write_dng(path: str | os.PathLike[str], picture: Image.Image, *,
 
     strips = [mosaic] if jpeg is None else [mosaic, jpeg]
     # Raw data last, as cameras write it: put the preview's strip first.
-    data = _build(strips[::-1], lambda layout, offs: make_ifds(layout, offs[::-1]))
-    Path(path).write_bytes(data)
-    return Path(path)
+    return _build(strips[::-1], lambda layout, offs: make_ifds(layout, offs[::-1]))
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def cr3_outline(stamp: bytes, subsec: bytes = b"25") -> bytes:
+    """A CR3's outline, without pictures: ftyp, moov with Canon's uuid box
+    holding CMT2 (an EXIF IFD as a little TIFF: DateTimeOriginal
+    ``stamp``, NUL-ended, and SubSecTimeOriginal), then the media data."""
+    value_at = 8 + 2 + 2 * 12 + 4
+    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x9003, 2, len(stamp), value_at) \
+        + struct.pack("<HHI4s", 0x9291, 2, len(subsec) + 1, subsec.ljust(4, b"\0")) \
+        + b"\0\0\0\0"
+    cmt2 = b"II*\0" + struct.pack("<I", 8) + ifd + stamp
+    canon = _box(b"uuid", bytes.fromhex("85c0b687820f11e08111f4ce462b6a48")
+                 + _box(b"CMT1", b"\0" * 8) + _box(b"CMT2", cmt2))
+    return _box(b"ftyp", b"crx \0\0\0\1") + _box(b"moov", canon) + _box(b"mdat", b"\7" * 5000)
+
+
+def raf_outline() -> bytes:
+    """A Fujifilm RAF's header naming its JPEG, metadata and raw data
+    (offset, length each), followed by that many bytes."""
+    header = b"FUJIFILMCCD-RAW 0201FF129502" + b"\0" * 56
+    header += struct.pack(">6I", 148, 1000, 1148, 200, 1348, 9000)
+    return header + b"\0" * (1348 + 9000 - len(header))

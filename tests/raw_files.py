@@ -147,9 +147,11 @@ def write_dng(path: str | os.PathLike[str], picture: Image.Image, **options: Any
 def make_dng(picture: Image.Image, *,
              orientation: int = 1, preview_long_side: int | None = 1024,
              preview: Image.Image | None = None, preview_taken: str | None = None,
-             taken: str | None = None, taken_in_ifd0: bool = False) -> bytes:
+             taken: str | None = None, taken_in_ifd0: bool = False,
+             linear: bool = False) -> bytes:
     """``picture`` (as the sensor saw it, before ``orientation``) as a CFA
-    DNG. ``preview_long_side``: an embedded JPEG preview that long
+    DNG, or with ``linear`` a LinearRaw one (demosaiced, as converters
+    write). ``preview_long_side``: an embedded JPEG preview that long
     (None: none, as in some DNGs) of ``preview`` (default: ``picture``).
     ``preview_taken`` goes into the preview's own EXIF, ``taken`` (both
     "YYYY:MM:DD HH:MM:SS") into the DNG's EXIF DateTimeOriginal, or with
@@ -158,7 +160,11 @@ def make_dng(picture: Image.Image, *,
     width, height = picture.size
     picture = picture.crop((0, 0, width - width % 2, height - height % 2))
     width, height = picture.size
-    mosaic = _mosaic(picture).astype("<u2").tobytes()
+    if linear:  # LinearRaw: three samples a pixel, demosaiced already
+        samples = np.round(_linear(np.asarray(picture)) * _WHITE).astype("<u2")
+        mosaic = samples.tobytes()
+    else:
+        mosaic = _mosaic(picture).astype("<u2").tobytes()
     jpeg = None if preview_long_side is None else _preview_jpeg(
         preview or picture, preview_long_side, preview_taken)
     camera: Entries = {
@@ -174,12 +180,15 @@ def make_dng(picture: Image.Image, *,
     }
 
     def raw_ifd(subfile: int, offset: int) -> Entries:
-        return {254: ("I", subfile), 256: ("I", width), 257: ("I", height),
-                258: ("H", 16), 259: ("H", 1), 262: ("H", 32803),  # CFA
-                273: ("I", offset), 277: ("H", 1), 278: ("I", height),
-                279: ("I", len(mosaic)), 284: ("H", 1),
-                33421: ("H", (2, 2)), 33422: ("B", (0, 1, 1, 2)),  # RGGB
-                50714: ("H", _BLACK), 50717: ("H", _WHITE)}
+        layout = {254: ("I", subfile), 256: ("I", width), 257: ("I", height),
+                  259: ("H", 1), 273: ("I", offset), 278: ("I", height),
+                  279: ("I", len(mosaic)), 284: ("H", 1),
+                  50714: ("H", _BLACK), 50717: ("H", _WHITE)}
+        if linear:
+            return {**layout, 258: ("H", (16, 16, 16)), 262: ("H", 34892),  # LinearRaw
+                    277: ("H", 3)}
+        return {**layout, 258: ("H", 16), 262: ("H", 32803), 277: ("H", 1),  # CFA
+                33421: ("H", (2, 2)), 33422: ("B", (0, 1, 1, 2))}  # RGGB
 
     def make_ifds(layout: _Layout, offsets: list[int]) -> int:
         tags = dict(camera)

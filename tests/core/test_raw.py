@@ -49,11 +49,13 @@ def difference(decoded: Image.Image, expected: Image.Image) -> float:
 
 
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
-@pytest.mark.parametrize("preview", [1024, None], ids=["preview", "half-size"])
+@pytest.mark.parametrize("preview", [1024, None, "linear"],
+                         ids=["preview", "half-size", "linear-raw"])
 def test_a_dng_decodes_upright_at_its_full_size(tmp_path, orientation, preview):
     picture = coffee()
+    linear = preview == "linear"
     path = write_dng(tmp_path / "IMG_0002.DNG", picture, orientation=orientation,
-                     preview_long_side=preview)
+                     preview_long_side=None if linear else preview, linear=linear)
     decoded = decode_image(str(path), target=180)
     turn = TURNED[orientation]
     upright = picture.transpose(turn) if turn is not None else picture

@@ -148,7 +148,7 @@ def make_dng(picture: Image.Image, *,
              orientation: int = 1, preview_long_side: int | None = 1024,
              preview: Image.Image | None = None, preview_taken: str | None = None,
              taken: str | None = None, taken_in_ifd0: bool = False,
-             linear: bool = False) -> bytes:
+             linear: bool = False, preview_damaged: bool = False) -> bytes:
     """``picture`` (as the sensor saw it, before ``orientation``) as a CFA
     DNG, or with ``linear`` a LinearRaw one (demosaiced, as converters
     write). ``preview_long_side``: an embedded JPEG preview that long
@@ -156,7 +156,8 @@ def make_dng(picture: Image.Image, *,
     ``preview_taken`` goes into the preview's own EXIF, ``taken`` (both
     "YYYY:MM:DD HH:MM:SS") into the DNG's EXIF DateTimeOriginal, or with
     ``taken_in_ifd0`` into IFD0's DateTime, which LibRaw reads and the
-    header reader (images.raw_header) does not."""
+    header reader (images.raw_header) does not. ``preview_damaged``: the
+    preview's JPEG ends halfway (the DNG's structure is whole)."""
     width, height = picture.size
     picture = picture.crop((0, 0, width - width % 2, height - height % 2))
     width, height = picture.size
@@ -167,6 +168,8 @@ def make_dng(picture: Image.Image, *,
         mosaic = _mosaic(picture).astype("<u2").tobytes()
     jpeg = None if preview_long_side is None else _preview_jpeg(
         preview or picture, preview_long_side, preview_taken)
+    if jpeg is not None and preview_damaged:  # its second half lost, the file whole
+        jpeg = jpeg[:len(jpeg) // 2]
     camera: Entries = {
         271: ("A", "imgdedupe"),  # Make
         272: ("A", "Test DNG"),  # Model

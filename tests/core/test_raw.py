@@ -111,6 +111,16 @@ def test_a_preview_stored_upright_is_not_turned_again(tmp_path):
     assert difference(decoded.image, upright) < 12
 
 
+def test_a_damaged_preview_gives_way_to_the_raw_data(tmp_path):
+    picture = coffee()
+    path = write_dng(tmp_path / "x.dng", picture, preview=cat(), preview_damaged=True,
+                     orientation=8)
+    decoded = decode_image(str(path), target=180)
+    upright = picture.transpose(Image.Transpose.ROTATE_90)
+    assert (decoded.width, decoded.height) == upright.size
+    assert difference(decoded.image, upright) < 12
+
+
 def _time(stamp: str) -> float | None:
     return capture_time_of(stamp)
 

@@ -63,6 +63,7 @@ _ORIENTATION_TAG = 0x0112
 _import_lock = threading.Lock()
 _rawpy: ModuleType | None = None
 
+
 class _Picture(Protocol):
     """What images.raw needs of decode.DecodedImage (a frozen dataclass)."""
 
@@ -150,14 +151,20 @@ def _decode(raw: Any, path: str, finish: Finish[Decoded], check_budget: CheckBud
         raise DecodeError(ErrorReason.TOO_LARGE,
                           f"{width}x{height} pixels is over the limit of {max_pixels}")
     orientation = _ORIENTATION_OF_FLIP.get(sizes.flip, 1)
+    decoded: Decoded | None = None
+    unpacked = False
     preview = _preview(raw, width, height, target)
     if preview is not None:
-        with preview:
-            # ``finish`` turns a picture as its EXIF says: say it here.
-            preview.getexif()[_ORIENTATION_TAG] = _preview_orientation(
-                preview, width, height, orientation)
-            decoded = finish(preview, io.BytesIO(), target, max_pixels, squash_to)
-    else:
+        try:
+            with preview:
+                # ``finish`` turns a picture as its EXIF says: say it here.
+                preview.getexif()[_ORIENTATION_TAG] = _preview_orientation(
+                    preview, width, height, orientation)
+                decoded = finish(preview, io.BytesIO(), target, max_pixels, squash_to)
+        except (OSError, SyntaxError, ValueError):  # Pillow's words for a damaged JPEG
+            # The preview is a copy: the raw data may be whole.
+            logger.info("damaged preview in %r: decoding its raw data", path)
+    if decoded is None:
         # Judged like any decode from its header (as "RAW": 6 bytes a
         # pixel): LibRaw holds the raw data (2 bytes a pixel), a quarter-
         # size picture of 4 channels of 16 bits (2 more) and its 8-bit
@@ -170,12 +177,13 @@ def _decode(raw: Any, path: str, finish: Finish[Decoded], check_budget: CheckBud
         # LibRaw applies the orientation itself; camera white balance, as
         # the camera's own JPEG has it.
         pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+        unpacked = True
         picture = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
         decoded = finish(picture, io.BytesIO(), target, max_pixels, squash_to)
     if orientation in _SWAPPED:
         width, height = height, width
     return replace(decoded, width=width, height=height,
-                   format=os.path.splitext(path)[1][1:].upper() or "RAW"), preview is None
+                   format=os.path.splitext(path)[1][1:].upper() or "RAW"), unpacked
 
 
 def _preview(raw: Any, width: int, height: int, target: int) -> Image.Image | None:

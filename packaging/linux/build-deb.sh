@@ -60,8 +60,9 @@ install -D -m 644 "$ROOT/resources/samples/LICENSES.md" "$STAGE/usr/share/doc/$P
 cat > "$STAGE/usr/share/doc/$PACKAGE/copyright" <<EOF
 imgdedupe $VERSION is licensed under the Apache License 2.0.
 It bundles Python, PyTorch (BSD-3-Clause), Qt for Python (LGPL-3.0),
-scikit-learn (BSD-3-Clause), Annoy (Apache-2.0), Pillow (MIT-CMU) and the
-EfficientNet-Lite0 ImageNet weights (Apache-2.0).
+scikit-learn (BSD-3-Clause), Annoy (Apache-2.0), Pillow (MIT-CMU), rawpy (MIT)
+with LibRaw (LGPL-2.1 or CDDL-1.0) and the EfficientNet-Lite0 ImageNet
+weights (Apache-2.0).
 EOF
 
 INSTALLED_KB=$(du -sk "$STAGE" | cut -f1)

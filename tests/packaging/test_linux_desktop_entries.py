@@ -29,7 +29,11 @@ SHARE = REPO / "packaging" / "linux" / "share"
 MENU = "imgdedupe.desktop"
 OPEN_WITH = "zz-imgdedupe-open-with.desktop"
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp",
-               "image/tiff", "image/heic", "image/heif", "image/avif"]
+               "image/tiff", "image/heic", "image/heif", "image/avif",
+               # Camera RAW files (files.walk.RAW_EXTENSIONS), as shared-mime-info names them.
+               "image/x-canon-cr2", "image/x-canon-cr3", "image/x-nikon-nef", "image/x-sony-arw",
+               "image/x-adobe-dng", "image/x-fuji-raf", "image/x-olympus-orf",
+               "image/x-panasonic-rw2"]
 
 # Image viewers and file managers as Debian, Ubuntu and Mint name their
 # entries (GNOME, KDE, Xfce, LXDE/LXQt, MATE, Cinnamon, and others that list

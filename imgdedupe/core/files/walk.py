@@ -22,7 +22,9 @@ from imgdedupe.core.records import ErrorReason, FileError, ImageFile
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset(
+# Camera RAW files, decoded by LibRaw (images.raw), not Pillow.
+RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2"})
+IMAGE_EXTENSIONS = RAW_EXTENSIONS | frozenset(
     {
         ".jpg",
         ".jpeg",

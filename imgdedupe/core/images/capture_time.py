@@ -45,3 +45,13 @@ def _fraction(subsec: Any) -> float:
     digits = _text(subsec) if subsec is not None else ""
     digits = "".join(ch for ch in digits if ch.isdigit())[:6]
     return int(digits) / 10 ** len(digits) if digits else 0.0
+
+
+def capture_time_of(stamp: Any, subsec: Any = None) -> float | None:
+    """capture_time for a DateTimeOriginal (and SubSecTimeOriginal) read
+    from elsewhere than Pillow's EXIF (images.raw_header); never raises."""
+    try:
+        seconds = float(calendar.timegm(time.strptime(_text(stamp)[:19], "%Y:%m:%d %H:%M:%S")))
+    except Exception:
+        return None
+    return seconds + _fraction(subsec)

@@ -19,7 +19,7 @@ leaves the costly ones to a process the pool can kill.
 
 A new format: add it to _READ_FORMATS, its cost to _check_budget if it is
 not one full decode, and its extension to files.walk.IMAGE_EXTENSIONS, or
-the walk never hands such files on.
+the walk never hands such files on. Camera RAW files go to images.raw.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from PIL import Image, UnidentifiedImageError, features
 
 from imgdedupe.core.errors import DecodeError, os_error_reason
 from imgdedupe.core.images.capture_time import capture_time
+from imgdedupe.core.images.raw import decode_raw, is_raw_file, raw_size
 from imgdedupe.core.records import ErrorReason
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ _formats_cache: dict[bool, tuple[str, ...]] = {}
 # phone or most scanners give) and refuses the 657 KB 13000 x 13000 PNG
 # that took 1.36 GB.
 MAX_DECODE_BYTES = 512_000_000
-_BYTES_PER_PIXEL = {"WEBP": 16}  # others: 8
+_BYTES_PER_PIXEL = {"WEBP": 16, "RAW": 6}  # others: 8; RAW: images.raw's half-size decode
 # Time, as "work": pixels a C decoder writes, 8-50 ns each here. 96 M lets
 # through a 64 Mpx PNG (3 s, the slowest file we decode) and an 89 Mpx
 # progressive JPEG of libjpeg's usual 10 scans, and refuses what costs
@@ -444,6 +445,8 @@ def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970,
     and nothing else."""
     heif = _ensure_heif_opener()
     try:
+        if is_raw_file(path):  # LibRaw: the preview or a half-size decode, then as below
+            return decode_raw(path, _decode_opened, _check_budget, target, max_pixels, squash_to)
         with open(path, "rb") as fh:
             if os.fstat(fh.fileno()).st_size == 0:
                 raise DecodeError(ErrorReason.EMPTY, "the file is empty (0 bytes)")
@@ -480,6 +483,8 @@ def decode_image(path: str, *, target: int = 448, max_pixels: int = 178_956_970,
 def read_image_size(path: str) -> tuple[int, int] | None:
     """Full-resolution (width, height) after EXIF orientation, from the
     header only; None when the file cannot be read as an image."""
+    if is_raw_file(path):
+        return raw_size(path)
     heif = _ensure_heif_opener()
     try:
         with open(path, "rb") as fh:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...core.images.raw import is_raw_file, raw_capture_time
 from ...core.records import Member
 from ...core.units import human_size
 from ...report import printable
@@ -43,18 +44,30 @@ def file_details(member: Member) -> str:
     """Dimensions, size, format, date taken and full path, for a caption."""
     fmt, taken = "?", "unknown"
     try:
-        with Image.open(member.path) as im:
-            fmt = im.format or "?"
-            exif = im.getexif()
-            value = exif.get_ifd(EXIF_IFD).get(EXIF_DATE_TAKEN) or exif.get(0x0132)
-            if value:
-                taken = str(value)
+        if is_raw_file(member.path):  # Pillow would read a DNG's small first picture
+            fmt = f"RAW ({os.path.splitext(member.path)[1][1:].upper()})"
+            when = raw_capture_time(member.path)
+            taken = time.strftime("%Y:%m:%d %H:%M:%S", time.gmtime(when)) if when else taken
+        else:
+            fmt, taken = _pillow_details(member.path)
     except Exception:  # details are best effort; the picture may be gone
         fmt = "unreadable"
     dims = f"{member.width}×{member.height}" if member.width else "?"
     modified = time.strftime("%Y-%m-%d %H:%M", time.localtime(member.mtime_ns / 1e9))
     return (f"{dims} · {human_size(member.size)} · {fmt}\n"
             f"taken {taken} · modified {modified}\n{printable(member.path)}")
+
+
+def _pillow_details(path: str) -> tuple[str, str]:
+    """Format and date taken from the header, as Pillow reads it."""
+    taken = "unknown"
+    with Image.open(path) as im:
+        fmt = im.format or "?"
+        exif = im.getexif()
+        value = exif.get_ifd(EXIF_IFD).get(EXIF_DATE_TAKEN) or exif.get(0x0132)
+        if value:
+            taken = str(value)
+    return fmt, taken
 
 
 class _SyncedView(QGraphicsView):

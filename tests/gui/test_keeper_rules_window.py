@@ -18,8 +18,7 @@ from imgdedupe.gui.keeper.rules_dialog import (
     save_chain,
 )
 from imgdedupe.gui.main_window import MainWindow
-
-from .test_window import scan
+from tests.gui.test_window import scan
 
 
 def rule_names(dialog: KeeperRulesDialog) -> list[str]:

@@ -152,7 +152,7 @@ def _no_facts(_member: Member) -> PhotoFacts:
 def _one_read_per_copy(members: Sequence[Member], facts: Callable[[Member], PhotoFacts]
                        ) -> Callable[[Member], PhotoFacts]:
     """Byte copies have the same facts: read the first of each."""
-    first = {}
+    first: dict[int, Member] = {}
     for m in members:
         if m.copy_set is not None:
             first.setdefault(m.copy_set, m)

@@ -39,7 +39,7 @@ def swapped_copies(members: Sequence[Member]) -> frozenset[str]:
     """Members whose (width, height) is the majority's swapped."""
     sizes = Counter((m.width, m.height) for m in members
                     if m.width and m.height and m.width != m.height)
-    turned = set()
+    turned: set[str] = set()
     for (width, height), count in sizes.items():
         if sizes.get((height, width), 0) > count:
             turned.update(m.path for m in members if (m.width, m.height) == (width, height))

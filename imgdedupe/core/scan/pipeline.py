@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -117,7 +117,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
 
 def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Clock,
           cancel: threading.Event | None, backbone: Backbone | None,
-          load: BackboneLoader | None, gc_enabled: bool) -> Iterator[Event]:
+          load: BackboneLoader | None, gc_enabled: bool) -> Generator[Event, None, None]:
     errors: list[FileError] = []
     notices: list[Notice] = []
 

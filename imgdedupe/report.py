@@ -188,7 +188,7 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
 
 
 CSV_COLUMNS = ("group", "kind", "tier", "reason", "path", "similarity", "exact", "keeper",
-               "marked_for_deletion", "size", "width", "height")
+               "marked_for_deletion", "size", "width", "height", "keeper_reason")
 
 
 def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
@@ -199,4 +199,5 @@ def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] =
         for m in group.members:
             writer.writerow((number, group.kind, group.tier, group.reason, m.path, m.similarity,
                              int(m.exact), int(m.path == suggested_keeper(group)),
-                             int(m.path in marked), m.size, m.width or "", m.height or ""))
+                             int(m.path in marked), m.size, m.width or "", m.height or "",
+                             keeper_reason(group) or ""))

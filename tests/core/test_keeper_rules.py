@@ -111,6 +111,19 @@ def test_a_turned_copy_loses_to_the_upright_ones_by_its_swapped_size():
     assert swapped_copies(members[:2]) == frozenset()
 
 
+def test_in_a_similar_shot_a_portrait_beside_landscapes_is_another_photo_not_a_turn():
+    members = (member("/a/IMG_2.jpg", 300, 400), member("/a/IMG_1.jpg", 400, 300),
+               member("/a/IMG_3.jpg", 400, 300))
+    shots = Group("similar", members, "/a/IMG_1.jpg", "similar_shot", "taken 2 s apart")
+    copies = Group("similar", members, "/a/IMG_1.jpg", "near_duplicate", "same picture")
+    by_date = KeeperChain(("upright", "date"))
+    facts = facts_from({"/a/IMG_2.jpg": PhotoFacts("JPEG", taken=1.0),
+                        "/a/IMG_1.jpg": PhotoFacts("JPEG", taken=3.0),
+                        "/a/IMG_3.jpg": PhotoFacts("JPEG", taken=5.0)})
+    assert choose_keepers([shots], by_date, facts)[0].keeper == "/a/IMG_2.jpg"
+    assert choose_keepers([copies], by_date, facts)[0].keeper == "/a/IMG_1.jpg"
+
+
 def test_a_turned_copy_named_by_the_verification_loses_even_at_a_square_size():
     members = [member("/a/a.jpg", 300, 300), member("/a/b.jpg", 300, 300)]
     assert keep(members, KeeperChain(("upright",)), turned=frozenset({"/a/a.jpg"})) == \

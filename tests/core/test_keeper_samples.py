@@ -6,6 +6,7 @@ report; the command line takes --keep-rules.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -21,7 +22,7 @@ from imgdedupe.core.model.loading import load_backbone
 from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import ScanResult
 from imgdedupe.core.scan.pipeline import run_scan
-from imgdedupe.report import JSON_FORMAT, result_to_dict, write_text
+from imgdedupe.report import JSON_FORMAT, result_to_dict, write_csv, write_text
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -105,6 +106,11 @@ def test_the_json_and_the_text_report_say_why_each_keeper(samples):
     for group in result.groups:
         if group.deletable:
             assert f"  {group.keeper_reason}\n" in text.getvalue()
+    table = io.StringIO()
+    write_csv(result.groups, table)
+    rows = list(csv.DictReader(io.StringIO(table.getvalue())))
+    assert {r["keeper_reason"] for r in rows} == \
+        {g.keeper_reason for g in result.groups if g.deletable}
 
 
 def test_the_command_line_takes_keep_rules(samples, tmp_path):

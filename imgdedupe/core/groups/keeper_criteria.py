@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from imgdedupe.core.groups.orientation import swapped_copies
 from imgdedupe.core.images.photo_facts import PhotoFacts, format_of_name
 from imgdedupe.core.records import Member
 
@@ -41,10 +40,9 @@ _SEPARATORS = " _-.(~"
 @dataclass(frozen=True)
 class Context:
     """What the criteria may consult about one group. ``facts``: a member's
-    PhotoFacts (images.photo_facts, read lazily); ``turned``: paths the
-    scan's verification found turned (groups.orientation)."""
+    PhotoFacts (images.photo_facts, read lazily); ``turned``: paths of
+    turned copies, by the verification or the sizes (groups.orientation)."""
 
-    members: Sequence[Member]
     facts: Callable[[Member], PhotoFacts]
     turned: Collection[str] = frozenset()
     folder: str | None = None
@@ -95,8 +93,7 @@ def more_pixels(candidates: list[Member], _ctx: Context) -> Outcome:
 
 
 def upright(candidates: list[Member], ctx: Context) -> Outcome:
-    turned = set(ctx.turned) | swapped_copies(ctx.members)
-    kept, dropped = _split(candidates, lambda m: m.path not in turned)
+    kept, dropped = _split(candidates, lambda m: m.path not in ctx.turned)
     return kept, _others(dropped, "upright, {name} is a turned copy",
                          "upright, the others are turned copies")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from imgdedupe.core.errors import ImgDedupeError
 from imgdedupe.core.groups import keeper_criteria as c
+from imgdedupe.core.groups.orientation import swapped_copies
 from imgdedupe.core.images.photo_facts import FactsCache, PhotoFacts
 from imgdedupe.core.records import Group, Member
 
@@ -120,15 +121,21 @@ def _choose_from() -> str:
 
 def choose_keeper(members: Sequence[Member], chain: KeeperChain,
                   facts: Callable[[Member], PhotoFacts],
-                  turned: Collection[str] = frozenset()) -> tuple[str, str]:
-    """(the keeper's path, why: "kept: 2× the pixels of IMG_1.jpg; ...")."""
+                  turned: Collection[str] = frozenset(), same_picture: bool = True
+                  ) -> tuple[str, str]:
+    """(the keeper's path, why: "kept: 2× the pixels of IMG_1.jpg; ...").
+    ``same_picture``: the members are copies of one picture, so one whose
+    size is the others' swapped is a turned copy; False for similar shots,
+    where a portrait beside a landscape is another photo."""
     if not members:
         raise ValueError("a group has at least one member")
+    if same_picture:
+        turned = {*turned, *swapped_copies(members)}
     if len({m.copy_set for m in members}) == 1 and members[0].copy_set is not None:
         facts = _no_facts  # byte copies alone: their facts are the same, no need to read
     else:
         facts = _one_read_per_copy(members, facts)
-    context = c.Context(members, facts, turned, chain.folder)
+    context = c.Context(facts, turned, chain.folder)
     candidates = sorted(members, key=lambda m: m.path)
     why: list[str] = []
     for name in chain.criteria:
@@ -168,7 +175,7 @@ def choose_keepers(groups: Iterable[Group], chain: KeeperChain = DEFAULT_CHAIN,
     facts = facts or FactsCache()
     out = []
     for group in groups:
-        keeper, reason = choose_keeper(group.members, chain, facts, turned)
+        keeper, reason = choose_keeper(group.members, chain, facts, turned, group.deletable)
         out.append(replace(group, keeper=keeper, keeper_reason=reason))
     return tuple(out)
 

@@ -155,7 +155,8 @@ class KeeperRulesDialog(QDialog):
                 if i.checkState() == Qt.CheckState.Checked]
 
     def chain(self) -> KeeperChain:
-        folder = self.folder.text().strip() or None
+        typed = self.folder.text().strip()
+        folder = os.path.abspath(os.path.expanduser(typed)) if typed else None
         names = self.names()
         if FOLDER in names and folder is None:
             names.remove(FOLDER)  # skipped anyway; the settings string leaves it out
@@ -178,7 +179,7 @@ class KeeperRulesDialog(QDialog):
             self.folder.setText(os.path.abspath(folder))
 
     def _check(self) -> None:
-        folder = self.folder.text().strip()
+        folder = os.path.expanduser(self.folder.text().strip())
         if not self.names():
             problem = "Tick at least one rule."
         elif folder and not os.path.isdir(folder):

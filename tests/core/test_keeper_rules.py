@@ -323,3 +323,17 @@ def test_the_verification_names_the_turned_copy_by_the_majority():
     graph = _turn_graph([plain, turned, plain], [(0, 1), (0, 2), (2, 3)])
     assert graph_turned_copies(graph, [group]) == frozenset()
     assert graph_turned_copies(None, [group]) == frozenset()
+
+
+def test_the_window_rules_break_their_ties_with_the_suggested_keeper():
+    from imgdedupe.core.actions.decisions import Rule, best_member
+
+    turned = member("/a/chelsea_rotated.jpg", 300, 451, size=35_079)
+    upright = member("/a/PXL_1.jpg", 451, 300, size=35_042)
+    (group,) = choose_keepers([Group("similar", (turned, upright), turned.path,
+                                     "near_duplicate", "test")], facts=facts_from({}))
+    assert group.keeper == upright.path
+    # Equal pixels: "Keep the highest resolution" keeps the upright original,
+    # not the turned copy that is 37 bytes larger.
+    assert best_member(group, Rule.HIGHEST_RESOLUTION) == upright
+    assert best_member(group, Rule.LARGEST_FILE) == turned  # its own criterion still rules

@@ -90,8 +90,9 @@ keeping. Each rule keeps the copies it prefers among those still tied; the
 next rule decides between those; a tie on every rule goes to the path's
 order. The rules:
 {describe_criteria()}
-Default: {DEFAULT_CHAIN}. Each group's JSON "keeper_reason" and the text
-report say which rules decided ("kept: 2x the pixels of IMG_1.jpg").
+Default: {DEFAULT_CHAIN}
+Each group's JSON "keeper_reason" and the text report say which rules
+decided ("kept: 2x the pixels of IMG_1.jpg").
 
 """
 

@@ -147,4 +147,4 @@ def test_help_lists_the_keeper_rules(capsys):
     assert "--keep-rules" in text
     for name in KeeperChain().criteria:
         assert f"\n  {name} " in text
-    assert "Default: pixels,upright,exif,name,compression,date,path" in text
+    assert "Default: pixels,upright,exif,name,compression,date,path\n" in text

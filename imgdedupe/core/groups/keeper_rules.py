@@ -21,6 +21,7 @@ The engine only *suggests* a keeper; nothing here marks or deletes anything.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -37,7 +38,7 @@ CRITERIA: dict[str, tuple[str, c.Criterion]] = {
     "exif": ("the camera's EXIF over an export: make and model, no editor's Software tag, "
              "capture date, GPS; else a camera's format (JPEG, HEIC, RAW) over WebP, PNG, "
              "GIF", c.camera_exif),
-    "name": ("the original name over a copy's or an edit's: (1), copy, - Copy, -edited, "
+    "name": ("the original name over a copy's or an edit's: (1), copy, -edited, "
              "_bright, or the original's name with something added", c.original_name),
     "compression": ("less compression: more bytes a pixel, within one format",
                     c.less_compression),
@@ -180,9 +181,11 @@ def choose_keepers(groups: Iterable[Group], chain: KeeperChain = DEFAULT_CHAIN,
     return tuple(out)
 
 
-def describe_criteria() -> str:
-    """One line a criterion, for --help and the window."""
-    return "\n".join(f"  {name:<12} {words}" for name, (words, _) in CRITERIA.items())
+def describe_criteria(width: int = 78) -> str:
+    """Each criterion's name and what it prefers, wrapped, for --help."""
+    return "\n".join(textwrap.fill(words, width, initial_indent=f"  {name:<12} ",
+                                   subsequent_indent=" " * 15, break_on_hyphens=False)
+                     for name, (words, _) in CRITERIA.items())
 
 
 def folder_missing(chain: KeeperChain) -> bool:

@@ -337,3 +337,10 @@ def test_the_window_rules_break_their_ties_with_the_suggested_keeper():
     # not the turned copy that is 37 bytes larger.
     assert best_member(group, Rule.HIGHEST_RESOLUTION) == upright
     assert best_member(group, Rule.LARGEST_FILE) == turned  # its own criterion still rules
+
+
+def test_a_raw_file_is_the_cameras_own_even_without_readable_exif():
+    members = [member("/a/IMG_1.jpg"), member("/a/IMG_1.CR2")]
+    facts = {"/a/IMG_1.jpg": CAMERA, "/a/IMG_1.CR2": PhotoFacts("RAW")}
+    assert keep(members, KeeperChain(("exif",)), facts) == \
+        ("/a/IMG_1.CR2", "kept: the camera's RAW file, IMG_1.jpg is not")

@@ -98,10 +98,28 @@ def upright(candidates: list[Member], ctx: Context) -> Outcome:
                          "upright, the others are turned copies")
 
 
-def _origin_score(facts: PhotoFacts) -> tuple[bool, bool, bool, bool, bool]:
-    """Signs of the camera's own file, most telling first."""
-    return (facts.camera is not None, facts.editor is None, facts.taken is not None,
-            facts.gps, facts.camera_format)
+def _origin_score(facts: PhotoFacts) -> tuple[bool, bool, bool, bool, bool, bool]:
+    """Signs of the camera's own file, most telling first. A RAW is the
+    camera's own file whatever Pillow could read of its EXIF (nothing)."""
+    return (facts.format == "RAW", facts.camera is not None, facts.editor is None,
+            facts.taken is not None, facts.gps, facts.camera_format)
+
+
+# What the kept copy has over the next best, by the first sign that differs
+# (_origin_score's order): (one other copy, several).
+_ORIGIN_PHRASES = (
+    ("the camera's RAW file, {name} is not", "the camera's RAW file, the others are not"),
+    ("has the camera's EXIF ({camera}), {name} was exported",
+     "has the camera's EXIF ({camera}), the others were exported"),
+    ("not re-saved by an editor ({name} was, by {editor})",
+     "not re-saved by an editor, the others were"),
+    ("has its capture date in EXIF, {name} has none",
+     "has its capture date in EXIF, the others have none"),
+    ("has its GPS position in EXIF, {name} has none",
+     "has its GPS position in EXIF, the others have none"),
+    ("a camera's format ({format}), {name} is an export ({other})",
+     "a camera's format ({format}), the others are exports"),
+)
 
 
 def camera_exif(candidates: list[Member], ctx: Context) -> Outcome:
@@ -113,26 +131,11 @@ def camera_exif(candidates: list[Member], ctx: Context) -> Outcome:
     runner_up = max(dropped, key=lambda m: score[m.path])
     sign = next(n for n, (a, b) in enumerate(zip(best, score[runner_up.path], strict=True))
                 if a != b)
-    keeper = ctx.facts(kept[0])
-    if sign == 0:
-        return kept, _others(dropped, f"has the camera's EXIF ({keeper.camera}), "
-                                      "{name} was exported",
-                             f"has the camera's EXIF ({keeper.camera}), the others were "
-                             "exported")
-    if sign == 1:
-        editor = ctx.facts(runner_up).editor
-        return kept, _others(dropped, f"not re-saved by an editor ({{name}} was, by {editor})",
-                             "not re-saved by an editor, the others were")
-    if sign == 2:
-        return kept, _others(dropped, "has its capture date in EXIF, {name} has none",
-                             "has its capture date in EXIF, the others have none")
-    if sign == 3:
-        return kept, _others(dropped, "has its GPS position in EXIF, {name} has none",
-                             "has its GPS position in EXIF, the others have none")
-    fmt = _format_name(keeper.format)
-    return kept, _others(dropped, f"a camera's format ({fmt}), {{name}} is an export "
-                                  f"({_format_name(ctx.facts(runner_up).format)})",
-                         f"a camera's format ({fmt}), the others are exports")
+    keeper, other = ctx.facts(kept[0]), ctx.facts(runner_up)
+    one, many = _ORIGIN_PHRASES[sign]
+    return kept, (one if len(dropped) == 1 else many).format(
+        name=_name(dropped[0]), camera=keeper.camera, editor=other.editor,
+        format=_format_name(keeper.format), other=_format_name(other.format))
 
 
 def _format_name(fmt: str | None) -> str:

@@ -64,16 +64,21 @@ def test_the_settings_keep_the_chain_and_survive_a_bad_one(tmp_path):
     assert load_chain(settings) == DEFAULT_CHAIN
 
 
-def test_new_rules_re_suggest_the_shown_keepers_and_leave_the_marks(
-        qtbot, window: MainWindow, tmp_path: Path, photo_maker) -> None:  # noqa: ANN001
-    library = tmp_path / "library"
-    backup = library / "old backup"
+def make_library(tmp_path: Path, photo_maker) -> tuple[Path, Path, Path]:  # noqa: ANN001
+    """(a photo, its byte copy in a deeper folder, that folder)."""
+    backup = tmp_path / "library" / "old backup"
     backup.mkdir(parents=True)
-    original = library / "IMG_0001.jpg"
+    original = tmp_path / "library" / "IMG_0001.jpg"
     photo_maker(original, 7)
     copy = backup / "IMG_0001.jpg"
     shutil.copyfile(original, copy)
-    window.add_folders([str(library)])
+    return original, copy, backup
+
+
+def test_new_rules_re_suggest_the_shown_keepers_and_leave_the_marks(
+        qtbot, window: MainWindow, tmp_path: Path, photo_maker) -> None:  # noqa: ANN001
+    original, copy, backup = make_library(tmp_path, photo_maker)
+    window.add_folders([str(original.parent)])
     scan(qtbot, window)
     (group,) = window.review.groups
     assert group.keeper == str(original)
@@ -105,3 +110,14 @@ def test_new_rules_re_suggest_the_shown_keepers_and_leave_the_marks(
     with qtbot.waitSignal(window.groups_shown, timeout=10_000):
         window.regroup(window.threshold_bar.value() + 1)
     assert window.review.groups[0].keeper == str(copy)
+
+
+def test_rules_changed_while_a_scan_runs_apply_to_its_groups(
+        qtbot, window: MainWindow, tmp_path: Path, photo_maker) -> None:  # noqa: ANN001
+    original, copy, backup = make_library(tmp_path, photo_maker)
+    window.add_folders([str(original.parent)])
+    window.start_scan()
+    window.set_keeper_rules(KeeperChain.parse(f"folder={backup}"))
+    qtbot.waitUntil(lambda: not window.controller.running and bool(window.review.groups)
+                    and window.review.groups[0].keeper == str(copy), timeout=60_000)
+    assert window.review.groups[0].keeper_reason == f"kept: in the preferred folder {backup}"

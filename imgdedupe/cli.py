@@ -15,6 +15,12 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import DatabaseError, DecodeError, ImgDedupeError, ScanCancelled, WeightsError
+from .core.groups.keeper_rules import (
+    DEFAULT_CHAIN,
+    KeeperChain,
+    KeeperRulesError,
+    describe_criteria,
+)
 from .core.model import calibration
 from .core.model.registry import BACKBONES
 from .core.records import TIERS, Notice
@@ -78,6 +84,32 @@ def _tiers(text: str) -> tuple[str, ...]:
     return chosen
 
 
+KEEPER_EPILOG = f"""\
+Keeper rules (--keep-rules): which copy of each group is suggested for
+keeping. Each rule keeps the copies it prefers among those still tied; the
+next rule decides between those; a tie on every rule goes to the path's
+order. The rules:
+{describe_criteria()}
+Default: {DEFAULT_CHAIN}
+Each group's JSON "keeper_reason" and the text report say which rules
+decided ("kept: 2x the pixels of IMG_1.jpg").
+
+"""
+
+
+def _keep_rules(text: str) -> KeeperChain:
+    try:
+        chain = KeeperChain.parse(text)
+    except KeeperRulesError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if chain.folder is None:
+        return chain
+    folder = os.path.abspath(os.path.expanduser(chain.folder))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the preferred folder does not exist: {folder}")
+    return chain.with_folder(folder)
+
+
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 100:
@@ -118,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scan", help="find groups of duplicate and similar images in folders",
         description="Walk the folders, embed every image not yet cached, and report groups of "
                     "duplicates. A second scan of an unchanged folder reuses the cache.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=KEEPER_EPILOG + EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     scan.add_argument("paths", nargs="+", metavar="PATH", help="folders (or images) to scan")
     scan.add_argument("--threshold", type=_threshold, default=calibration.DEFAULT_THRESHOLD,
                       metavar="T", help="minimum similarity, 0-100 (default %(default)g)")
@@ -128,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="which tiers to report, comma-separated: exact (the same bytes), "
                            "near_duplicate (the same picture, edited), similar_shot (the same "
                            "scene taken again); default all three")
+    scan.add_argument("--keep-rules", type=_keep_rules, default=DEFAULT_CHAIN, metavar="RULES",
+                      help="how each group's keeper is chosen: rules, comma-separated, best "
+                           "first, from pixels, upright, exif, name, compression, date, "
+                           "folder=DIR, path (see Keeper rules below; default "
+                           f"{DEFAULT_CHAIN})")
     scan.add_argument("--include-hidden", action="store_true",
                       help="also scan hidden files and folders")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -200,6 +237,7 @@ def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # no
         weights=args.weights, device=args.device, threshold=threshold,
         rotations=args.rotations, include_hidden=getattr(args, "include_hidden", False),
         allow_download=args.download_weights,
+        keep_rules=getattr(args, "keep_rules", DEFAULT_CHAIN),
     )
 
 

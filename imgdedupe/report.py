@@ -14,7 +14,9 @@ from .core.records import TIERS, FileError, Group
 from .core.scan.events import ScanResult
 from .core.units import human_size
 
-JSON_FORMAT = 2  # 2: groups have "tier" and "reason"; similar shots suggest no keeper
+# 2: groups have "tier" and "reason"; similar shots suggest no keeper.
+# 3: groups have "keeper_reason", why the keeper was chosen (groups.keeper_rules).
+JSON_FORMAT = 3
 
 TIER_TITLES = {
     "exact": "Exact copies (the same bytes)",
@@ -31,6 +33,12 @@ def suggested_keeper(group: Group) -> str | None:
     return group.keeper if group.deletable else None
 
 
+def keeper_reason(group: Group) -> str | None:
+    """Why the suggested keeper ("kept: 2× the pixels of IMG_1.jpg");
+    None where none is suggested or no rule chose it."""
+    return (group.keeper_reason or None) if suggested_keeper(group) is not None else None
+
+
 def group_to_dict(group: Group) -> dict:
     keeper = suggested_keeper(group)
     return {
@@ -39,6 +47,7 @@ def group_to_dict(group: Group) -> dict:
         "reason": group.reason,
         "reference": group.reference,
         "keeper": keeper,
+        "keeper_reason": keeper_reason(group),
         "members": [
             {
                 "path": m.path,
@@ -148,6 +157,9 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
             number += 1
             keeper = suggested_keeper(group)
             stream.write(f"Group {number}: {len(group.members)} photos, {group.reason}\n")
+            why = keeper_reason(group)
+            if why:
+                stream.write(f"  {printable(why)}\n")
             for m in group.members:
                 mark = "keep" if m.path == keeper else "    "
                 dims = f"{m.width}x{m.height}" if m.width else "?x?"
@@ -176,7 +188,7 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
 
 
 CSV_COLUMNS = ("group", "kind", "tier", "reason", "path", "similarity", "exact", "keeper",
-               "marked_for_deletion", "size", "width", "height")
+               "marked_for_deletion", "size", "width", "height", "keeper_reason")
 
 
 def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
@@ -187,4 +199,5 @@ def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] =
         for m in group.members:
             writer.writerow((number, group.kind, group.tier, group.reason, m.path, m.similarity,
                              int(m.exact), int(m.path == suggested_keeper(group)),
-                             int(m.path in marked), m.size, m.width or "", m.height or ""))
+                             int(m.path in marked), m.size, m.width or "", m.height or "",
+                             keeper_reason(group) or ""))

@@ -99,6 +99,9 @@ class Group:
     keeper: str  # suggested path to keep; only a suggestion
     tier: Tier
     reason: str
+    # Why ``keeper`` was suggested, a sentence ("kept: 2× the pixels of
+    # IMG_1.jpg"), from groups.keeper_rules; "" where no chain chose it.
+    keeper_reason: str = ""
 
     @property
     def reference(self) -> str:

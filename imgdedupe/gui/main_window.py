@@ -41,6 +41,7 @@ from .jobs.errors import WorkerError
 from .jobs.progress_text import ProgressText
 from .jobs.scan_worker import ScanController
 from .jobs.tasks import TaskRunner
+from .keeper.window_keeper import KeeperMixin
 from .review.compare_view import CompareDialog
 from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
@@ -63,7 +64,7 @@ class FolderList(QListWidget):
         super().keyPressEvent(event)
 
 
-class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindow):
+class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixin, QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the grid shows it (for automation)
     groups_shown = Signal()
 
@@ -92,6 +93,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
         self.scans_offered: set[str] = set()  # window_similar
         self.rescan_queued = False
+        self.load_keeper_rules()
         self._build()
         self._connect_controller()
         self._restore_settings()
@@ -214,6 +216,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.undo_hide_action.setEnabled(False)
         self.last_hidden = None
         edit_menu.addAction("Hidden groups…", self.show_hidden_groups)
+        edit_menu.addAction("Keeper rules…", self.edit_keeper_rules)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction("Larger thumbnails", lambda: self.review.zoom(1),
                             QKeySequence.StandardKey.ZoomIn)
@@ -288,7 +291,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         return ScanConfig(roots=tuple(self.folder_paths()), db_path=self.db_path,
                           backbone=self.backbone_box.currentText(),
                           device=self.device_box.currentText(),
-                          threshold=self.threshold_bar.value())
+                          threshold=self.threshold_bar.value(),
+                          keep_rules=self.keeper_rules_for_scan())
 
     def start_scan(self) -> None:
         if self.controller.running or not self.folder_paths():
@@ -406,7 +410,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
 
         removed = frozenset(self.removed)
         self.tasks.run("Regrouping",
-                       lambda: drop_paths(groups_at(graph, threshold, ignore_marks), removed),
+                       lambda: self.with_keepers(
+                           drop_paths(groups_at(graph, threshold, ignore_marks), removed), graph),
                        done, self._on_failed)
 
     def compare(self, members: tuple[Member, ...]) -> None:

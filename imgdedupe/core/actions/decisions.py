@@ -37,31 +37,39 @@ def _in_folder(member: Member, folder: str) -> bool:
 
 
 def best_member(group: Group, rule: Rule, folder: str | None = None) -> Member | None:
-    """The member ``rule`` keeps; ties fall back to the suggested-keeper
-    order so the choice is deterministic. None when IN_FOLDER matches none
-    (IN_FOLDER keeps every member in the folder: see kept_members)."""
+    """The member ``rule`` keeps; ties go to the suggested keeper (the
+    keeper rules' choice, which prefers the original: "the highest
+    resolution" keeps the upright copy, not a turned one of equal pixels),
+    then to a fixed order, so the choice is deterministic. None when
+    IN_FOLDER matches none (IN_FOLDER keeps every member in the folder: see
+    kept_members)."""
     members: Sequence[Member] = group.members
     key: Callable[[Member], tuple]
+
+    def tie(m: Member) -> tuple:
+        return (m.path != group.keeper, *keeper_order_key(m))
+
     if rule is Rule.SUGGESTED:
         return next(m for m in members if m.path == group.keeper)
     if rule is Rule.HIGHEST_RESOLUTION:
-        key = keeper_order_key
+        def key(m: Member) -> tuple:
+            return (-(m.width or 0) * (m.height or 0), *tie(m))
     elif rule is Rule.LARGEST_FILE:
         def key(m: Member) -> tuple:
-            return (-m.size, *keeper_order_key(m))
+            return (-m.size, *tie(m))
     elif rule is Rule.OLDEST:
         def key(m: Member) -> tuple:
-            return (m.mtime_ns, *keeper_order_key(m))
+            return (m.mtime_ns, *tie(m))
     elif rule is Rule.NEWEST:
         def key(m: Member) -> tuple:
-            return (-m.mtime_ns, *keeper_order_key(m))
+            return (-m.mtime_ns, *tie(m))
     else:
         if folder is None:
             raise ValueError("the folder rule needs a folder")
         members = [m for m in members if _in_folder(m, folder)]
         if not members:
             return None
-        key = keeper_order_key
+        key = tie
     return min(members, key=key)
 
 

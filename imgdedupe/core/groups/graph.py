@@ -256,7 +256,9 @@ def drop_paths(groups: Iterable[Group], gone: Collection[str]) -> tuple[Group, .
         members = tuple(m for m in group.members if m.path not in gone)
         if len(members) < 2:
             continue
-        keeper = group.keeper if any(m.path == group.keeper for m in members) \
-            else suggest_keeper(members)
-        kept.append(replace(group, members=members, keeper=keeper))
+        if any(m.path == group.keeper for m in members):
+            kept.append(replace(group, members=members))
+        else:  # the reason spoke of the removed keeper: none until the rules run again
+            kept.append(replace(group, members=members, keeper=suggest_keeper(members),
+                                keeper_reason=""))
     return tuple(kept)

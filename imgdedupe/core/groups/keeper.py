@@ -1,6 +1,9 @@
-"""Which copy to keep: an ordered chain of criteria, like dupeGuru's.
+"""A quick, fixed keeper order from the members' records alone: the
+grouping's tie-break and the keeper a group is first made with.
 
-The engine only *suggests* a keeper; nothing here deletes anything.
+The keeper a user sees is chosen afterwards by the configurable chain of
+groups.keeper_rules (which may read EXIF), on every scan and regroup. The
+engine only *suggests* a keeper; nothing here deletes anything.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from imgdedupe.core.groups.graph import FLOOR_SCORE
+from imgdedupe.core.groups.keeper_rules import DEFAULT_CHAIN, KeeperChain
 from imgdedupe.core.model import calibration
 from imgdedupe.core.pairs.search import IndexParams
 
@@ -27,6 +28,9 @@ class ScanConfig:
     allow_download: bool = False
     bundled_weights_dirs: tuple[str, ...] | None = None  # None: the app's resources/
     index: IndexParams = field(default_factory=IndexParams)
+    # Chooses each group's suggested keeper after grouping; not part of the
+    # scan memo's key: the memo's groups are re-chosen on every replay.
+    keep_rules: KeeperChain = DEFAULT_CHAIN
 
 
 def cache_dir(config: ScanConfig, model_id: str) -> Path:

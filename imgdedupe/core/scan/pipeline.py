@@ -19,13 +19,18 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from imgdedupe.core.errors import ImgDedupeError, raise_if_cancelled
 from imgdedupe.core.groups.contents import PixelSizes
 from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
+from imgdedupe.core.groups.keeper_rules import KeeperChain, choose_keepers
+from imgdedupe.core.groups.orientation import graph_turned_copies
 from imgdedupe.core.images.decode_pool import DecodePool, choose_processes
+from imgdedupe.core.images.photo_facts import FactsCache
 from imgdedupe.core.model import calibration
 from imgdedupe.core.model.backbone import Backbone
 from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_backbone, resolve_device
@@ -36,7 +41,14 @@ from imgdedupe.core.records import FileError, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
 from imgdedupe.core.scan.embed_step import embed_pending, make_missing_pictures
-from imgdedupe.core.scan.events import Event, ExactGroupsReady, Progress, ScanResult, ScanStats
+from imgdedupe.core.scan.events import (
+    Event,
+    ExactGroupsReady,
+    NearExactGroupsReady,
+    Progress,
+    ScanResult,
+    ScanStats,
+)
 from imgdedupe.core.scan.grouping import exact_copy_groups, similarity_graph
 from imgdedupe.core.scan.library import cached_contents, hash_contents, walk_files
 from imgdedupe.core.scan.verify_step import verify_pairs
@@ -89,7 +101,13 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
     gc_enabled = gc.isenabled()
     gc.disable()
     try:
-        yield from _scan(config, roots, store, clock, cancel, backbone, load, gc_enabled)
+        # closing(): a caller that stops early closes _scan (its decode pool)
+        # before the store and the lock below.
+        with closing(_scan(config, roots, store, clock, cancel, backbone, load,
+                           gc_enabled)) as events:
+            facts = FactsCache()  # one read per file for the whole scan's events
+            for event in events:
+                yield _with_keepers(event, config.keep_rules, facts)
     finally:
         if gc_enabled:
             gc.enable()
@@ -101,7 +119,7 @@ def run_scan(config: ScanConfig, cancel: threading.Event | None = None,
 
 def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Clock,
           cancel: threading.Event | None, backbone: Backbone | None,
-          load: BackboneLoader | None, gc_enabled: bool) -> Iterator[Event]:
+          load: BackboneLoader | None, gc_enabled: bool) -> Generator[Event, None, None]:
     errors: list[FileError] = []
     notices: list[Notice] = []
 
@@ -236,6 +254,22 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     )
     yield ScanResult(groups, tuple(errors), stats, tuple(notices), name, model_id,
                      config.threshold, graph, ignore_marks)
+
+
+def _with_keepers(event: Event, chain: KeeperChain, facts: FactsCache) -> Event:
+    """Every group a scan announces, with the keeper ``chain`` chooses and
+    why. After the memo: a replay's groups are chosen again, so a new chain
+    needs no rescan."""
+    if isinstance(event, ScanResult):
+        started = time.perf_counter()
+        turned = graph_turned_copies(event.graph, event.groups)
+        groups = choose_keepers(event.groups, chain, facts, turned)
+        # Reading EXIF for the groups' members is the scan's last cost: shown.
+        timings = {**event.stats.timings, "keepers": round(time.perf_counter() - started, 4)}
+        return replace(event, groups=groups, stats=replace(event.stats, timings=timings))
+    if isinstance(event, (ExactGroupsReady, NearExactGroupsReady)):
+        return replace(event, groups=choose_keepers(event.groups, chain, facts))
+    return event
 
 
 def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], name: str,

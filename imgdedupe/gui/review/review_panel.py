@@ -302,8 +302,11 @@ class ReviewPanel(QWidget):
                                f"{hidden:,} group(s) of hidden kinds" if not total else "")
             return
         row = self.group_list.currentIndex().row() + 1
+        # Why the ★ copy: only where a keeper is suggested (not similar shots).
+        why = f"<br>★ {escape(printable(group.keeper_reason))}" if group.deletable and \
+            group.keeper_reason else ""
         self.title.setText(f"<b>Group {row} of {total}</b> · <b>{TIER_LABELS[group.tier]}</b>"
-                           f" · {escape(group.reason)}<br>{group_summary(group)}")
+                           f" · {escape(group.reason)}<br>{group_summary(group)}{why}")
         self.title.setToolTip(TIER_TIPS[group.tier])
 
     # -- decisions ---------------------------------------------------------------

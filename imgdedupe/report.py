@@ -14,7 +14,9 @@ from .core.records import TIERS, FileError, Group
 from .core.scan.events import ScanResult
 from .core.units import human_size
 
-JSON_FORMAT = 2  # 2: groups have "tier" and "reason"; similar shots suggest no keeper
+# 2: groups have "tier" and "reason"; similar shots suggest no keeper.
+# 3: each member lists its "companions" (path, kind, size): they move with it.
+JSON_FORMAT = 3
 
 TIER_TITLES = {
     "exact": "Exact copies (the same bytes)",
@@ -50,6 +52,8 @@ def group_to_dict(group: Group) -> dict:
                 "width": m.width,
                 "height": m.height,
                 "mtime_ns": m.mtime_ns,
+                "companions": [{"path": c.path, "kind": c.kind, "size": c.size}
+                               for c in m.companions],
             }
             for m in group.members
         ],
@@ -154,6 +158,9 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
                 exact = "exact" if m.exact else "     "
                 stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
                              f"{human_size(m.size):>9}  {printable(m.path)}\n")
+                for c in m.companions:  # they go wherever their photo goes
+                    stream.write(f"{'':27}+ {c.label:<5}  {human_size(c.size):>9}  "
+                                 f"{printable(c.path)}\n")
             stream.write("\n")
     if result.errors:
         stream.write(f"{len(result.errors)} file(s) could not be used:\n")

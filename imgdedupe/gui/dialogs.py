@@ -43,8 +43,11 @@ def show_error(parent: QWidget | None, error: WorkerError) -> QMessageBox:
 
 
 def deletion_summary(members: Sequence[Member]) -> str:
-    total = sum(m.size for m in members)
-    return f"{len(members)} file{'s' if len(members) != 1 else ''} ({human_size(total)})"
+    """"3 files and 2 companion files (12.4 MB)": companions move and count too."""
+    total = sum(m.size_with_companions for m in members)
+    extra = sum(len(m.companions) for m in members)
+    also = f" and {extra} companion file{'s' if extra != 1 else ''}" if extra else ""
+    return f"{len(members)} file{'s' if len(members) != 1 else ''}{also} ({human_size(total)})"
 
 
 def confirm_delete(parent: QWidget | None, members: Sequence[Member],

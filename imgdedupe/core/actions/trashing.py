@@ -42,8 +42,8 @@ from imgdedupe.core.units import human_size
 
 __all__ = [
     "ActionError", "UnsafeActionError", "SeenFile", "Keeper", "Deletion", "DeletionPlan",
-    "Outcome", "BatchResult", "Status", "plan_deletions", "trash_files", "recover", "undo",
-    "history",
+    "Outcome", "BatchResult", "Status", "plan_deletions", "trash_files",
+    "recover", "undo", "history",  # from actions.undoing
     "FreedesktopTrash", "FolderTrash", "default_trash", "TrashBackend", "TrashError",
     "CrossDeviceError"]
 

@@ -183,15 +183,17 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
 
 
 CSV_COLUMNS = ("group", "kind", "tier", "reason", "path", "similarity", "exact", "keeper",
-               "marked_for_deletion", "size", "width", "height")
+               "marked_for_deletion", "size", "width", "height", "companions")
 
 
 def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
-    """One row per member; ``group`` numbers rows of the same group from 1."""
+    """One row per member; ``group`` numbers rows of the same group from 1.
+    ``companions``: the member's companion files, one path a line."""
     writer = csv.writer(stream)
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(groups, 1):
         for m in group.members:
             writer.writerow((number, group.kind, group.tier, group.reason, m.path, m.similarity,
                              int(m.exact), int(m.path == suggested_keeper(group)),
-                             int(m.path in marked), m.size, m.width or "", m.height or ""))
+                             int(m.path in marked), m.size, m.width or "", m.height or "",
+                             "\n".join(c.path for c in m.companions)))

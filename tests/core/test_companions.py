@@ -3,6 +3,7 @@ and restored with it as one unit."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -20,7 +21,7 @@ from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import ScanResult, ScanStats
 from imgdedupe.core.scan.pipeline import run_scan
 from imgdedupe.core.storage.store import Store
-from imgdedupe.report import JSON_FORMAT, result_to_dict, write_text
+from imgdedupe.report import JSON_FORMAT, result_to_dict, write_csv, write_text
 
 FOLDER = "/lib/2024"
 
@@ -201,6 +202,11 @@ def test_json_lists_each_members_companions_and_text_shows_them(
     at = next(n for n, line in enumerate(lines) if line.endswith(str(paths["jpeg"])))
     assert "+ RAW" in lines[at + 1] and lines[at + 1].endswith(str(paths["raw"]))
     assert "+ XMP" in lines[at + 2] and lines[at + 2].endswith(str(paths["xmp"]))
+    exported = io.StringIO()
+    write_csv(result.groups, exported)
+    rows = list(csv.DictReader(io.StringIO(exported.getvalue())))
+    assert [r["companions"].splitlines() for r in rows] == [
+        [], [str(paths["raw"]), str(paths["xmp"])]]
 
 
 # -- trash and undo as one unit ----------------------------------------------

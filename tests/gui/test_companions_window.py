@@ -63,7 +63,7 @@ def test_a_card_shows_its_companions_badge_and_the_tooltip_names_them(
     with_companions, without = model.index(0), model.index(1)
     assert companion_badge(group.members[0]) == "+RAW +XMP"
     tip = with_companions.data(Qt.ItemDataRole.ToolTipRole)
-    assert "IMG_1.CR2 (RAW, 25.0 MB)" in tip and "IMG_1.xmp (XMP" in tip
+    assert f"IMG_1.CR2 (RAW, {human_size(25_000_000)})" in tip and "IMG_1.xmp (XMP" in tip
     assert without.data(Qt.ItemDataRole.ToolTipRole) == "/q/IMG_1.JPG"
     delegate = window.review.delegate
     size = cell_size(delegate.thumbnail_px)

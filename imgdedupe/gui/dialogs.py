@@ -53,14 +53,18 @@ def deletion_summary(members: Sequence[Member]) -> str:
 def confirm_delete(parent: QWidget | None, members: Sequence[Member],
                    trash_name: str) -> bool:
     """Ask before moving files; the summary names N files and X MB."""
-    shown = "\n".join(printable(m.path) for m in members[:8])
+    shown = "\n".join(printable(m.path) + "".join(f"\n  + {printable(c.path)}"
+                                                  for c in m.companions)
+                       for m in members[:8])
     more = f"\n… and {len(members) - 8} more" if len(members) > 8 else ""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Move to trash")
     box.setText(f"Move {deletion_summary(members)} to {printable(trash_name)}?")
-    box.setInformativeText("Every group keeps at least one image. You can undo this "
-                           "with Edit ▸ Undo.")
+    companions = "" if not any(m.companions for m in members) else (
+        " Each photo's companion files (RAW, sidecars, Live Photo video) go with it.")
+    box.setInformativeText("Every group keeps at least one image." + companions
+                           + " You can undo this with Edit ▸ Undo.")
     box.setDetailedText(shown + more)
     move = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)

@@ -127,3 +127,20 @@ def test_a_jpeg_with_its_raw_and_sidecar_is_trashed_and_undone_as_one(
         window.undo_last()
     assert {k: p.read_bytes() for k, p in paths.items()} == before
     assert list((trash_home / "files").iterdir()) == []
+
+
+def test_the_confirmation_names_the_companions_that_go_along(qtbot, monkeypatch) -> None:  # noqa: ANN001
+    from PySide6.QtWidgets import QMessageBox
+
+    from imgdedupe.gui import dialogs
+
+    boxes: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: boxes.append(
+        (box.text(), box.informativeText(), box.detailedText())) or 0)
+    member = _handmade_group().members[0]
+    assert dialogs.confirm_delete(None, [member], "the trash") is False
+    [(text, informative, details)] = boxes
+    assert text.startswith("Move 1 file and 2 companion files (")
+    assert human_size(30_004_000) in text
+    assert "companion files (RAW, sidecars, Live Photo video) go with it" in informative
+    assert details.splitlines() == ["/p/IMG_1.JPG", "  + /p/IMG_1.CR2", "  + /p/IMG_1.xmp"]

@@ -267,7 +267,10 @@ def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservin
     before it moves and 'done' (with its trash path) or 'failed' after. A
     file that changed since the scan, or whose group has no unchanged
     keeper in the library (or any keeper that changed), is refused; the
-    rest go on. Database errors propagate (the journal must not be skipped).
+    rest go on. A moved photo's companions follow it, each journalled the
+    same way; one that changed or vanished stays and is reported as
+    ``companion_modified``, ``companion_missing``... Database errors
+    propagate (the journal must not be skipped).
     """
     with ActionLock(store.path, lock_wait_s):
         return _trash_files(store, plan, trash, description, cancel)
@@ -386,5 +389,3 @@ def _move_one(store: Store, row: int, path: str,
         return Outcome(path, "moved", "no_trash_path", note)
     store.journal_set(row, "done", trash_path=destination)
     return Outcome(path, "moved", trash_path=destination)
-
-

@@ -15,7 +15,8 @@ from .core.scan.events import ScanResult
 from .core.units import human_size
 
 # 2: groups have "tier" and "reason"; similar shots suggest no keeper.
-# 3: groups have "keeper_reason", why the keeper was chosen (groups.keeper_rules).
+# 3: groups have "keeper_reason", why the keeper was chosen (groups.keeper_rules),
+#    and each member lists its "companions" (path, kind, size): they move with it.
 JSON_FORMAT = 3
 
 TIER_TITLES = {
@@ -59,6 +60,8 @@ def group_to_dict(group: Group) -> dict:
                 "width": m.width,
                 "height": m.height,
                 "mtime_ns": m.mtime_ns,
+                "companions": [{"path": c.path, "kind": c.kind, "size": c.size}
+                               for c in m.companions],
             }
             for m in group.members
         ],
@@ -166,6 +169,9 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
                 exact = "exact" if m.exact else "     "
                 stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
                              f"{human_size(m.size):>9}  {printable(m.path)}\n")
+                for c in m.companions:  # they go wherever their photo goes
+                    stream.write(f"{'':27}+ {c.label:<5}  {human_size(c.size):>9}  "
+                                 f"{printable(c.path)}\n")
             stream.write("\n")
     if result.errors:
         stream.write(f"{len(result.errors)} file(s) could not be used:\n")
@@ -188,11 +194,13 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
 
 
 CSV_COLUMNS = ("group", "kind", "tier", "reason", "path", "similarity", "exact", "keeper",
-               "marked_for_deletion", "size", "width", "height", "keeper_reason")
+               "marked_for_deletion", "size", "width", "height", "keeper_reason",
+               "companions")
 
 
 def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] = ()) -> None:
-    """One row per member; ``group`` numbers rows of the same group from 1."""
+    """One row per member; ``group`` numbers rows of the same group from 1.
+    ``companions``: the member's companion files, one path a line."""
     writer = csv.writer(stream)
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(groups, 1):
@@ -200,4 +208,5 @@ def write_csv(groups: Sequence[Group], stream: TextIO, marked: Collection[str] =
             writer.writerow((number, group.kind, group.tier, group.reason, m.path, m.similarity,
                              int(m.exact), int(m.path == suggested_keeper(group)),
                              int(m.path in marked), m.size, m.width or "", m.height or "",
-                             keeper_reason(group) or ""))
+                             keeper_reason(group) or "",
+                             "\n".join(c.path for c in m.companions)))

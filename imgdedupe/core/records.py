@@ -59,9 +59,34 @@ class FileError:
     detail: str
 
 
+# What a companion file is to its photo (files.companions): a sidecar of
+# the same name (.xmp, .aae, .thm), the camera's RAW beside its JPEG or
+# HEIC, or the video of a Live Photo.
+CompanionKind = Literal["sidecar", "raw", "live_photo"]
+
+
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A file that travels with a photo: counted, trashed and restored with it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    kind: CompanionKind
+
+    @property
+    def label(self) -> str:
+        """A short tag for a badge: "XMP", "AAE", "THM", "RAW" or "LIVE"."""
+        if self.kind == "raw":
+            return "RAW"
+        if self.kind == "live_photo":
+            return "LIVE"
+        return self.path.rpartition(".")[2].upper()
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One image inside a group."""
+    """One image inside a group, with its companion files."""
 
     path: str
     similarity: float  # to the reference, 0-100 on the calibrated scale
@@ -70,6 +95,12 @@ class Member:
     width: int | None
     height: int | None
     mtime_ns: int
+    companions: tuple[Companion, ...] = ()
+
+    @property
+    def size_with_companions(self) -> int:
+        """The bytes moving this photo to the trash frees."""
+        return self.size + sum(c.size for c in self.companions)
 
     @property
     def exact(self) -> bool:

@@ -43,21 +43,28 @@ def show_error(parent: QWidget | None, error: WorkerError) -> QMessageBox:
 
 
 def deletion_summary(members: Sequence[Member]) -> str:
-    total = sum(m.size for m in members)
-    return f"{len(members)} file{'s' if len(members) != 1 else ''} ({human_size(total)})"
+    """"3 files and 2 companion files (12.4 MB)": companions move and count too."""
+    total = sum(m.size_with_companions for m in members)
+    extra = sum(len(m.companions) for m in members)
+    also = f" and {extra} companion file{'s' if extra != 1 else ''}" if extra else ""
+    return f"{len(members)} file{'s' if len(members) != 1 else ''}{also} ({human_size(total)})"
 
 
 def confirm_delete(parent: QWidget | None, members: Sequence[Member],
                    trash_name: str) -> bool:
     """Ask before moving files; the summary names N files and X MB."""
-    shown = "\n".join(printable(m.path) for m in members[:8])
+    shown = "\n".join(printable(m.path) + "".join(f"\n  + {printable(c.path)}"
+                                                  for c in m.companions)
+                       for m in members[:8])
     more = f"\n… and {len(members) - 8} more" if len(members) > 8 else ""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Move to trash")
     box.setText(f"Move {deletion_summary(members)} to {printable(trash_name)}?")
-    box.setInformativeText("Every group keeps at least one image. You can undo this "
-                           "with Edit ▸ Undo.")
+    companions = "" if not any(m.companions for m in members) else (
+        " Each photo's companion files (RAW, sidecars, Live Photo video) go with it.")
+    box.setInformativeText("Every group keeps at least one image." + companions
+                           + " You can undo this with Edit ▸ Undo.")
     box.setDetailedText(shown + more)
     move = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)

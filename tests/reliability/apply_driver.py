@@ -4,7 +4,8 @@ Usage: apply_driver.py SPEC.json. The spec holds the database, the trash
 (freedesktop under ``data_home``, or a FolderTrash at ``folder_root``), the
 groups as the scan saw them and the marked paths. With ``kill`` =
 {"point": P, "at": N} the process SIGKILLs itself the N-th time it reaches
-P; without it the test kills it from outside after a delay. It prints
+P; without it the test kills it from outside after a delay. A member
+may list its "companions" (path, size, mtime_ns, kind): they move with it. It prints
 "go" just before the batch starts, so delays count from there.
 """
 
@@ -18,6 +19,7 @@ import sys
 from imgdedupe.core.actions import trash_backends as trash
 from imgdedupe.core.actions import trashing as actions
 from imgdedupe.core.actions.trashing import FolderTrash, FreedesktopTrash, SeenFile, plan_deletions
+from imgdedupe.core.records import Companion, Member
 from imgdedupe.core.storage.store import Store
 
 
@@ -77,7 +79,7 @@ def main() -> None:
 
     if spec.get("volume"):  # FolderTrash goes to the top of this "filesystem"
         trash.mount_point = lambda path: spec["volume"]
-    groups = [[SeenFile(**m) for m in group] for group in spec["groups"]]
+    groups = [[_member(m) for m in group] for group in spec["groups"]]
     plan = plan_deletions(groups, set(spec["marked"]))
     if spec.get("data_home"):
         backend = FreedesktopTrash(spec["data_home"])
@@ -87,6 +89,16 @@ def main() -> None:
         print("go", flush=True)
         result = actions.trash_files(store, plan, backend, description="crash test")
     print(json.dumps({"moved": len(result.with_status("moved"))}), flush=True)
+
+
+def _member(m: dict) -> SeenFile | Member:
+    """A member as the scan saw it; one with companions is a Member (they
+    move with it, test_crash_companions.py)."""
+    companions = m.pop("companions", None)
+    if not companions:
+        return SeenFile(**m)
+    return Member(m["path"], 100.0, None, m["size"], None, None, m["mtime_ns"],
+                  tuple(Companion(**c) for c in companions))
 
 
 if __name__ == "__main__":

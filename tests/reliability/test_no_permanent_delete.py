@@ -38,7 +38,7 @@ _IMPORTED = {("os", "remove"), ("os", "unlink"), ("os", "rmdir"), ("os", "remove
 # Every place allowed to remove something, and what it removes. A new one
 # must be added here, by name, with its reason: never a photo.
 ALLOWED = {
-    ("core/actions/trashing.py", "_remove_trashinfo_of", "os.unlink"):
+    ("core/actions/undoing.py", "_remove_trashinfo_of", "os.unlink"):
         "a .trashinfo that imgdedupe wrote for a move that never happened or was undone",
     ("core/actions/trash_backends.py", "_MoveReservation.release", "os.unlink"):
         "the .trashinfo this reservation wrote, when its move failed",

@@ -1,11 +1,14 @@
-"""Safe deletion: plan, move to a trash, journal, recover, undo.
+"""Safe deletion: plan, move to a trash, journal; recover and undo are in
+actions.undoing (and importable from here).
 
 Nothing here deletes a file: "delete" means a move to a trash backend
 (see ``actions.trash_backends``), recorded in the database before and after the move,
 so every move can be undone and a crash never hides where a file went.
 Each file is checked against what the scan saw just before it moves, and
 a group never loses its last copy: that rule is enforced here on disk, not
-only in the window.
+only in the window. A photo's companion files (files.companions: its
+sidecars, its RAW, its Live Photo video) move right after it, as rows of
+the same journalled batch, so one undo puts them all back.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import threading
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
+from imgdedupe.core.actions.outcomes import BatchResult, Outcome, Status, lstat_or_none
 from imgdedupe.core.actions.trash_backends import (
     CrossDeviceError,
     FolderTrash,
@@ -27,19 +30,20 @@ from imgdedupe.core.actions.trash_backends import (
     TrashBackend,
     TrashError,
     default_trash,
-    move_no_replace,
 )
+from imgdedupe.core.actions.undoing import history, recover, undo
 from imgdedupe.core.errors import DecodeError, ImgDedupeError, cancelled
 from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.files.walk import outside_library
 from imgdedupe.core.records import FileLike
 from imgdedupe.core.storage.dblock import ActionLock
-from imgdedupe.core.storage.store import BatchRow, JournalRow, Store
+from imgdedupe.core.storage.store import Store
 from imgdedupe.core.units import human_size
 
 __all__ = [
     "ActionError", "UnsafeActionError", "SeenFile", "Keeper", "Deletion", "DeletionPlan",
-    "Outcome", "BatchResult", "plan_deletions", "trash_files", "recover", "undo", "history",
+    "Outcome", "BatchResult", "Status", "plan_deletions", "trash_files",
+    "recover", "undo", "history",  # from actions.undoing
     "FreedesktopTrash", "FolderTrash", "default_trash", "TrashBackend", "TrashError",
     "CrossDeviceError"]
 
@@ -70,21 +74,6 @@ def _seen(item: FileLike) -> SeenFile:
     return SeenFile(item.path, item.size, item.mtime_ns, getattr(item, "content_hash", None))
 
 
-Status = Literal["moved", "refused", "failed", "restored"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one file. ``code`` is stable (for tests and JSON),
-    ``reason`` a sentence for the user."""
-
-    path: str
-    status: Status
-    code: str = ""
-    reason: str = ""
-    trash_path: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Keeper:
     """A copy a group keeps, as the scan saw it. ``same_bytes``: a byte
@@ -103,6 +92,9 @@ class Deletion:
     # trash, hidden or system folder) and not the same file, when it moves;
     # and no keeper of the group may have changed.
     keepers: tuple[tuple[Keeper, ...], ...]
+    # Its companion files (files.companions), as the scan saw them: they
+    # move right after it, in the same batch, and only if it moved.
+    companions: tuple[SeenFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,28 +104,27 @@ class DeletionPlan:
 
     @property
     def files(self) -> int:
+        """The marked photos to move (their companions not counted)."""
         return len(self.deletions)
 
     @property
+    def companion_files(self) -> int:
+        return sum(len(d.companions) for d in self.deletions)
+
+    @property
     def total_bytes(self) -> int:
-        return sum(d.file.size for d in self.deletions)
+        """What the move frees: the photos and their companions."""
+        return sum(d.file.size + sum(c.size for c in d.companions) for d in self.deletions)
 
     def summary(self) -> str:
         """One line for the confirmation dialog."""
-        text = (f"Move {self.files} file{'s' if self.files != 1 else ''} "
+        extra = self.companion_files
+        also = f" and {extra} companion file{'s' if extra != 1 else ''}" if extra else ""
+        text = (f"Move {self.files} file{'s' if self.files != 1 else ''}{also} "
                 f"({human_size(self.total_bytes)}) to the trash")
         if self.refused:
             text += f"; {len(self.refused)} marked file(s) will be kept (see the reasons)"
         return text
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    batch_id: int | None  # None when nothing was attempted
-    outcomes: tuple[Outcome, ...]
-
-    def with_status(self, status: Status) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == status]
 
 
 # -- planning ---------------------------------------------------------------
@@ -150,6 +141,7 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
     marked = set(marked_paths)
     keepers_of: dict[str, list[tuple[Keeper, ...]]] = {}
     seen_of: dict[str, SeenFile] = {}
+    companions_of: dict[str, tuple[SeenFile, ...]] = {}
     for group in groups:
         raw: list[FileLike] = list(getattr(group, "members", group))  # type: ignore[call-overload]
         members = [_seen(m) for m in raw]
@@ -158,9 +150,12 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
             raise UnsafeActionError(
                 f"every file of the group of {members[0].path!r} is marked for deletion; "
                 "keep at least one")
-        for m, copy_set in zip(members, copy_sets, strict=True):
+        for m, copy_set, item in zip(members, copy_sets, raw, strict=True):
             if m.path not in marked:
                 continue
+            companions = getattr(item, "companions", ())
+            if companions:
+                companions_of[m.path] = tuple(_seen(c) for c in companions)
             kept = tuple(Keeper(k, copy_set is not None and other == copy_set)
                          for k, other in zip(members, copy_sets, strict=True)
                          if k.path not in marked)
@@ -173,7 +168,8 @@ def plan_deletions(groups: Iterable[object], marked_paths: Collection[str]) -> D
             refused.append(Outcome(path, "refused", "not_in_group",
                                    "it is not in any group on show"))
             continue
-        deletion = Deletion(seen_of[path], tuple(keepers_of[path]))
+        deletion = Deletion(seen_of[path], tuple(keepers_of[path]),
+                            companions_of.get(path, ()))
         try:
             here = os.lstat(path)
         except OSError:
@@ -271,7 +267,10 @@ def trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservin
     before it moves and 'done' (with its trash path) or 'failed' after. A
     file that changed since the scan, or whose group has no unchanged
     keeper in the library (or any keeper that changed), is refused; the
-    rest go on. Database errors propagate (the journal must not be skipped).
+    rest go on. A moved photo's companions follow it, each journalled the
+    same way; one that changed or vanished stays and is reported as
+    ``companion_modified``, ``companion_missing``... Database errors
+    propagate (the journal must not be skipped).
     """
     with ActionLock(store.path, lock_wait_s):
         return _trash_files(store, plan, trash, description, cancel)
@@ -300,8 +299,30 @@ def _trash_files(store: Store, plan: DeletionPlan, trash: TrashBackend | Reservi
             batch_id = store.begin_batch(description)
         row = store.journal_pending(batch_id, seen.path, seen.size, seen.mtime_ns,
                                     seen.content_hash)
-        outcomes.append(_move_one(store, row, seen.path, trash))
+        outcome = _move_one(store, row, seen.path, trash)
+        outcomes.append(outcome)
+        if outcome.status == "moved":
+            outcomes += _move_companions(store, batch_id, seen.path, deletion.companions, trash)
     return BatchResult(batch_id, tuple(outcomes))
+
+
+def _move_companions(store: Store, batch_id: int, photo: str, companions: tuple[SeenFile, ...],
+                     trash: TrashBackend | ReservingBackend) -> list[Outcome]:
+    """Move a moved photo's companions, each journalled like the photo. One
+    that vanished or changed since the scan stays (a changed sidecar may
+    hold edits made since) and is reported; the others still move."""
+    outcomes = []
+    for companion in companions:
+        checked = _verify(companion)
+        if not isinstance(checked, os.stat_result):
+            code, reason = checked
+            outcomes.append(Outcome(companion.path, "refused", f"companion_{code}",
+                                    f"companion of {photo!r}, left in place: {reason}"))
+            continue
+        row = store.journal_pending(batch_id, companion.path, companion.size,
+                                    companion.mtime_ns, None)
+        outcomes.append(_move_one(store, row, companion.path, trash))
+    return outcomes
 
 
 def _with_cached_hash(store: Store, seen: SeenFile) -> SeenFile:
@@ -326,7 +347,7 @@ class _KeeperCheck:
         path = keeper.file.path
         before = self._verified.get(path)
         if before is not None:
-            now = _lstat(path)
+            now = lstat_or_none(path)
             if now is not None and (now.st_ino, now.st_size, now.st_mtime_ns) == (
                     before.st_ino, before.st_size, before.st_mtime_ns):
                 return now
@@ -368,133 +389,3 @@ def _move_one(store: Store, row: int, path: str,
         return Outcome(path, "moved", "no_trash_path", note)
     store.journal_set(row, "done", trash_path=destination)
     return Outcome(path, "moved", trash_path=destination)
-
-
-# -- crash recovery, undo, history ------------------------------------------
-def recover(store: Store) -> list[Outcome]:
-    """Settle journal rows left 'pending' by a crash; call at start-up.
-
-    Still at its original path: not moved ('failed'). Gone and found where
-    the trash said it would go: 'done'. Gone and not found: 'unknown'.
-    """
-    settled: list[Outcome] = []
-    for row in store.journal_rows(states=("pending",)):
-        original = _lstat(row.path)
-        expected = _lstat(row.expected_path) if row.expected_path else None
-        moved = (expected is not None and expected.st_size == row.size
-                 and (original is None or original.st_ino != expected.st_ino))
-        if moved:
-            assert row.expected_path is not None
-            store.journal_set(row.row_id, "done", row.expected_path,
-                              "recovered after an interruption")
-            settled.append(Outcome(row.path, "moved", "recovered", trash_path=row.expected_path))
-        elif original is not None:
-            reason = "interrupted before the move; the file was not moved"
-            store.journal_set(row.row_id, "failed", reason=reason)
-            if row.expected_path and expected is None:
-                _remove_trashinfo_of(row.expected_path)  # a name reserved, never used
-            settled.append(Outcome(row.path, "failed", "not_moved", reason))
-        else:
-            where = repr(row.expected_path) if row.expected_path else "an unrecorded place"
-            reason = (f"interrupted: the file left {row.path!r} but is not at {where}; "
-                      "look for it in the system trash")
-            store.journal_set(row.row_id, "unknown", reason=reason)
-            settled.append(Outcome(row.path, "failed", "unknown", reason))
-    return settled
-
-
-def _lstat(path: str | None) -> os.stat_result | None:
-    if path is None:
-        return None
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
-
-
-def _remove_trashinfo_of(trash_path: str) -> None:
-    # The freedesktop spec pairs files/NAME with info/NAME.trashinfo;
-    # a stale info file would show a ghost entry in the desktop's trash.
-    directory, name = os.path.split(trash_path)
-    if os.path.basename(directory) == "files":
-        info = os.path.join(os.path.dirname(directory), "info", name + ".trashinfo")
-        try:
-            os.unlink(info)
-        except FileNotFoundError:
-            pass
-
-
-def undo(store: Store, batch_id: int | None = None, *,
-         lock_wait_s: float | None = None) -> BatchResult:
-    """Move the files of a batch back to their original paths: ``batch_id``
-    (any batch, not only the newest) or by default the newest batch with a
-    file that can be put back now. Never overwrites anything that now sits
-    there; such files stay in the trash, with the reason, and the rest of
-    the batch is restored. A file restored or emptied by other means
-    (gone from the trash) is settled, so it never blocks a later undo.
-    Holds the library's action lock (see trash_files)."""
-    with ActionLock(store.path, lock_wait_s):
-        recover(store)
-        if batch_id is None:
-            # The newest batch with a file to put back; failing that, the
-            # newest with files still in the trash, to say why they stay.
-            pending = [b.batch_id for b in store.batches() if b.states.get("done")]
-            batch_id = next((n for n in pending if any(
-                _restorable(row) for row in store.journal_rows(n, ("done",)))),
-                pending[0] if pending else None)
-            if batch_id is None:
-                return BatchResult(None, ())
-        # Read under the lock: another process's undo has finished with it.
-        outcomes = [_undo_one(store, row) for row in store.journal_rows(batch_id, ("done",))]
-        return BatchResult(batch_id, tuple(outcomes))
-
-
-def _restorable(row: JournalRow) -> bool:
-    """Whether undo could put this 'done' file back right now."""
-    if row.trash_path is None or os.path.lexists(row.path):
-        return False
-    there = _lstat(row.trash_path)
-    return there is not None and stat.S_ISREG(there.st_mode) and (
-        there.st_size, there.st_mtime_ns) == (row.size, row.mtime_ns)
-
-
-def _undo_one(store: Store, row: JournalRow) -> Outcome:
-    def refuse(code: str, reason: str, status: Status = "refused",
-               state: str = "done") -> Outcome:
-        store.journal_set(row.row_id, state, row.trash_path, reason)
-        return Outcome(row.path, status, code, reason, row.trash_path)
-
-    if row.trash_path is None:
-        return refuse("unknown_place", "imgdedupe does not know where the trash put it; "
-                      f"restore {row.path!r} from the system trash", state="unknown")
-    there = _lstat(row.trash_path)
-    if there is None:
-        back = _lstat(row.path)
-        if back is not None and (back.st_size, back.st_mtime_ns) == (row.size, row.mtime_ns):
-            return refuse("restored_elsewhere", "it was already put back (from the system "
-                          "trash, or by hand)", state="undone")
-        return refuse("not_in_trash", f"it is no longer in the trash: expected at "
-                      f"{row.trash_path!r} (emptied, or restored elsewhere)", state="unknown")
-    if not stat.S_ISREG(there.st_mode) or (there.st_size, there.st_mtime_ns) != (
-            row.size, row.mtime_ns):
-        return refuse("trash_changed", f"the file at {row.trash_path!r} is not the one moved; "
-                      "it was left there", state="unknown")
-    if os.path.lexists(row.path):
-        return refuse("exists", f"something now exists at {row.path!r}; it was not "
-                      "overwritten (move it away and undo again)")
-    try:
-        os.makedirs(os.path.dirname(row.path), exist_ok=True)
-        move_no_replace(row.trash_path, row.path)
-    except FileExistsError:
-        return refuse("exists", f"something appeared at {row.path!r}; it was not overwritten")
-    except (OSError, TrashError) as exc:
-        return refuse("move_failed", str(exc), "failed")
-    _remove_trashinfo_of(row.trash_path)
-    store.journal_set(row.row_id, "undone", row.trash_path)
-    return Outcome(row.path, "restored", trash_path=row.trash_path)
-
-
-def history(store: Store, limit: int | None = 20) -> list[BatchRow]:
-    """Batches for an undo menu, newest first. A batch can be undone while
-    ``states.get('done')`` is non-zero."""
-    return store.batches(limit)

@@ -13,16 +13,25 @@ never groups, however high its cosine: two watches are not duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from imgdedupe.core.files.companions import with_companions
 from imgdedupe.core.groups.contents import Content, ContentTable
 from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
 from imgdedupe.core.groups.stars import greedy_star_groups, linked_groups
 from imgdedupe.core.model import calibration
-from imgdedupe.core.records import FileLike, Group, IgnoreMark, ImageFile, Member, Tier
+from imgdedupe.core.records import (
+    Companion,
+    FileLike,
+    Group,
+    IgnoreMark,
+    ImageFile,
+    Member,
+    Tier,
+)
 from imgdedupe.core.verify.tiers import NEAR_DUPLICATE, SAME_GROUP, SIMILAR_SHOT
 
 # The lowest similarity the slider offers. Pairs are kept, and verified,
@@ -47,7 +56,9 @@ class SimilarityGraph:
     rotation-aware scores, all >= the cosine of ``floor_score``; ``tiers``
     their verdicts (verify.tiers codes: 2 near_duplicate, 1 similar_shot,
     0 not the same picture, -1 not verified, 3 joined by verified ones) with
-    ``reasons`` in words; ``moments``: each content's capture time."""
+    ``reasons`` in words; ``moments``: each content's capture time;
+    ``companions``: each photo's companion files (files.companions), given
+    to its members. Found afresh by every scan, so never memoised."""
 
     backbone: str
     contents: ContentTable
@@ -57,6 +68,7 @@ class SimilarityGraph:
     reasons: tuple[str, ...]  # (M,)
     moments: np.ndarray  # (len(contents),) float64: EXIF capture times, NaN unknown
     floor_score: float = FLOOR_SCORE
+    companions: Mapping[str, tuple[Companion, ...]] = field(default_factory=dict)
 
     def pair_scores(self) -> np.ndarray:
         """Every kept pair's similarity on the 0-100 scale (for a histogram)."""
@@ -104,7 +116,7 @@ def groups_at(graph: SimilarityGraph, threshold: float,
     grouped = {m.path for g in groups for m in g.members}
     groups += [g for g in exact_groups(graph.contents.copied()) if g.members[0].path not in grouped]
     groups.sort(key=lambda g: (g.members[0].path, g.kind))
-    return tuple(groups)
+    return with_companions(groups, graph.companions)
 
 
 def exact_groups(contents: Iterable[Content]) -> list[Group]:

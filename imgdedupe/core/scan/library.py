@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from operator import attrgetter
 
 from imgdedupe.core.errors import DecodeError, raise_if_cancelled
+from imgdedupe.core.files.companions import Companions, companions_on_disk
 from imgdedupe.core.files.hashing import content_hash
 from imgdedupe.core.files.walk import walk_batches
 from imgdedupe.core.records import FileError, ImageFile
@@ -42,6 +43,16 @@ def walk_files(config: ScanConfig, roots: tuple[str, ...], errors: list[FileErro
     raise_if_cancelled(cancel)
     yield Progress("walk", len(files), len(files))
     return files
+
+
+def set_companions_apart(files: list[ImageFile]) -> tuple[list[ImageFile], Companions]:
+    """The photos to scan, and each one's companion files. A RAW beside its
+    own JPEG or HEIC is that photo's companion, not a photo: it is left
+    out of the scan, so the two are never offered as duplicates."""
+    companions = companions_on_disk([f.path for f in files])
+    if companions.absorbed:
+        files = [f for f in files if f.path not in companions.absorbed]
+    return files, companions
 
 
 def hash_contents(config: ScanConfig, store: Store, cached: list[CachedFile],

@@ -19,12 +19,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
 from imgdedupe.core.errors import ImgDedupeError, raise_if_cancelled
+from imgdedupe.core.files.companions import with_companions
 from imgdedupe.core.groups.contents import PixelSizes
 from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
 from imgdedupe.core.groups.keeper_rules import KeeperChain, choose_keepers
@@ -37,7 +38,7 @@ from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_back
 from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.cache import library_pairs
 from imgdedupe.core.pairs.rotated import hashes_of, merge_pairs, rotated_pairs
-from imgdedupe.core.records import FileError, Notice
+from imgdedupe.core.records import Companion, FileError, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
 from imgdedupe.core.scan.embed_step import embed_pending, make_missing_pictures
@@ -50,7 +51,12 @@ from imgdedupe.core.scan.events import (
     ScanStats,
 )
 from imgdedupe.core.scan.grouping import exact_copy_groups, similarity_graph
-from imgdedupe.core.scan.library import cached_contents, hash_contents, walk_files
+from imgdedupe.core.scan.library import (
+    cached_contents,
+    hash_contents,
+    set_companions_apart,
+    walk_files,
+)
 from imgdedupe.core.scan.verify_step import verify_pairs
 from imgdedupe.core.storage.dblock import ScanLock
 from imgdedupe.core.storage.store import Store
@@ -127,6 +133,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # whether the last scan's answer still holds (scan.memo).
     clock.start("walk")
     files = yield from walk_files(config, roots, errors, cancel)
+    files, companions = set_companions_apart(files)
+    of_photo = companions.of_photo
     clock.start("plan")
     if backbone is None:
         if config.device == "cuda":
@@ -149,7 +157,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     memo = scan_memo.load(memo_path, scan_memo.memo_key(
         tree, settings, model_id, store.vector_version(model_id), ignore_marks))
     if memo is not None:
-        yield from _replay(memo, config, notices, name, model_id, clock)
+        yield from _replay(memo, config, notices, name, model_id, clock, of_photo)
         return
 
     # 2. Bring the cache's rows up to date, and find exact copies: hash
@@ -164,7 +172,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     contents = yield from hash_contents(config, store, cached, errors, cancel)
     settled = len(errors) == unsettled  # an unreadable file may be readable next time
     pixel_sizes = PixelSizes(contents)
-    yield ExactGroupsReady(tuple(exact_copy_groups(contents, pixel_sizes)))
+    yield ExactGroupsReady(with_companions(exact_copy_groups(contents, pixel_sizes), of_photo))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
     # The decode pool starts before the model is built or loaded, so its
@@ -193,8 +201,9 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
                     raise ImgDedupeError(f"the model loaded ({backbone.info.model_id}) is not "
                                          f"the one planned ({plan.model_id})")
             clock.start("embed")
-            yield from embed_pending(config, backbone, pool, store, contents, pending, reps,
-                                     pixel_sizes, errors, cancel)
+            yield from _with_companions(embed_pending(
+                config, backbone, pool, store, contents, pending, reps, pixel_sizes, errors,
+                cancel), of_photo)
         finally:
             pool.close()
         gc.disable()
@@ -232,6 +241,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     clock.start("group")
     graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores,
                                      verdicts, floor, ignore_marks, store)
+    graph = replace(graph, companions=of_photo)
     groups = groups_at(graph, config.threshold, ignore_marks)
     clock.stop()
     yield Progress("done", 1, 1)
@@ -272,17 +282,30 @@ def _with_keepers(event: Event, chain: KeeperChain, facts: FactsCache) -> Event:
     return event
 
 
+def _with_companions(events: Iterator[Progress | NearExactGroupsReady],
+                     of_photo: Mapping[str, tuple[Companion, ...]]
+                     ) -> Iterator[Progress | NearExactGroupsReady]:
+    """``events`` with the companions given to the near-exact groups' members."""
+    for event in events:
+        if isinstance(event, NearExactGroupsReady) and of_photo:
+            event = replace(event, groups=with_companions(event.groups, of_photo))
+        yield event
+
+
 def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], name: str,
-            model_id: str, clock: _Clock) -> Iterator[Event]:
-    """The events of a scan whose answer the memo holds."""
-    yield ExactGroupsReady(memo.exact_groups)
+            model_id: str, clock: _Clock,
+            of_photo: Mapping[str, tuple[Companion, ...]]) -> Iterator[Event]:
+    """The events of a scan whose answer the memo holds, with the
+    companions found now (a sidecar added since is not in the memo's key)."""
+    yield ExactGroupsReady(with_companions(memo.exact_groups, of_photo))
     clock.stop()
     yield Progress("done", 1, 1)
     stats = ScanStats(files_seen=memo.files_seen, unique_contents=memo.unique_contents,
                       embedded=0, from_cache=memo.from_cache, failed=len(memo.errors),
                       timings=dict(clock.timings))
-    yield ScanResult(memo.groups, memo.errors, stats, tuple(notices), name, model_id,
-                     config.threshold, memo.graph, memo.ignore_marks)
+    graph = replace(memo.graph, companions=of_photo)
+    yield ScanResult(with_companions(memo.groups, of_photo), memo.errors, stats,
+                     tuple(notices), name, model_id, config.threshold, graph, memo.ignore_marks)
 
 
 def return_freed_memory() -> None:

@@ -33,6 +33,7 @@ from ...core.units import human_size
 from ...report import printable
 from ..jobs.errors import WorkerError
 from ..jobs.tasks import TaskRunner
+from .group_model import companions_text
 from .thumbnails import load_thumbnail
 
 COMPARE_PX = 1600  # enough for a large screen; a full 12 MP decode is not
@@ -98,6 +99,7 @@ class CompareDialog(QDialog):
         self.members = tuple(members)
         self._is_marked = is_marked
         self.views: list[_SyncedView] = []
+        self.companion_labels: list[QLabel] = []
         self._buttons: list[QPushButton] = []
         self._syncing = False
         grid = QGridLayout()
@@ -110,14 +112,21 @@ class CompareDialog(QDialog):
             caption = QLabel(file_details(member))
             caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             caption.setWordWrap(True)
+            # The files that go with this one (its RAW, sidecars, Live Photo video).
+            companions = QLabel(companions_text(member))
+            companions.setObjectName("companions")
+            companions.setVisible(bool(member.companions))
+            companions.setToolTip("\n".join(printable(c.path) for c in member.companions))
             button = QPushButton()
             button.clicked.connect(lambda _=False, p=member.path: self._toggle(p))
             panel = QVBoxLayout()
             panel.addWidget(view, 1)
             panel.addWidget(caption)
+            panel.addWidget(companions)
             panel.addWidget(button)
             grid.addLayout(panel, n // columns, n % columns)
             self.views.append(view)
+            self.companion_labels.append(companions)
             self._buttons.append(button)
             tasks.run("Loading an image", lambda p=member.path: load_thumbnail(p, COMPARE_PX),
                       lambda image, v=view: self._show(v, image), self._show_error(view))

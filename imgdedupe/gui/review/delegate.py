@@ -12,7 +12,14 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from ...report import printable
-from .group_model import BROKEN_ROLE, KEEPER_ROLE, MARKED_ROLE, MEMBER_ROLE, THUMB_ROLE
+from .group_model import (
+    BROKEN_ROLE,
+    KEEPER_ROLE,
+    MARKED_ROLE,
+    MEMBER_ROLE,
+    THUMB_ROLE,
+    companion_badge,
+)
 from .thumbnails import THUMBNAIL_PX
 
 
@@ -24,6 +31,7 @@ def cell_size(thumbnail_px: int) -> QSize:
 CELL = cell_size(THUMBNAIL_PX)
 KEEP_COLOUR = QColor(46, 160, 67)
 DELETE_COLOUR = QColor(215, 58, 73)
+STAR_WIDTH = 96  # the "★ suggested" tag at the picture's bottom left
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
@@ -59,6 +67,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             self._paint_badge(painter, picture, marked)
         if index.data(KEEPER_ROLE):
             self._paint_star(painter, picture)
+        if member.companions:
+            self._paint_companions(painter, picture, companion_badge(member))
         text_rect = QRect(rect.left(), picture.bottom() + 4, rect.width(),
                           rect.bottom() - picture.bottom() - 4)
         painter.setPen(palette.color(QPalette.ColorRole.HighlightedText if selected and
@@ -122,9 +132,25 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawText(tag, int(Qt.AlignmentFlag.AlignCenter), label)
 
     def _paint_star(self, painter: QPainter, picture: QRect) -> None:
-        box = QRect(picture.left() + 6, picture.bottom() - 24, 96, 18)
+        box = QRect(picture.left() + 6, picture.bottom() - 24, STAR_WIDTH, 18)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 150))
         painter.drawRoundedRect(box, 4, 4)
         painter.setPen(QColor(255, 205, 60))
         painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), "★ suggested")
+
+    def _paint_companions(self, painter: QPainter, picture: QRect, badge: str) -> None:
+        """"+XMP +RAW" at the picture's bottom right: these files move with it."""
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+        painter.setFont(font)
+        width = painter.fontMetrics().horizontalAdvance(badge) + 10
+        box = QRect(picture.right() - 6 - width, picture.bottom() - 24, width, 18)
+        if box.left() < picture.left() + 6 + STAR_WIDTH + 4:  # a small card: above the star
+            box.translate(0, -22)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(30, 90, 170, 210))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor("white"))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), badge)

@@ -46,7 +46,7 @@ TIER_TIPS = {
 
 
 def group_summary(group: Group) -> str:
-    total = sum(m.size for m in group.members)
+    total = sum(m.size_with_companions for m in group.members)
     lowest = min(m.similarity for m in group.members)
     # Rounded down: "≥ 100" on a group whose weakest pair is 99.6 promised
     # it would stay at the slider's 100, where it is gone.
@@ -180,6 +180,8 @@ class MemberModel(QAbstractListModel):
                 and index.row() == 0
             return member_caption(member, reference and self._show_decisions)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if member.companions:
+                return f"{printable(member.path)}\n{companions_text(member)}"
             return member.path
         if role == MEMBER_ROLE:
             return member
@@ -217,3 +219,18 @@ def member_caption(member: Member, reference: bool = False) -> str:
     else:
         score = f"{math.floor(member.similarity)}% similar"  # never "100%" below 100
     return f"{os.path.basename(member.path)}\n{score}\n{dims} · {human_size(member.size)}"
+
+
+def companion_badge(member: Member) -> str:
+    """"+XMP +RAW" for a card: each kind of companion file once, in order."""
+    labels = dict.fromkeys(c.label for c in member.companions)
+    return " ".join(f"+{label}" for label in labels)
+
+
+def companions_text(member: Member) -> str:
+    """The companion files, one a line, for a tooltip or the compare view."""
+    if not member.companions:
+        return ""
+    lines = [f"  {printable(os.path.basename(c.path))} ({c.label}, {human_size(c.size)})"
+             for c in member.companions]
+    return "Moves to the trash with it:\n" + "\n".join(lines)

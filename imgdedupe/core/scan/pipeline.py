@@ -22,7 +22,7 @@ from pathlib import Path
 
 from imgdedupe.core.errors import ImgDedupeError, raise_if_cancelled
 from imgdedupe.core.groups.contents import PixelSizes
-from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
+from imgdedupe.core.groups.graph import FLOOR_SCORE, across_only, groups_at, spans_roots
 from imgdedupe.core.images.decode_pool import DecodePool, choose_processes
 from imgdedupe.core.model import calibration
 from imgdedupe.core.model.backbone import Backbone
@@ -30,11 +30,18 @@ from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_back
 from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.cache import library_pairs
 from imgdedupe.core.pairs.rotated import hashes_of, merge_pairs, rotated_pairs
-from imgdedupe.core.records import FileError, Notice
+from imgdedupe.core.records import FileError, Group, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
 from imgdedupe.core.scan.embed_step import embed_pending, make_missing_pictures
-from imgdedupe.core.scan.events import Event, ExactGroupsReady, Progress, ScanResult, ScanStats
+from imgdedupe.core.scan.events import (
+    Event,
+    ExactGroupsReady,
+    NearExactGroupsReady,
+    Progress,
+    ScanResult,
+    ScanStats,
+)
 from imgdedupe.core.scan.grouping import exact_copy_groups, similarity_graph
 from imgdedupe.core.scan.library import cached_contents, hash_contents, walk_files
 from imgdedupe.core.scan.verify_step import verify_pairs
@@ -144,7 +151,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     contents = yield from hash_contents(config, store, cached, errors, cancel)
     settled = len(errors) == unsettled  # an unreadable file may be readable next time
     pixel_sizes = PixelSizes(contents)
-    yield ExactGroupsReady(tuple(exact_copy_groups(contents, pixel_sizes)))
+    early_exact = _across(config, roots, exact_copy_groups(contents, pixel_sizes))
+    yield ExactGroupsReady(early_exact)
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
     # The decode pool starts before the model is built or loaded, so its
@@ -173,8 +181,12 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
                     raise ImgDedupeError(f"the model loaded ({backbone.info.model_id}) is not "
                                          f"the one planned ({plan.model_id})")
             clock.start("embed")
-            yield from embed_pending(config, backbone, pool, store, contents, pending, reps,
-                                     pixel_sizes, errors, cancel)
+            for event in embed_pending(config, backbone, pool, store, contents, pending, reps,
+                                       pixel_sizes, errors, cancel):
+                if isinstance(event, NearExactGroupsReady):  # early: across folders too
+                    event = NearExactGroupsReady(_across(config, roots, event.groups),
+                                                 event.hashed)
+                yield event
         finally:
             pool.close()
         gc.disable()
@@ -211,6 +223,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     clock.start("group")
     graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores,
                                      verdicts, floor, ignore_marks, store)
+    if config.across:
+        graph = across_only(graph, roots)
     groups = groups_at(graph, config.threshold, ignore_marks)
     clock.stop()
     yield Progress("done", 1, 1)
@@ -220,7 +234,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             tree, settings, model_id, store.vector_version(model_id), ignore_marks),
             # The exact groups as a rescan would announce them: with the
             # pixel sizes this scan decoded.
-            scan_memo.Memo(groups, tuple(exact_copy_groups(contents, pixel_sizes)),
+            scan_memo.Memo(groups, _across(config, roots, exact_copy_groups(contents,
+                                                                             pixel_sizes)),
                            tuple(errors), len(files), len(contents), len(reps), graph,
                            ignore_marks))
     stats = ScanStats(
@@ -233,6 +248,16 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     )
     yield ScanResult(groups, tuple(errors), stats, tuple(notices), name, model_id,
                      config.threshold, graph, ignore_marks)
+
+
+def _across(config: ScanConfig, roots: tuple[str, ...], groups: list[Group] | tuple[Group, ...]
+            ) -> tuple[Group, ...]:
+    """Early groups as "compare across folders only" shows them: those
+    whose photos lie under two roots or more (the final groups are
+    filtered on the graph: groups.graph.across_only)."""
+    if not config.across:
+        return tuple(groups)
+    return tuple(g for g in groups if spans_roots((m.path for m in g.members), roots))
 
 
 def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], name: str,

@@ -42,6 +42,7 @@ from .jobs.progress_text import ProgressText
 from .jobs.scan_worker import ScanController
 from .jobs.tasks import TaskRunner
 from .review.compare_view import CompareDialog
+from .review.folder_options import FolderOptions
 from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
 from .review.thumbnails import THUMBNAIL_PX, ThumbnailCache
@@ -165,6 +166,9 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.review.not_duplicates_requested.connect(self.add_ignore_mark)
         self.review.marks_changed.connect(self._update_state)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        self.folder_options = FolderOptions(self.folders, self.settings, self.review, self)
+        folder_bar.insertWidget(3, self.folder_options.across_box)  # after "Remove folder"
+        self.folder_options.across_changed.connect(lambda _on: self.result and self.start_scan())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.review)
@@ -288,7 +292,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         return ScanConfig(roots=tuple(self.folder_paths()), db_path=self.db_path,
                           backbone=self.backbone_box.currentText(),
                           device=self.device_box.currentText(),
-                          threshold=self.threshold_bar.value())
+                          threshold=self.threshold_bar.value(),
+                          across=self.folder_options.across)
 
     def start_scan(self) -> None:
         if self.controller.running or not self.folder_paths():
@@ -340,6 +345,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         graph = result.graph
         if graph is not None:
             self.threshold_bar.histogram.set_scores(graph.pair_scores(), graph.floor_score)
+        self.review.bar.set_graph(graph)  # capture dates, for sorting by date
         self._show_groups(result.groups, keep_place=False)
         stats = result.stats
         elapsed = time.monotonic() - self._scan_started

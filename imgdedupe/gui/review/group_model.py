@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QIcon
@@ -62,6 +62,7 @@ class GroupListModel(QAbstractListModel):
         self._thumbnails = thumbnails
         self._decisions = decisions
         self._row_of_path: dict[str, int] = {}
+        self.extra_tip: Callable[[Group], str] | None = None  # e.g. the capture date
         thumbnails.ready.connect(self._on_thumbnail)
 
     @property
@@ -115,7 +116,9 @@ class GroupListModel(QAbstractListModel):
             suffix = f"\n{marked} marked for deletion" if marked else ""
             return f"{group_summary(group)}{suffix}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join([group.reason, *(printable(m.path) for m in group.members)])
+            extra = self.extra_tip(group) if self.extra_tip else ""
+            return "\n".join([group.reason, *(printable(m.path) for m in group.members),
+                              *([extra] if extra else [])])
         if role == Qt.ItemDataRole.DecorationRole:
             pixmap = self._thumbnails.pixmap(group.reference)
             # A QIcon is drawn at the view's icon size; a bare pixmap would
@@ -178,7 +181,9 @@ class MemberModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             reference = self._group is not None and self._group.kind == "similar" \
                 and index.row() == 0
-            return member_caption(member, reference and self._show_decisions)
+            caption = member_caption(member, reference and self._show_decisions)
+            protected = self._show_decisions and self._decisions.is_protected(member.path)
+            return caption + ("\n🔒 protected folder" if protected else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             return member.path
         if role == MEMBER_ROLE:

@@ -1,15 +1,16 @@
 """Reviewing results: the list of groups on the left, one group's grid on the right.
 
-Keyboard: arrows move, K keeps, D marks for deletion, Space compares,
-Enter goes to the next group, Ctrl + / Ctrl - (or Ctrl and the wheel) size
-the thumbnails. Right-click any picture for Find similar,
+Keyboard: arrows move, K keeps, D marks for deletion, A accepts the
+group's suggestion and goes to the next group (Shift+A also in a group of
+similar shots), Space compares, Enter goes to the next group, Ctrl + /
+Ctrl - (or Ctrl and the wheel) size the thumbnails. Right-click any picture for Find similar,
 Open, Show in folder and Copy path.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from PySide6.QtCore import (
@@ -42,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.actions.decisions import Decisions, Rule
+from ...core.groups.protection import NO_PROTECTION, Protection
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from ...report import printable
 from .delegate import ThumbnailDelegate, cell_size
@@ -55,6 +57,7 @@ from .group_model import (
     MemberModel,
     group_summary,
 )
+from .review_bar import ReviewBar
 from .thumbnails import LARGEST_PX, SMALLEST_PX, THUMBNAIL_PX, ThumbnailCache
 
 MAX_COMPARED = 6  # side by side, each still large enough to judge
@@ -76,6 +79,13 @@ class ReviewPanel(QWidget):
         self.thumbnails = thumbnails
         self.groups_model = GroupListModel(thumbnails, decisions)
         self.members_model = MemberModel(thumbnails, decisions)
+        self.protection = NO_PROTECTION
+        self.roots: Callable[[], list[str]] = list  # the scanned folders (the window's)
+        self._scanned_groups: tuple[Group, ...] = ()  # as the scan suggested their keepers
+        self.bar = ReviewBar()
+        self.bar.arrangement_changed.connect(self._show_tiers)
+        self.bar.accept_all_requested.connect(self.accept_all_in_filter)
+        self.groups_model.extra_tip = self.bar.time_tip
 
         # A one-column table, not a QListView: a list view lays out every
         # row again after each insert, calling the Python rowCount() twice
@@ -156,7 +166,12 @@ class ReviewPanel(QWidget):
         right_layout.addLayout(header)
         right_layout.addWidget(self.grid, 1)
         splitter = QSplitter()
-        splitter.addWidget(self.group_list)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.bar.summary)  # "1,240 groups · 8.3 GB to free · …"
+        left_layout.addWidget(self.group_list, 1)
+        splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(0, 0)
@@ -193,11 +208,13 @@ class ReviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tiers_row)
+        layout.addWidget(self.bar)
         layout.addWidget(splitter)
 
         for key, slot in (("K", self.keep_selected), ("D", self.delete_selected),
                           ("Space", self.compare_selected), ("Return", self.next_group),
-                          ("Enter", self.next_group)):
+                          ("Enter", self.next_group), ("A", self.accept_and_next),
+                          ("Shift+A", lambda: self.accept_and_next(similar_shots=True))):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -249,14 +266,17 @@ class ReviewPanel(QWidget):
         """Show new groups (of the ticked tiers); with ``keep_place``, stay
         on the current group when it survives (a regroup), else start at
         the first."""
-        self._all_groups = tuple(groups)
+        self._scanned_groups = tuple(groups)
+        self._all_groups = self.protection.apply(groups)  # a protected photo is the keeper
+        self.bar.set_folders(self._all_groups, self.roots())
         for tier, box in self.tier_boxes.items():
             box.setText(f"{TIER_LABELS[tier]} ({sum(g.tier == tier for g in groups):,})")
         self._show_tiers(keep_place)
 
     def _show_tiers(self, keep_place: bool = True) -> None:
         shown = self.shown_tiers()
-        groups = [g for g in self._all_groups if g.tier in shown]
+        groups = self.bar.arrange([g for g in self._all_groups if g.tier in shown],
+                                  self.decisions, self.protection)
         current = self.members_model.group
         keep_path = current.reference if current and keep_place else None
         self.thumbnails.clear_pending()
@@ -269,6 +289,20 @@ class ReviewPanel(QWidget):
         else:
             self.members_model.set_group(None)
             self._update_header()
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        self.bar.update_summary(self.groups_model.groups, self.decisions,
+                                len(self._all_groups))
+
+    def set_protection(self, protection: Protection) -> None:
+        """Protect other folders: see core.groups.protection."""
+        dropped = self.decisions.set_protection(protection)
+        self.protection = protection
+        self.set_groups(self._scanned_groups)
+        self._marks_updated()
+        if dropped:
+            self.message.emit(f"{len(dropped)} mark(s) removed: those photos are protected.")
 
     def select_group(self, row: int) -> None:
         self.groups_model.ensure_fetched(row)
@@ -335,7 +369,28 @@ class ReviewPanel(QWidget):
     def _marks_updated(self) -> None:
         self.members_model.refresh_marks()
         self.groups_model.refresh_marks()
+        self._update_summary()
         self.marks_changed.emit()
+
+    def accept_and_next(self, similar_shots: bool = False) -> None:
+        """A: keep the suggested keeper, mark the rest (never a protected
+        photo), go to the next group. Shift+A: also in similar shots."""
+        group = self.members_model.group
+        if group is None:
+            return
+        if not self.decisions.accept_suggestion(group, similar_shots):
+            self.message.emit("Similar shots are different photos: Shift+A accepts the "
+                              "suggestion here too.")
+            return
+        self._marks_updated()
+        self.next_group()
+
+    def accept_all_in_filter(self) -> None:
+        """Accept the suggestion in every listed group, after one confirmation."""
+        done = self.bar.accept_all(self.groups_model.groups, self.decisions,
+                                   self.apply_to_shots.isChecked())
+        self._marks_updated()
+        self.message.emit(done)
 
     def _chosen_rule(self) -> tuple[Rule, str | None] | None:
         rule: Rule = self.rule.currentData()

@@ -65,7 +65,10 @@ def test_space_to_free_is_the_suggestion_then_the_marks() -> None:
 
 def test_protected_photos_free_nothing() -> None:
     d = Decisions(GROUPS, Protection.of(["/dump/more"]))
-    assert space_to_free(B, d) == 2 * MB
+    # The protected copy becomes the keeper; the two others free 2 MB each.
+    assert space_to_free(B, d) == 4 * MB
+    d = Decisions(GROUPS, Protection.of(["/dump"]))
+    assert space_to_free(B, d) == 2 * MB  # /lib/city/b.jpg alone
 
 
 @pytest.mark.parametrize(("order", "expected"), [
@@ -141,7 +144,9 @@ def test_accept_plan_counts_what_accepting_marks() -> None:
     d = Decisions(GROUPS, Protection.of(["/dump/more"]))
     chosen, files, size = accept_plan(GROUPS, d)
     assert names(chosen) == ["A", "B", "C"]  # no similar shots unless asked
-    assert (files, size) == (3, 6 * MB)  # /dump/a/a, /dump/b, /lib/beach/c
+    # /dump/a/a 1 MB; /lib/city/b and /dump/b 2 MB each (the protected copy
+    # is kept); /lib/beach/c 3 MB.
+    assert (files, size) == (4, 8 * MB)
     assert not d.marked  # a plan only
     chosen, files, size = accept_plan(GROUPS, d, similar_shots=True)
-    assert names(chosen) == ["A", "B", "C", "D"] and (files, size) == (4, 10 * MB)
+    assert names(chosen) == ["A", "B", "C", "D"] and (files, size) == (5, 12 * MB)

@@ -300,8 +300,9 @@ class ReviewPanel(QWidget):
         dropped = self.decisions.set_protection(protection)
         self.protection = protection
         self.set_groups(self._scanned_groups)
-        self._marks_updated()
+        self.members_model.refresh_marks()  # the cards' "protected folder"
         if dropped:
+            self._marks_updated()
             self.message.emit(f"{len(dropped)} mark(s) removed: those photos are protected.")
 
     def select_group(self, row: int) -> None:

@@ -153,8 +153,7 @@ class ApplyMixin(_Window):
         count = len(self.decisions.marked)
         self.decisions.clear()
         self.set_aside.clear()
-        self.review.members_model.refresh_marks()
-        self.review.groups_model.refresh_marks()
+        self.review.marks_updated()
         self._update_state()
         self.statusBar().showMessage(f"{count} mark(s) cleared: every file is kept.", 6000)
 

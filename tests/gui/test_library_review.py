@@ -19,7 +19,7 @@ from imgdedupe.core.records import Group, Member
 from imgdedupe.gui.automation import Automation
 from imgdedupe.gui.main_window import MainWindow
 from imgdedupe.gui.review import review_panel
-from imgdedupe.gui.review.folder_options import LOCK, PROTECT_TEXT
+from imgdedupe.gui.review.folder_options import PROTECT_TEXT, PROTECTED_SUFFIX
 from tests.gui.test_window import scan
 
 MB = 1024 * 1024
@@ -80,7 +80,7 @@ def _open(window: MainWindow, f: dict[str, Path], protect: bool = True) -> tuple
                       if a.text() == PROTECT_TEXT)
         assert not action.isChecked()
         action.trigger()
-        assert item.text().startswith(LOCK) and "Protected" in item.toolTip()
+        assert item.text().endswith(PROTECTED_SUFFIX) and "Protected" in item.toolTip()
     groups = _groups(f)
     window._show_groups(groups, keep_place=False)
     return groups
@@ -229,8 +229,8 @@ def test_protection_and_across_survive_a_restart(qtbot, window: MainWindow,  # n
         options = again.folder_options
         assert options.protection.folders == (str(folders["root"] / "backup"), str(elsewhere))
         assert options.across and again.scan_config().across
-        assert again.folders.item(1).text().startswith(LOCK)
-        assert not again.folders.item(0).text().startswith(LOCK)
+        assert again.folders.item(1).text().endswith(PROTECTED_SUFFIX)
+        assert not again.folders.item(0).text().endswith(PROTECTED_SUFFIX)
         menu = [a.text() for a in options.menu_for(None).actions()]
         assert any(str(elsewhere) in text for text in menu)  # listed, to unprotect
         assert again.decisions.protection == options.protection
@@ -322,7 +322,7 @@ def test_each_filter_and_the_summary_line(qtbot, window: MainWindow,  # noqa: AN
     assert bar.summary.text() == "1 of 3 groups · 3.0 MB to free · 0 B in exact copies"
     bar.set_folder(None)
     window.decisions.mark(str(folders["phone/e2_big.jpg"]))
-    window.review._marks_updated()
+    window.review.marks_updated()
     assert bar.summary.text() == ("3 groups · 15.0 MB to free · 2.0 MB in exact copies · "
                                   "1 marked (10.0 MB)")
     # "1 marked" is what the toolbar offers to move.
@@ -381,3 +381,46 @@ def test_accept_all_in_this_filter_confirms_the_count_and_size(
     assert window.decisions.marked == {str(folders["phone/e1.jpg"]), str(folders["phone/a.jpg"])}
     assert window.delete_action.text() == "Move 2 marked to trash…"
     assert bar.summary.text().endswith("2 marked (4.0 MB)")
+
+
+# -- automation ------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _app(tmp_path: Path, *args: str, timeout: int = 300):  # noqa: ANN202
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_DATA_HOME": str(tmp_path / "d"),
+           "XDG_STATE_HOME": str(tmp_path / "s"), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    return subprocess.run([sys.executable, "-m", "imgdedupe.gui.app", *args,
+                           "--settings", str(tmp_path / "s.ini")],
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_app_refuses_to_protect_a_missing_folder(tmp_path: Path) -> None:
+    done = _app(tmp_path, "--protect", str(tmp_path / "missing"), "--exit-when-done",
+                timeout=60)
+    assert done.returncode == 2 and "--protect: not a folder" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_screenshot_shows_the_summary_and_a_sorted_list(tmp_path: Path) -> None:
+    import shutil
+
+    from PIL import Image
+
+    samples = tmp_path / "samples"
+    shutil.copytree(REPO / "resources" / "samples", samples)
+    shot = tmp_path / "review.png"
+    done = _app(tmp_path, *(f"--scan={samples / n}" for n in ("Holiday", "Phone", "Archive")),
+                "--protect", str(samples / "Archive"), "--sort", "size", "--mark-suggested",
+                "--db", str(tmp_path / "cache.sqlite3"), "--backbone", "efficientnet-lite0",
+                "--screenshot", str(shot), "--exit-when-done")
+    assert done.returncode == 0, done.stdout + done.stderr
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    assert settings.value("protected_folders", [], list) == [str(samples / "Archive")]
+    with Image.open(shot) as image:
+        assert image.width >= 800 and len(image.convert("RGB").getcolors(1 << 20) or []) > 500

@@ -22,7 +22,7 @@ from ...report import printable
 from .review_panel import ReviewPanel
 
 PROTECT_TEXT = "Protected: never mark anything here"
-LOCK = "🔒 "
+PROTECTED_SUFFIX = "  (protected)"
 PROTECTED_KEY = "protected_folders"
 ACROSS_KEY = "across"
 
@@ -93,7 +93,7 @@ class FolderOptions(QObject):
 
     @staticmethod
     def _decorate(item: QListWidgetItem, path: str, protected: bool) -> None:
-        item.setText((LOCK if protected else "") + printable(path))
+        item.setText(printable(path) + (PROTECTED_SUFFIX if protected else ""))
         font = QFont(item.font())
         font.setItalic(protected)
         item.setFont(font)

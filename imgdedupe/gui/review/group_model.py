@@ -15,6 +15,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QIcon
 
 from ...core.actions.decisions import Decisions
+from ...core.actions.review_order import space_to_free
 from ...core.records import Group, Member
 from ...core.units import human_size
 from ...report import printable
@@ -113,7 +114,10 @@ class GroupListModel(QAbstractListModel):
         group = self._groups[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             marked = len(self._decisions.marked_in(group))
-            suffix = f"\n{marked} marked for deletion" if marked else ""
+            space = space_to_free(group, self._decisions)  # what the list sorts by first
+            frees = f"{human_size(space)} to free" if space else ""
+            suffix = f"\n{marked} marked for deletion" + (f" · {frees}" if frees else "") \
+                if marked else (f"\n{frees}" if frees else "")
             return f"{group_summary(group)}{suffix}"
         if role == Qt.ItemDataRole.ToolTipRole:
             extra = self.extra_tip(group) if self.extra_tip else ""
@@ -183,7 +187,7 @@ class MemberModel(QAbstractListModel):
                 and index.row() == 0
             caption = member_caption(member, reference and self._show_decisions)
             protected = self._show_decisions and self._decisions.is_protected(member.path)
-            return caption + ("\n🔒 protected folder" if protected else "")
+            return caption + ("\nprotected folder" if protected else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             return member.path
         if role == MEMBER_ROLE:

@@ -84,6 +84,7 @@ class ReviewBar(QWidget):
         self.protected_box.setToolTip("Groups whose photos are all in protected folders: "
                                       "nothing in them can be marked, so they are hidden")
         self.summary = QLabel()
+        self.summary.setWordWrap(True)  # never widens the group list
         self.summary.setAccessibleName("Summary")
         self.summary.setToolTip(
             "Space to free: the marked files of each group, or where a group has none, the "

@@ -209,7 +209,7 @@ class ReviewPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tiers_row)
         layout.addWidget(self.bar)
-        layout.addWidget(splitter)
+        layout.addWidget(splitter, 1)  # the rows above keep their height
 
         for key, slot in (("K", self.keep_selected), ("D", self.delete_selected),
                           ("Space", self.compare_selected), ("Return", self.next_group),
@@ -302,7 +302,7 @@ class ReviewPanel(QWidget):
         self.set_groups(self._scanned_groups)
         self.members_model.refresh_marks()  # the cards' "protected folder"
         if dropped:
-            self._marks_updated()
+            self.marks_updated()
             self.message.emit(f"{len(dropped)} mark(s) removed: those photos are protected.")
 
     def select_group(self, row: int) -> None:
@@ -353,21 +353,23 @@ class ReviewPanel(QWidget):
             if not self.decisions.can_mark(path):
                 self.message.emit("At least one image of every group is kept: "
                                   "keep another one first.")
-        self._marks_updated()
+        self.marks_updated()
 
     def keep_selected(self) -> None:
         for member in self.selected_members():
             self.decisions.keep(member.path)
-        self._marks_updated()
+        self.marks_updated()
 
     def delete_selected(self) -> None:
         refused = [m for m in self.selected_members() if not self.decisions.mark(m.path)]
         if refused:
             self.message.emit("At least one image of every group is kept: "
                               f"{printable(os.path.basename(refused[0].path))} stays.")
-        self._marks_updated()
+        self.marks_updated()
 
-    def _marks_updated(self) -> None:
+    def marks_updated(self) -> None:
+        """After marks changed (here or elsewhere): the cards, the list and the
+        summary line show them, and marks_changed tells the window."""
         self.members_model.refresh_marks()
         self.groups_model.refresh_marks()
         self._update_summary()
@@ -383,14 +385,14 @@ class ReviewPanel(QWidget):
             self.message.emit("Similar shots are different photos: Shift+A accepts the "
                               "suggestion here too.")
             return
-        self._marks_updated()
+        self.marks_updated()
         self.next_group()
 
     def accept_all_in_filter(self) -> None:
         """Accept the suggestion in every listed group, after one confirmation."""
         done = self.bar.accept_all(self.groups_model.groups, self.decisions,
                                    self.apply_to_shots.isChecked())
-        self._marks_updated()
+        self.marks_updated()
         self.message.emit(done)
 
     def _chosen_rule(self) -> tuple[Rule, str | None] | None:
@@ -414,7 +416,7 @@ class ReviewPanel(QWidget):
             self.message.emit("No image of this group is in that folder.")
         elif chosen[0] is Rule.IN_FOLDER and not self.decisions.marked_in(group):
             self.message.emit("Every image of this group is in that folder: all are kept.")
-        self._marks_updated()
+        self.marks_updated()
 
     def _apply_rule_to_all(self) -> None:
         chosen = self._chosen_rule()
@@ -426,7 +428,7 @@ class ReviewPanel(QWidget):
         changed = self.decisions.apply_rule_to_all(*chosen, tiers=tiers)
         skipped = "" if "similar_shot" in tiers else " (similar shots left alone)"
         self.message.emit(f"Applied to {changed} group(s){skipped}.")
-        self._marks_updated()
+        self.marks_updated()
 
     def _not_duplicates(self) -> None:
         group = self.members_model.group

@@ -189,6 +189,24 @@ def test_no_way_of_marking_marks_a_protected_photo(qtbot, window: MainWindow,  #
     assert sum("protected folder" in c for c in captions) == 1
 
 
+def test_the_delete_key_never_moves_a_protected_photo(qtbot, window: MainWindow,  # noqa: ANN001
+                                                      folders: dict[str, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _open(window, folders)
+    phone_a, backup_a = str(folders["phone/a.jpg"]), str(folders["backup/a.jpg"])
+    assert window.decisions.mark(phone_a)
+    # A mark no way of marking can make, forced in: the move checks again.
+    window.decisions._marked.add(backup_a)
+    asked: list[set[str]] = []
+    monkeypatch.setattr(window, "confirm", lambda members: asked.append(
+        {m.path for m in members}) or False)
+    window.review.select_group(window.review.groups_model.row_of(phone_a))
+    window.review.grid.setFocus()
+    qtbot.keyClick(window.review.grid, Qt.Key.Key_Delete)
+    assert asked == [{phone_a}]
+    assert folders["backup/a.jpg"].exists() and folders["phone/a.jpg"].exists()
+
+
 def test_protecting_unmarks_moves_the_keeper_and_hides_all_protected_groups(
         qtbot, window: MainWindow, folders: dict[str, Path]) -> None:  # noqa: ANN001
     groups = _open(window, folders, protect=False)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imgdedupe.core.actions.decisions import Decisions
 from imgdedupe.core.actions.review_order import (
     MarksFilter,
+    RunningSummary,
     SortOrder,
     accept_plan,
     capture_times,
@@ -150,3 +153,28 @@ def test_accept_plan_counts_what_accepting_marks() -> None:
     assert not d.marked  # a plan only
     chosen, files, size = accept_plan(GROUPS, d, similar_shots=True)
     assert names(chosen) == ["A", "B", "C", "D"] and (files, size) == (5, 12 * MB)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["mark", "keep", "accept", "accept_shots", "clear"]),
+                          st.integers(0, 20)), max_size=25),
+       st.booleans())
+def test_the_running_summary_always_equals_a_full_count(ops, protect: bool) -> None:  # noqa: ANN001
+    twice = group("similar_shot", member("/dump/b.jpg", 2 * MB), member("/x/b.jpg", 5 * MB))
+    groups = [*GROUPS, twice]
+    d = Decisions(groups, Protection.of(["/dump/more"]) if protect else Protection())
+    running = RunningSummary(groups, d, 9)
+    paths = sorted({m.path for g in groups for m in g.members})
+    for op, n in ops:
+        g = groups[n % len(groups)]
+        if op == "mark":
+            d.mark(paths[n % len(paths)])
+        elif op == "keep":
+            d.keep(paths[n % len(paths)])
+        elif op == "accept":
+            d.accept_suggestion(g)
+        elif op == "accept_shots":
+            d.accept_suggestion(g, similar_shots=True)
+        else:
+            d.clear(g)
+        assert running.summary() == summarize(groups, d, 9)

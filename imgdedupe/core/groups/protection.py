@@ -34,9 +34,12 @@ class Protection:
     folders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # The compared forms, made once: covers() runs per member per mark.
+        # The compared forms, made once, and each path's answer remembered:
+        # covers() runs for every member of every listed group at each mark
+        # (the review's summary line), 300k calls at 100k groups.
         object.__setattr__(self, "_prefixes", tuple(
             (_folder(f), os.path.join(_folder(f), "")) for f in self.folders))
+        object.__setattr__(self, "_answers", {})
 
     @classmethod
     def of(cls, folders: Iterable[str]) -> Protection:
@@ -54,9 +57,15 @@ class Protection:
         """Whether ``path`` lies in (or is) a protected folder."""
         if not self.folders:
             return False
-        target = _folder(path)
-        return any(target == folder or target.startswith(prefix)
-                   for folder, prefix in self._prefixes)  # type: ignore[attr-defined]
+        answers: dict[str, bool] = self._answers  # type: ignore[attr-defined]
+        answer = answers.get(path)
+        if answer is None:
+            if len(answers) > 2_000_000:  # a bound, far above any library's groups
+                answers.clear()
+            target = _folder(path)
+            answer = answers[path] = any(target == folder or target.startswith(prefix)
+                                         for folder, prefix in self._prefixes)  # type: ignore[attr-defined]
+        return answer
 
     def protected_in(self, group: Group) -> list[str]:
         return [m.path for m in group.members if self.covers(m.path)]

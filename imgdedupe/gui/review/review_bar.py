@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ...core.actions.decisions import Decisions
 from ...core.actions.review_order import (
     MarksFilter,
+    RunningSummary,
     SortOrder,
     accept_plan,
     capture_times,
@@ -33,7 +34,6 @@ from ...core.actions.review_order import (
     folders_of,
     group_time,
     sort_groups,
-    summarize,
 )
 from ...core.groups.graph import SimilarityGraph
 from ...core.groups.protection import Protection
@@ -63,6 +63,7 @@ class ReviewBar(QWidget):
         super().__init__(parent)
         self._graph: SimilarityGraph | None = None
         self._times: dict[str, float] | None = None
+        self._running: tuple[Sequence[Group], RunningSummary] | None = None
         self.sort_box = QComboBox()
         for order in SortOrder:
             self.sort_box.addItem(order.value, order)
@@ -180,7 +181,12 @@ class ReviewBar(QWidget):
         return sort_groups(shown, self.order, decisions, times)
 
     def update_summary(self, shown: Sequence[Group], decisions: Decisions, of_groups: int) -> None:
-        self.summary.setText(summarize(shown, decisions, of_groups).text())
+        """The summary line of the listed groups ``shown`` (a new list, as
+        every regroup, filter or protection makes, is counted anew; a mark
+        counts again only its own groups)."""
+        if self._running is None or self._running[0] is not shown:
+            self._running = (shown, RunningSummary(shown, decisions, of_groups))
+        self.summary.setText(self._running[1].summary().text())
         self.accept_all_button.setEnabled(bool(shown))
 
 

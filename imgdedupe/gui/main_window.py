@@ -166,9 +166,9 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, QMainWindo
         self.review.not_duplicates_requested.connect(self.add_ignore_mark)
         self.review.marks_changed.connect(self._update_state)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
-        self.folder_options = FolderOptions(self.folders, self.settings, self.review, self)
-        folder_bar.insertWidget(3, self.folder_options.across_box)  # after "Remove folder"
-        self.folder_options.across_changed.connect(lambda _on: self.result and self.start_scan())
+        options = self.folder_options = FolderOptions(self.folders, self.settings, self.review)
+        folder_bar.insertWidget(3, options.across_box)  # after "Remove folder"
+        options.across_changed.connect(lambda _: self.result and self.scan_after_this_one())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.review)

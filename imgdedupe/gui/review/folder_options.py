@@ -33,8 +33,9 @@ class FolderOptions(QObject):
 
     def __init__(self, folders: QListWidget, settings: QSettings, review: ReviewPanel,
                  parent: QObject | None = None) -> None:
-        """Wires itself to ``review``: the folders' protection, and the
-        folders listed (the scanned roots, for its folder filter)."""
+        """Wires itself to ``review``: the folders' protection, the folders
+        listed (the scanned roots, for its folder filter) and its remembered
+        sort order."""
         super().__init__(parent)
         self.folders = folders
         self.settings = settings
@@ -54,6 +55,7 @@ class FolderOptions(QObject):
         review.roots = self.listed
         review.set_protection(self._protection)
         self.protection_changed.connect(review.set_protection)
+        review.bar.remember(settings)  # the review's sort order, with the folders' settings
 
     def listed(self) -> list[str]:
         """The folders in the list (the scanned roots)."""

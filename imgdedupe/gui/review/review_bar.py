@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -110,6 +110,15 @@ class ReviewBar(QWidget):
         layout.addWidget(self.accept_all_button)
 
     # -- choices --------------------------------------------------------------
+    def remember(self, settings: QSettings) -> None:
+        """Restore the sort order from ``settings`` and keep it there. The
+        filters are not remembered: a list that opened filtered could hide
+        groups without a word."""
+        saved = settings.value("review/sort", SortOrder.SPACE.name, str)
+        self.set_order(SortOrder.__members__.get(str(saved), SortOrder.SPACE))
+        self.sort_box.currentIndexChanged.connect(
+            lambda _n: settings.setValue("review/sort", self.order.name))
+
     @property
     def order(self) -> SortOrder:
         return self.sort_box.currentData()

@@ -231,7 +231,7 @@ def test_protecting_unmarks_moves_the_keeper_and_hides_all_protected_groups(
     assert back.keeper == groups[0].keeper
 
 
-def test_protection_and_across_survive_a_restart(qtbot, window: MainWindow,  # noqa: ANN001
+def test_protection_across_and_the_sort_order_survive_a_restart(qtbot, window: MainWindow,  # noqa: ANN001
                                                  folders: dict[str, Path],
                                                  tmp_path: Path) -> None:
     _open(window, folders)
@@ -239,6 +239,7 @@ def test_protection_and_across_survive_a_restart(qtbot, window: MainWindow,  # n
     elsewhere.mkdir()
     window.folder_options.set_protected(str(elsewhere), True)  # a folder not in the list
     window.folder_options.across_box.setChecked(True)
+    window.review.bar.set_order(SortOrder.CAPTURE_DATE)
     window.close()
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     again = MainWindow(settings, str(tmp_path / "cache.sqlite3"))
@@ -252,6 +253,7 @@ def test_protection_and_across_survive_a_restart(qtbot, window: MainWindow,  # n
         menu = [a.text() for a in options.menu_for(None).actions()]
         assert any(str(elsewhere) in text for text in menu)  # listed, to unprotect
         assert again.decisions.protection == options.protection
+        assert again.review.bar.order is SortOrder.CAPTURE_DATE
     finally:
         again.confirm_quit = lambda _marked: True
         again.close()

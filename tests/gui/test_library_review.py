@@ -189,6 +189,22 @@ def test_no_way_of_marking_marks_a_protected_photo(qtbot, window: MainWindow,  #
     assert sum("protected folder" in c for c in captions) == 1
 
 
+def test_d_on_a_protected_photo_says_why_nothing_happened(qtbot, window: MainWindow,  # noqa: ANN001
+                                                          folders: dict[str, Path]) -> None:
+    _open(window, folders)
+    review = window.review
+    backup_a = str(folders["backup/a.jpg"])
+    review.select_group(review.groups_model.row_of(backup_a))
+    row = review.members_model.row_of(backup_a)
+    review.grid.setFocus()
+    review.grid.setCurrentIndex(review.members_model.index(row))
+    messages: list[str] = []
+    review.message.connect(messages.append)
+    qtbot.keyClick(review.grid, Qt.Key.Key_D)
+    assert not window.decisions.marked
+    assert messages == ["a.jpg is in a protected folder: it is never marked."]
+
+
 def test_the_delete_key_never_moves_a_protected_photo(qtbot, window: MainWindow,  # noqa: ANN001
                                                       folders: dict[str, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:

@@ -349,11 +349,15 @@ class ReviewPanel(QWidget):
         return [self.members_model.member(r) for r in rows]
 
     def toggle(self, path: str) -> None:
-        if not self.decisions.toggle(path) and not self.decisions.is_marked(path):
-            if not self.decisions.can_mark(path):
-                self.message.emit("At least one image of every group is kept: "
-                                  "keep another one first.")
+        if not self.decisions.toggle(path) and not self.decisions.can_mark(path):
+            self.message.emit(self._refusal(path))
         self.marks_updated()
+
+    def _refusal(self, path: str) -> str:
+        name = printable(os.path.basename(path))
+        if self.decisions.is_protected(path):
+            return f"{name} is in a protected folder: it is never marked."
+        return f"At least one image of every group is kept: {name} stays."
 
     def keep_selected(self) -> None:
         for member in self.selected_members():
@@ -363,8 +367,7 @@ class ReviewPanel(QWidget):
     def delete_selected(self) -> None:
         refused = [m for m in self.selected_members() if not self.decisions.mark(m.path)]
         if refused:
-            self.message.emit("At least one image of every group is kept: "
-                              f"{printable(os.path.basename(refused[0].path))} stays.")
+            self.message.emit(self._refusal(refused[0].path))
         self.marks_updated()
 
     def marks_updated(self) -> None:
@@ -414,6 +417,8 @@ class ReviewPanel(QWidget):
             return
         if not self.decisions.apply_rule(group, *chosen):
             self.message.emit("No image of this group is in that folder.")
+        elif not self.decisions.marked_in(group) and self.protection.protected_in(group):
+            self.message.emit("Nothing marked: the others are in protected folders.")
         elif chosen[0] is Rule.IN_FOLDER and not self.decisions.marked_in(group):
             self.message.emit("Every image of this group is in that folder: all are kept.")
         self.marks_updated()
@@ -473,3 +478,4 @@ class ReviewPanel(QWidget):
         menu.addSeparator()
         add_file_actions(menu, member.path, self.message.emit)
         return menu
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -221,8 +222,8 @@ def accept_plan(groups: Iterable[Group], decisions: Decisions,
 
 
 def describe_time(seconds: float) -> str:
+    """A capture time as the camera's clock wrote it (images.capture_time
+    reads it as UTC, so UTC gives it back unshifted), or an mtime."""
     if not math.isfinite(seconds):
         return "unknown"
-    import time
-
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))

@@ -221,9 +221,10 @@ def accept_plan(groups: Iterable[Group], decisions: Decisions,
     return chosen, len(marks), sum(marks.values())
 
 
-def describe_time(seconds: float) -> str:
+def describe_time(seconds: float, captured: bool = True) -> str:
     """A capture time as the camera's clock wrote it (images.capture_time
-    reads it as UTC, so UTC gives it back unshifted), or an mtime."""
+    reads it as UTC, so UTC gives it back unshifted); a file's
+    modification time (not ``captured``) in local time."""
     if not math.isfinite(seconds):
         return "unknown"
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(seconds))
+    return time.strftime("%Y-%m-%d %H:%M", (time.gmtime if captured else time.localtime)(seconds))

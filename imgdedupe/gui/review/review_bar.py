@@ -162,7 +162,7 @@ class ReviewBar(QWidget):
         seconds, captured = group_time(group, self.times())
         if captured:
             return f"Taken {describe_time(seconds)} (the capture date in its EXIF)"
-        return (f"Modified {describe_time(seconds)}: its photos carry no capture date, "
+        return (f"Modified {describe_time(seconds, False)}: its photos carry no capture date, "
                 "so the file's modification time places it")
 
     def set_folders(self, groups: Sequence[Group], roots: Sequence[str]) -> None:

@@ -460,3 +460,25 @@ def test_a_screenshot_shows_the_summary_and_a_sorted_list(tmp_path: Path) -> Non
     assert settings.value("protected_folders", [], list) == [str(samples / "Archive")]
     with Image.open(shot) as image:
         assert image.width >= 800 and len(image.convert("RGB").getcolors(1 << 20) or []) > 500
+
+
+def test_sorting_by_capture_date_uses_the_scans_exif_dates(window: MainWindow,
+                                                           folders: dict[str, Path]) -> None:
+    import numpy as np
+
+    from imgdedupe.core.groups.contents import ContentTable
+    from imgdedupe.core.groups.graph import SimilarityGraph
+
+    groups = _sized_groups(folders)  # by mtime: B, C, A
+    a_paths = [m.path for m in groups[0].members]
+    table = ContentTable(a_paths, [1, 1], [0, 0], [0, 1, 2], [10, 10], [10, 10], [None, None])
+    # A's first photo says it was taken at 5 s: before every mtime (10 s on).
+    graph = SimilarityGraph("efficientnet-lite0", table, np.zeros((0, 2), np.int64),
+                            np.zeros(0, np.float32), np.zeros(0, np.int8), (),
+                            np.array([5.0, np.nan]))
+    window.review.bar.set_graph(graph)
+    window.review.bar.set_order(SortOrder.CAPTURE_DATE)
+    window._show_groups(groups, keep_place=False)
+    assert _order(window, groups) == "ABC"  # A by its EXIF date, B and C by mtime
+    tip = window.review.groups_model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert "Taken 1970-01-01 00:00 (the capture date in its EXIF)" in tip

@@ -1,7 +1,8 @@
 """int8 EfficientNet-Lite0: how close to float32, what it does to the dev
 set's groups, and how fast, in one run.
 
-    python bench/int8_fidelity.py [--eval ../shared/eval] [--calibration ../shared/corpus/caltech101]
+    python bench/int8_fidelity.py [--eval ../shared/eval]
+                                  [--calibration ../shared/corpus/caltech101]
                                   [--work /tmp/int8_fidelity]
 
 Quantizes the network's convolution trunk to int8 with PyTorch's FX
@@ -21,7 +22,6 @@ post-training quantization (x86 backend, per-channel weights), calibrated on
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings

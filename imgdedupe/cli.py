@@ -11,6 +11,7 @@ import sqlite3
 import sys
 import threading
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__
@@ -21,6 +22,7 @@ from .core.groups.keeper_rules import (
     KeeperRulesError,
     describe_criteria,
 )
+from .core.groups.protection import Protection
 from .core.model import calibration
 from .core.model.registry import BACKBONES
 from .core.records import TIERS, Notice
@@ -167,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{DEFAULT_CHAIN})")
     scan.add_argument("--include-hidden", action="store_true",
                       help="also scan hidden files and folders")
+    scan.add_argument("--protect", action="append", default=[], metavar="DIR",
+                      help="never suggest deleting a photo in DIR or below it (repeatable; any "
+                           "folder, inside a scanned one or not): a group's suggested keeper "
+                           "is a protected photo when it has one, and groups whose photos are "
+                           "all protected are left out")
+    scan.add_argument("--show-protected", action="store_true",
+                      help="also list the groups whose photos are all protected")
+    scan.add_argument("--across", action="store_true",
+                      help="compare across folders only: group only photos that lie under "
+                           "different PATHs (what in one folder is already in another)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     scan.add_argument("--stream", action="store_true",
                       help="write events to stdout as they happen, one JSON object a line: "
@@ -236,6 +248,7 @@ def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # no
         roots=tuple(paths), db_path=args.db or default_db(), backbone=args.backbone,
         weights=args.weights, device=args.device, threshold=threshold,
         rotations=args.rotations, include_hidden=getattr(args, "include_hidden", False),
+        across=getattr(args, "across", False),
         allow_download=args.download_weights,
         keep_rules=getattr(args, "keep_rules", DEFAULT_CHAIN),
     )
@@ -246,8 +259,9 @@ def _stream_line(kind: str, payload: dict) -> None:
     sys.stdout.flush()  # a reader sees each event as it happens
 
 
-def _stream(event: object, tiers: tuple[str, ...]) -> None:
-    """One JSON line per event (``scan --stream``)."""
+def _stream(event: object, tiers: tuple[str, ...], protected: _Protected | None = None) -> None:
+    """One JSON line per event (``scan --stream``); the result as
+    ``protected`` reports it."""
     if isinstance(event, Progress):
         _stream_line("progress", {"phase": event.phase, "done": event.done,
                                   "total": event.total, "message": event.message})
@@ -259,11 +273,14 @@ def _stream(event: object, tiers: tuple[str, ...]) -> None:
         _stream_line("near_exact_groups", {"hashed": event.hashed,
                                            "groups": [group_to_dict(g) for g in event.groups]})
     elif isinstance(event, ScanResult):
-        _stream_line("result", result_to_dict(event, tiers))
+        protected = protected or _Protected(Protection())
+        result, hidden = protected.view(event)
+        _stream_line("result", result_to_dict(result, tiers, protected.protection, hidden))
 
 
 def _run_scan(config, quiet: bool, stream: bool = False,  # noqa: ANN001
-              tiers: tuple[str, ...] = TIERS) -> ScanResult:
+              tiers: tuple[str, ...] = TIERS, protected: _Protected | None = None
+              ) -> ScanResult:
     from .core.scan.pipeline import run_scan
 
     progress = _ProgressLine(not quiet)
@@ -271,7 +288,7 @@ def _run_scan(config, quiet: bool, stream: bool = False,  # noqa: ANN001
     result = None
     for event in run_scan(config, cancel):
         if stream:
-            _stream(event, tiers)
+            _stream(event, tiers, protected)
         if isinstance(event, Progress):
             progress(event)
         elif isinstance(event, Notice):
@@ -300,14 +317,41 @@ def _check_paths(paths: list[str]) -> None:
         raise FileNotFoundError(", ".join(missing))
 
 
+def _protection(folders: list[str]) -> Protection:
+    """--protect: each must be a folder; a typo must not protect nothing."""
+    missing = [f for f in folders if not os.path.isdir(f)]
+    if missing:
+        raise ImgDedupeError(f"--protect: not a folder: {missing[0]}")
+    return Protection.of(folders)
+
+
+@dataclass(frozen=True)
+class _Protected:
+    """How ``scan --protect`` reports a result: a protected photo is each
+    group's keeper where it has one, and groups all protected are left out
+    unless ``show_all``."""
+
+    protection: Protection
+    show_all: bool = False
+
+    def view(self, result: ScanResult) -> tuple[ScanResult, int]:
+        """The result as reported, and how many groups it left out."""
+        groups = self.protection.apply(result.groups)
+        shown = groups if self.show_all else \
+            tuple(g for g in groups if not self.protection.all_protected(g))
+        return replace(result, groups=shown), len(groups) - len(shown)
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     _check_paths(args.paths)
-    result = _run_scan(_config(args, args.paths, args.threshold), args.quiet, args.stream,
-                       args.tiers)
+    protected = _Protected(_protection(args.protect), args.show_protected)
+    result, hidden = protected.view(_run_scan(_config(args, args.paths, args.threshold),
+                                              args.quiet, args.stream, args.tiers, protected))
+    protection = protected.protection
     if args.json:
-        _write_json_to(args.json, lambda s: write_json(result, s, args.tiers))
+        _write_json_to(args.json, lambda s: write_json(result, s, args.tiers, protection, hidden))
     if args.json != "-" and not args.stream:  # stdout carries JSON lines alone
-        write_text(result, sys.stdout, args.tiers)
+        write_text(result, sys.stdout, args.tiers, protection, hidden)
     return EXIT_OK
 
 

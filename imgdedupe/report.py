@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from typing import TextIO
 
 from . import __version__
+from .core.groups.protection import NO_PROTECTION, Protection
 from .core.records import TIERS, FileError, Group
 from .core.scan.events import ScanResult
 from .core.units import human_size
@@ -40,7 +41,9 @@ def keeper_reason(group: Group) -> str | None:
     return (group.keeper_reason or None) if suggested_keeper(group) is not None else None
 
 
-def group_to_dict(group: Group) -> dict:
+def group_to_dict(group: Group, protection: Protection = NO_PROTECTION) -> dict:
+    """One group; ``protected`` members lie in a protected folder (never
+    to be deleted; the keeper is one of them when any is)."""
     keeper = suggested_keeper(group)
     return {
         "kind": group.kind,
@@ -56,6 +59,11 @@ def group_to_dict(group: Group) -> dict:
                 "exact": m.exact,
                 "copy_set": m.copy_set,
                 "keeper": m.path == keeper,
+                "protected": protection.covers(m.path),
+                # What the suggestion would delete: never the keeper, never
+                # a protected photo, nothing among similar shots.
+                "suggested_for_deletion": keeper is not None and m.path != keeper
+                and not protection.covers(m.path),
                 "size": m.size,
                 "width": m.width,
                 "height": m.height,
@@ -72,8 +80,11 @@ def error_to_dict(error: FileError) -> dict:
     return {"path": error.path, "reason": error.reason, "detail": error.detail}
 
 
-def result_to_dict(result: ScanResult, tiers: Collection[str] = TIERS) -> dict:
-    """The JSON report, with the groups of ``tiers`` only."""
+def result_to_dict(result: ScanResult, tiers: Collection[str] = TIERS,
+                   protection: Protection = NO_PROTECTION, hidden_protected: int = 0) -> dict:
+    """The JSON report, with the groups of ``tiers`` only; ``protection``
+    flags protected members, ``hidden_protected`` counts the groups left
+    out because every member is protected."""
     stats = result.stats
     groups = [g for g in result.groups if g.tier in tiers]
     return {
@@ -84,7 +95,9 @@ def result_to_dict(result: ScanResult, tiers: Collection[str] = TIERS) -> dict:
         "threshold": result.threshold,
         "notices": [{"code": n.code, "message": n.message} for n in result.notices],
         "tiers": [t for t in TIERS if t in tiers],
-        "groups": [group_to_dict(g) for g in groups],
+        "protected_folders": list(protection.folders),
+        "protected_groups_hidden": hidden_protected,
+        "groups": [group_to_dict(g, protection) for g in groups],
         "errors": [error_to_dict(e) for e in result.errors],
         "stats": {
             "files_seen": stats.files_seen,
@@ -101,10 +114,12 @@ def result_to_dict(result: ScanResult, tiers: Collection[str] = TIERS) -> dict:
     }
 
 
-def write_json(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS) -> None:
+def write_json(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS,
+               protection: Protection = NO_PROTECTION, hidden_protected: int = 0) -> None:
     # ensure_ascii keeps non-UTF-8 file names (surrogate escapes) as valid
     # JSON \\u escapes instead of failing to encode them.
-    json.dump(result_to_dict(result, tiers), stream, indent=2, ensure_ascii=True)
+    json.dump(result_to_dict(result, tiers, protection, hidden_protected), stream, indent=2,
+              ensure_ascii=True)
     stream.write("\n")
 
 
@@ -144,9 +159,11 @@ def printable(text: str, lines: bool = False) -> str:
     return "".join(map(_escape, text))
 
 
-def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS) -> None:
+def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIERS,
+               protection: Protection = NO_PROTECTION, hidden_protected: int = 0) -> None:
     """The groups tier by tier, each with its reason, then what could not
-    be read and a summary."""
+    be read and a summary. ``[keep]`` is the suggested keeper, ``[prot]``
+    another photo in a protected folder (never to delete)."""
     for notice in result.notices:
         stream.write(f"Note: {printable(notice.message, lines=True)}\n\n")
     groups = [g for g in result.groups if g.tier in tiers]
@@ -164,7 +181,8 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
             if why:
                 stream.write(f"  {printable(why)}\n")
             for m in group.members:
-                mark = "keep" if m.path == keeper else "    "
+                mark = "keep" if m.path == keeper else \
+                    "prot" if protection.covers(m.path) else "    "
                 dims = f"{m.width}x{m.height}" if m.width else "?x?"
                 exact = "exact" if m.exact else "     "
                 stream.write(f"  [{mark}] {m.similarity:5.1f}  {exact}  {dims:>11}  "
@@ -190,6 +208,9 @@ def write_text(result: ScanResult, stream: TextIO, tiers: Collection[str] = TIER
         f"{s.from_cache} from cache, {total:.1f} s ({result.backbone}, threshold "
         f"{result.threshold:g}).\n"
     )
+    if hidden_protected:
+        stream.write(f"{hidden_protected} group(s) lie wholly in protected folders and are not "
+                     "shown (--show-protected lists them).\n")
     stream.write("Nothing was changed on disk: the keep marks are suggestions.\n")
 
 

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mark-suggested", action="store_true",
                         help="after the scan, mark all but each group's suggested keeper "
                              "(nothing is moved until you confirm)")
+    parser.add_argument("--protect", action="append", default=[], metavar="DIR",
+                        help="protect DIR: never mark anything in it (repeatable; remembered "
+                             "like the folder list's right-click \"Protected\")")
+    parser.add_argument("--across", action="store_true",
+                        help="compare across folders only (remembered, like its checkbox)")
+    parser.add_argument("--sort", choices=("space", "size", "folder", "date"),
+                        help="order of the group list (default: space to free)")
     parser.add_argument("--window-size", metavar="WxH",
                         help="open the window at this size (screenshots at a given size)")
     parser.add_argument("--exit-when-done", action="store_true",
@@ -172,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         # Nothing to scan would leave a scripted run waiting for ever.
         print(f"imgdedupe-gui: not a folder: {missing[0]}", file=sys.stderr)
         return 2
+    unprotectable = [p for p in args.protect if not os.path.isdir(p)]
+    if unprotectable:  # a typo must not protect nothing
+        print(f"imgdedupe-gui: --protect: not a folder: {unprotectable[0]}", file=sys.stderr)
+        return 2
     from PySide6.QtGui import QIcon
 
     from ..cli import default_db
@@ -213,6 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         window.backbone_box.setCurrentText(args.backbone)
     if args.threshold is not None:
         window.threshold_bar.set_value(args.threshold)
+    if args.sort:
+        from ..core.actions.review_order import SortOrder
+
+        window.review.bar.set_order({"space": SortOrder.SPACE, "size": SortOrder.SIZE,
+                                     "folder": SortOrder.FOLDER,
+                                     "date": SortOrder.CAPTURE_DATE}[args.sort])
+    for folder in args.protect:
+        window.folder_options.set_protected(folder, True)
+    if args.across:
+        window.folder_options.across_box.setChecked(True)
     if args.scan:
         window.folders.clear()  # scan exactly what was asked, not last time's folders
     window.add_folders([p for p in [*args.paths, *args.scan] if os.path.isdir(p)])

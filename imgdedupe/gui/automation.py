@@ -43,8 +43,7 @@ class Automation(QObject):
     def _after_scan(self, _result: object) -> None:
         if self.mark_suggested:
             self.window.decisions.apply_rule_to_all(Rule.SUGGESTED)
-            self.window.review.members_model.refresh_marks()
-            self.window.review.groups_model.refresh_marks()
+            self.window.review.marks_updated()
             self.window._update_state()
         self._waited = 0
         QTimer.singleShot(POLL_MS, self._wait_for_grid)

@@ -43,6 +43,7 @@ from .jobs.scan_worker import ScanController
 from .jobs.tasks import TaskRunner
 from .keeper.window_keeper import KeeperMixin
 from .review.compare_view import CompareDialog
+from .review.folder_options import FolderOptions
 from .review.review_panel import ReviewPanel
 from .review.threshold_bar import ThresholdBar
 from .review.thumbnails import THUMBNAIL_PX, ThumbnailCache
@@ -167,6 +168,9 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
         self.review.not_duplicates_requested.connect(self.add_ignore_mark)
         self.review.marks_changed.connect(self._update_state)
         self.review.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        options = self.folder_options = FolderOptions(self.folders, self.settings, self.review)
+        folder_bar.insertWidget(3, options.across_box)  # after "Remove folder"
+        options.across_changed.connect(lambda _: self.result and self.scan_after_this_one())
         self.stack = QStackedWidget()
         self.stack.addWidget(self.empty)
         self.stack.addWidget(self.review)
@@ -292,7 +296,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
                           backbone=self.backbone_box.currentText(),
                           device=self.device_box.currentText(),
                           threshold=self.threshold_bar.value(),
-                          keep_rules=self.keeper_rules_for_scan())
+                          keep_rules=self.keeper_rules_for_scan(),
+                          across=self.folder_options.across)
 
     def start_scan(self) -> None:
         if self.controller.running or not self.folder_paths():
@@ -344,6 +349,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
         graph = result.graph
         if graph is not None:
             self.threshold_bar.histogram.set_scores(graph.pair_scores(), graph.floor_score)
+        self.review.bar.set_graph(graph)  # capture dates, for sorting by date
         self._show_groups(result.groups, keep_place=False)
         stats = result.stats
         elapsed = time.monotonic() - self._scan_started

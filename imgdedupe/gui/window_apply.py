@@ -73,8 +73,11 @@ class ApplyMixin(_Window):
     def apply_deletions(self) -> None:
         """Confirm, then move the marked files to the trash (undoable)."""
         groups = self.review.groups  # marks in a hidden tier's groups count too
+        # Decisions never marks a protected photo; checked again here, where
+        # files move, so no future way of marking can slip one through.
+        marked = {p for p in self.decisions.marked if not self.decisions.is_protected(p)}
         try:
-            plan = self.actions.plan(groups, self.decisions.marked)
+            plan = self.actions.plan(groups, marked)
         except UnsafeActionError as exc:  # the marks broke the rule: never act
             self._on_failed(WorkerError("Nothing was moved", str(exc), str(exc)))
             return
@@ -153,8 +156,7 @@ class ApplyMixin(_Window):
         count = len(self.decisions.marked)
         self.decisions.clear()
         self.set_aside.clear()
-        self.review.members_model.refresh_marks()
-        self.review.groups_model.refresh_marks()
+        self.review.marks_updated()
         self._update_state()
         self.statusBar().showMessage(f"{count} mark(s) cleared: every file is kept.", 6000)
 

@@ -61,8 +61,7 @@ class SessionMixin(_Window):
         restore, self.marks_to_restore = self.marks_to_restore, []
         if restore:
             kept = sum(self.decisions.mark(path) for path in restore)
-            self.review.members_model.refresh_marks()
-            self.review.groups_model.refresh_marks()
+            self.review.marks_updated()
             self._update_state()
             if kept:
                 self.phase_label.setText(

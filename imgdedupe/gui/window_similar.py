@@ -105,8 +105,11 @@ class SimilarMixin:
         _once(self.scan_finished, then)
 
     def scan_after_this_one(self) -> None:
-        """Folders handed over while a scan runs: scanned when it ends."""
-        if not self.rescan_queued:
+        """Folders handed over (or a setting changed) while a scan runs:
+        scanned when it ends; at once when none runs."""
+        if not self.controller.running:
+            self.start_scan()
+        elif not self.rescan_queued:
             self.rescan_queued = True
 
             def again() -> None:

@@ -8,6 +8,10 @@ anything that would break it. The delete step checks it again on disk.
 Safety follows the tier: a rule applied to all groups marks only inside
 exact and near-duplicate groups unless the caller names similar shots
 too; a similar shot is another photo, marked only when the user asks.
+
+A photo in a protected folder (groups.protection) is never marked, by
+any path: mark() refuses it, a rule keeps it, and new protection unmarks
+what it now covers.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from enum import Enum
 
 from imgdedupe.core.groups.keeper import keeper_order_key
+from imgdedupe.core.groups.protection import NO_PROTECTION, Protection
 from imgdedupe.core.records import DELETABLE_TIERS, Group, Member
 
 
@@ -89,11 +94,32 @@ def kept_members(group: Group, rule: Rule, folder: str | None = None) -> set[str
 class Decisions:
     """Paths marked for deletion, checked against the groups on show."""
 
-    def __init__(self, groups: Iterable[Group] = ()) -> None:
+    def __init__(self, groups: Iterable[Group] = (),
+                 protection: Protection = NO_PROTECTION) -> None:
         self._marked: set[str] = set()
         self._groups: tuple[Group, ...] = ()
         self._group_index: dict[str, list[int]] = {}
+        self.protection = protection
         self.set_groups(groups)
+
+    def copy(self) -> Decisions:
+        """Another Decisions with the same groups, protection and marks (to
+        try something out, e.g. what "Accept all" would mark)."""
+        other = Decisions(protection=self.protection)
+        other._groups, other._group_index = self._groups, self._group_index
+        other._marked = set(self._marked)
+        return other
+
+    def set_protection(self, protection: Protection) -> list[str]:
+        """Protect other folders; returns the paths it unmarked (every mark
+        on a photo the new folders cover)."""
+        self.protection = protection
+        dropped = sorted(p for p in self._marked if protection.covers(p))
+        self._marked.difference_update(dropped)
+        return dropped
+
+    def is_protected(self, path: str) -> bool:
+        return self.protection.covers(path)
 
     @property
     def marked(self) -> frozenset[str]:
@@ -111,7 +137,7 @@ class Decisions:
         for n, group in enumerate(self._groups):
             for member in group.members:
                 self._group_index.setdefault(member.path, []).append(n)
-        shown = set(self._group_index)
+        shown = {p for p in self._group_index if not self.protection.covers(p)}
         dropped = sorted(self._marked - shown)
         self._marked &= shown
         for group in self._groups:
@@ -124,7 +150,10 @@ class Decisions:
         return [self._groups[n] for n in self._group_index.get(path, ())]
 
     def can_mark(self, path: str) -> bool:
-        """False when marking ``path`` would leave one of its groups empty."""
+        """False when marking ``path`` would leave one of its groups empty,
+        or when ``path`` is protected."""
+        if self.protection.covers(path):
+            return False
         for group in self._groups_of(path):
             others = [m for m in group.members if m.path != path]
             if all(m.path in self._marked for m in others):
@@ -133,8 +162,8 @@ class Decisions:
 
     def mark(self, path: str) -> bool:
         """Mark for deletion; False (and nothing changes) if it would mark a
-        whole group, or if ``path`` is in no group on show (a mark is only
-        ever on a file the user can see marked)."""
+        whole group, if ``path`` is protected, or if it is in no group on
+        show (a mark is only ever on a file the user can see marked)."""
         if path in self._marked:
             return True
         if path not in self._group_index or not self.can_mark(path):
@@ -153,17 +182,26 @@ class Decisions:
         return self.mark(path)
 
     def apply_rule(self, group: Group, rule: Rule, folder: str | None = None) -> bool:
-        """Keep ``rule``'s choice in ``group`` and mark the rest. False when
-        the rule finds no member to keep (then nothing changes)."""
+        """Keep ``rule``'s choice in ``group`` and mark the rest, except
+        protected photos. False when the rule finds no member to keep (then
+        nothing changes)."""
+        if rule is Rule.SUGGESTED:  # a protected member is the one to keep
+            group = self.protection.with_keeper(group)
         kept = kept_members(group, rule, folder)
         if not kept:
             return False
         for member in group.members:
             self._marked.discard(member.path)
         for member in group.members:
-            if member.path not in kept:
+            if member.path not in kept and not self.protection.covers(member.path) \
+                    and member.path in self._group_index:  # only ever a file on show
                 self._marked.add(member.path)
-        self.set_groups(self._groups)  # a file in two groups: repair the other
+        # A file in two groups: repair the others it touches (not every
+        # group: "Accept all" over 100k groups would be quadratic).
+        for member in group.members:
+            for other in self._groups_of(member.path):
+                if all(m.path in self._marked for m in other.members):
+                    self._marked.discard(other.keeper)
         return True
 
     def apply_rule_to_all(self, rule: Rule, folder: str | None = None,
@@ -172,6 +210,21 @@ class Decisions:
         near-duplicates, never similar shots); returns how many groups it
         changed."""
         return sum(self.apply_rule(g, rule, folder) for g in self._groups if g.tier in tiers)
+
+    def suggested_marks(self, group: Group) -> list[str]:
+        """What accepting ``group``'s suggestion marks: every member but the
+        suggested keeper and the protected ones."""
+        group = self.protection.with_keeper(group)
+        return [m.path for m in group.members
+                if m.path != group.keeper and not self.protection.covers(m.path)]
+
+    def accept_suggestion(self, group: Group, similar_shots: bool = False) -> bool:
+        """Keep the suggested keeper, mark the rest (never a protected photo).
+        A similar-shot group is other photos: left alone (False) unless
+        ``similar_shots`` says the user asked."""
+        if not group.deletable and not similar_shots:
+            return False
+        return self.apply_rule(group, Rule.SUGGESTED)
 
     def clear(self, group: Group | None = None) -> None:
         paths = {m.path for m in group.members} if group else set(self._marked)

@@ -13,6 +13,7 @@ never groups, however high its cosine: two watches are not duplicates.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -69,6 +70,9 @@ class SimilarityGraph:
     moments: np.ndarray  # (len(contents),) float64: EXIF capture times, NaN unknown
     floor_score: float = FLOOR_SCORE
     companions: Mapping[str, tuple[Companion, ...]] = field(default_factory=dict)
+    # Compare across folders only: the scan's roots, when only photos under
+    # different ones may group (across_only); empty: everything may.
+    across: tuple[str, ...] = ()
 
     def pair_scores(self) -> np.ndarray:
         """Every kept pair's similarity on the 0-100 scale (for a histogram)."""
@@ -114,9 +118,52 @@ def groups_at(graph: SimilarityGraph, threshold: float,
     groups += _similar_groups(graph, similar, min_cosine, "similar_shot", unit=unit,
                               copies_of=copies_of, marks_of=unit_marks)[0]
     grouped = {m.path for g in groups for m in g.members}
-    groups += [g for g in exact_groups(graph.contents.copied()) if g.members[0].path not in grouped]
+    groups += [g for g in exact_groups(graph.contents.copied()) if g.members[0].path not in grouped
+               and (not graph.across or spans_roots((m.path for m in g.members), graph.across))]
     groups.sort(key=lambda g: (g.members[0].path, g.kind))
     return with_companions(groups, graph.companions)
+
+
+def root_of(path: str, roots: Sequence[str]) -> str | None:
+    """The root (an absolute folder, or a file given as a root) that holds
+    ``path``: the deepest one when roots nest, None when none does."""
+    best = None
+    for root in roots:
+        inside = path == root or path.startswith(os.path.join(root, ""))
+        if inside and (best is None or len(root) > len(best)):
+            best = root
+    return best
+
+
+def spans_roots(paths: Iterable[str], roots: Sequence[str]) -> bool:
+    """Whether ``paths`` lie under at least two different roots."""
+    seen: set[str | None] = set()
+    for path in paths:
+        seen.add(root_of(path, roots))
+        if len(seen) > 1:
+            return True
+    return False
+
+
+def across_only(graph: SimilarityGraph, roots: Sequence[str]) -> SimilarityGraph:
+    """The graph of "compare across folders only": just the pairs whose
+    photos lie under different roots (a content's byte copies count for
+    every root they lie in), and byte-copy groups only when their copies
+    span two roots. Filtered here, before grouping, so that every grouping
+    (the scan's, the slider's, the command line's) sees the same pairs, and
+    no group ever forms of one folder's photos alone."""
+    roots = tuple(roots)
+    contents = graph.contents
+    paths, starts = contents.columns()[0], contents.columns()[3].tolist()
+    roots_of = [frozenset(root_of(paths[j], roots) for j in range(starts[i], starts[i + 1]))
+                for i in range(len(contents))]
+    keep = np.array([len(roots_of[a] | roots_of[b]) > 1 for a, b in graph.pairs.tolist()],
+                    dtype=bool).reshape(-1)
+    return replace(graph, pairs=graph.pairs[keep].reshape(-1, 2), cosines=graph.cosines[keep],
+                   tiers=graph.tiers[keep],
+                   reasons=tuple(r for r, k in zip(graph.reasons, keep.tolist(), strict=True)
+                                 if k),
+                   across=roots)
 
 
 def exact_groups(contents: Iterable[Content]) -> list[Group]:

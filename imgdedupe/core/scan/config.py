@@ -22,6 +22,9 @@ class ScanConfig:
     threshold: float = calibration.DEFAULT_THRESHOLD  # 0-100 user scale
     rotations: bool = True
     include_hidden: bool = False
+    # Only pairs whose photos lie under different roots group ("what in my
+    # phone dump is already in my library"): groups.graph.across_only.
+    across: bool = False
     batch_size: int = 0  # 0: 16 on a CPU, 128 on a GPU
     decode_workers: int = 0  # 0: one per core
     decode_pool: str = "auto"  # threads, processes, or auto (decode_pool.choose_processes)
@@ -49,6 +52,7 @@ def memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict
     return {
         "roots": roots,
         "include_hidden": config.include_hidden,
+        "across": config.across,  # a toggle must never replay the other answer
         "threshold": config.threshold,
         "rotations": config.rotations,
         "index": asdict(config.index),

@@ -13,7 +13,7 @@ The memo is keyed by everything the answer is a function of:
   problems. A changed, added, removed or renamed file changes it, as it
   changes the cache's own key (path + size + mtime_ns);
 * the settings that shape the answer: roots, hidden files, threshold,
-  rotations, the index parameters, and the calibrated cosines of the
+  rotations, "compare across folders only", the index parameters, and the calibrated cosines of the
   threshold and the slider's floor (a new calibration is a new answer);
 * the model id and the store's vector version, which counts every vector
   written or deleted (database triggers) and holds the database's random
@@ -51,7 +51,9 @@ from imgdedupe.core.verify import evidence, tiers
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4  # bump when the layout below or what the key covers changes
+# Bump when the layout below or what the key covers changes. 5: the graph's
+# roots of "compare across folders only".
+FORMAT = 5
 FILE_NAME = "scan-memo.npz"
 
 
@@ -124,7 +126,7 @@ def save(path: Path, key: str, memo: Memo) -> None:
         "key": key,
         "errors": [[e.path, e.reason, e.detail] for e in memo.errors],
         "counts": [memo.files_seen, memo.unique_contents, memo.from_cache],
-        "graph": [graph.backbone, graph.floor_score],
+        "graph": [graph.backbone, graph.floor_score, list(graph.across)],
         "ignore_marks": [sorted(mark) for mark in memo.ignore_marks],
     }
     arrays: dict[str, np.ndarray] = {
@@ -219,11 +221,11 @@ def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
     table = ContentTable(
         _split(arrays["paths"], int(starts[-1])), arrays["sizes"], arrays["mtimes"], starts,
         arrays["widths"], arrays["heights"], _split(arrays["digests"], len(starts) - 1))
-    backbone, floor = meta["graph"]
+    backbone, floor, across = meta["graph"]
     pairs = arrays["pairs"]
     graph = SimilarityGraph(backbone, table, pairs, arrays["cosines"], arrays["tiers"],
                             tuple(_split(arrays["reasons"], len(pairs))), arrays["moments"],
-                            floor)
+                            floor, tuple(across))
     groups = _groups_of("", arrays, table)
     files_seen, unique_contents, from_cache = meta["counts"]
     return Memo(groups, _groups_of("exact_", arrays, table),

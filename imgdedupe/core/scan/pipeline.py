@@ -27,7 +27,7 @@ from pathlib import Path
 from imgdedupe.core.errors import ImgDedupeError, raise_if_cancelled
 from imgdedupe.core.files.companions import with_companions
 from imgdedupe.core.groups.contents import PixelSizes
-from imgdedupe.core.groups.graph import FLOOR_SCORE, groups_at
+from imgdedupe.core.groups.graph import FLOOR_SCORE, across_only, groups_at, spans_roots
 from imgdedupe.core.groups.keeper_rules import KeeperChain, choose_keepers
 from imgdedupe.core.groups.orientation import graph_turned_copies
 from imgdedupe.core.images.decode_pool import DecodePool, choose_processes
@@ -38,7 +38,7 @@ from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_back
 from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.cache import library_pairs
 from imgdedupe.core.pairs.rotated import hashes_of, merge_pairs, rotated_pairs
-from imgdedupe.core.records import Companion, FileError, Notice
+from imgdedupe.core.records import Companion, FileError, Group, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
 from imgdedupe.core.scan.embed_step import embed_pending, make_missing_pictures
@@ -172,7 +172,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     contents = yield from hash_contents(config, store, cached, errors, cancel)
     settled = len(errors) == unsettled  # an unreadable file may be readable next time
     pixel_sizes = PixelSizes(contents)
-    yield ExactGroupsReady(with_companions(exact_copy_groups(contents, pixel_sizes), of_photo))
+    early_exact = _across(config, roots, exact_copy_groups(contents, pixel_sizes))
+    yield ExactGroupsReady(with_companions(early_exact, of_photo))
 
     # 3. Decode + embed what the cache lacks, once per distinct content.
     # The decode pool starts before the model is built or loaded, so its
@@ -201,9 +202,12 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
                     raise ImgDedupeError(f"the model loaded ({backbone.info.model_id}) is not "
                                          f"the one planned ({plan.model_id})")
             clock.start("embed")
-            yield from _with_companions(embed_pending(
-                config, backbone, pool, store, contents, pending, reps, pixel_sizes, errors,
-                cancel), of_photo)
+            for event in _with_companions(embed_pending(
+                    config, backbone, pool, store, contents, pending, reps, pixel_sizes,
+                    errors, cancel), of_photo):
+                if isinstance(event, NearExactGroupsReady):  # early: across folders too
+                    event = replace(event, groups=_across(config, roots, event.groups))
+                yield event
         finally:
             pool.close()
         gc.disable()
@@ -242,6 +246,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores,
                                      verdicts, floor, ignore_marks, store)
     graph = replace(graph, companions=of_photo)
+    if config.across:
+        graph = across_only(graph, roots)
     groups = groups_at(graph, config.threshold, ignore_marks)
     clock.stop()
     yield Progress("done", 1, 1)
@@ -251,7 +257,8 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
             tree, settings, model_id, store.vector_version(model_id), ignore_marks),
             # The exact groups as a rescan would announce them: with the
             # pixel sizes this scan decoded.
-            scan_memo.Memo(groups, tuple(exact_copy_groups(contents, pixel_sizes)),
+            scan_memo.Memo(groups, _across(config, roots, exact_copy_groups(contents,
+                                                                             pixel_sizes)),
                            tuple(errors), len(files), len(contents), len(reps), graph,
                            ignore_marks))
     stats = ScanStats(
@@ -290,6 +297,16 @@ def _with_companions(events: Iterator[Progress | NearExactGroupsReady],
         if isinstance(event, NearExactGroupsReady) and of_photo:
             event = replace(event, groups=with_companions(event.groups, of_photo))
         yield event
+
+
+def _across(config: ScanConfig, roots: tuple[str, ...], groups: list[Group] | tuple[Group, ...]
+            ) -> tuple[Group, ...]:
+    """Early groups as "compare across folders only" shows them: those
+    whose photos lie under two roots or more (the final groups are
+    filtered on the graph: groups.graph.across_only)."""
+    if not config.across:
+        return tuple(groups)
+    return tuple(g for g in groups if spans_roots((m.path for m in g.members), roots))
 
 
 def _replay(memo: scan_memo.Memo, config: ScanConfig, notices: list[Notice], name: str,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QIcon
 
 from ...core.actions.decisions import Decisions
+from ...core.actions.review_order import space_to_free
 from ...core.records import Group, Member
 from ...core.units import human_size
 from ...report import printable
@@ -62,6 +63,7 @@ class GroupListModel(QAbstractListModel):
         self._thumbnails = thumbnails
         self._decisions = decisions
         self._row_of_path: dict[str, int] = {}
+        self.extra_tip: Callable[[Group], str] | None = None  # e.g. the capture date
         thumbnails.ready.connect(self._on_thumbnail)
 
     @property
@@ -112,10 +114,15 @@ class GroupListModel(QAbstractListModel):
         group = self._groups[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             marked = len(self._decisions.marked_in(group))
-            suffix = f"\n{marked} marked for deletion" if marked else ""
+            space = space_to_free(group, self._decisions)  # what the list sorts by first
+            frees = f"{human_size(space)} to free" if space else ""
+            suffix = f"\n{marked} marked for deletion" + (f" · {frees}" if frees else "") \
+                if marked else (f"\n{frees}" if frees else "")
             return f"{group_summary(group)}{suffix}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join([group.reason, *(printable(m.path) for m in group.members)])
+            extra = self.extra_tip(group) if self.extra_tip else ""
+            return "\n".join([group.reason, *(printable(m.path) for m in group.members),
+                              *([extra] if extra else [])])
         if role == Qt.ItemDataRole.DecorationRole:
             pixmap = self._thumbnails.pixmap(group.reference)
             # A QIcon is drawn at the view's icon size; a bare pixmap would
@@ -178,7 +185,9 @@ class MemberModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             reference = self._group is not None and self._group.kind == "similar" \
                 and index.row() == 0
-            return member_caption(member, reference and self._show_decisions)
+            caption = member_caption(member, reference and self._show_decisions)
+            protected = self._show_decisions and self._decisions.is_protected(member.path)
+            return caption + ("\nprotected folder" if protected else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             if member.companions:
                 return f"{printable(member.path)}\n{companions_text(member)}"

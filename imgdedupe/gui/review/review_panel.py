@@ -1,15 +1,16 @@
 """Reviewing results: the list of groups on the left, one group's grid on the right.
 
-Keyboard: arrows move, K keeps, D marks for deletion, Space compares,
-Enter goes to the next group, Ctrl + / Ctrl - (or Ctrl and the wheel) size
-the thumbnails. Right-click any picture for Find similar,
+Keyboard: arrows move, K keeps, D marks for deletion, A accepts the
+group's suggestion and goes to the next group (Shift+A also in a group of
+similar shots), Space compares, Enter goes to the next group, Ctrl + /
+Ctrl - (or Ctrl and the wheel) size the thumbnails. Right-click any picture for Find similar,
 Open, Show in folder and Copy path.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from PySide6.QtCore import (
@@ -42,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.actions.decisions import Decisions, Rule
+from ...core.groups.protection import NO_PROTECTION, Protection
 from ...core.records import DELETABLE_TIERS, TIERS, Group, Member
 from ...report import printable
 from .delegate import ThumbnailDelegate, cell_size
@@ -55,6 +57,7 @@ from .group_model import (
     MemberModel,
     group_summary,
 )
+from .review_bar import ReviewBar
 from .thumbnails import LARGEST_PX, SMALLEST_PX, THUMBNAIL_PX, ThumbnailCache
 
 MAX_COMPARED = 6  # side by side, each still large enough to judge
@@ -76,6 +79,13 @@ class ReviewPanel(QWidget):
         self.thumbnails = thumbnails
         self.groups_model = GroupListModel(thumbnails, decisions)
         self.members_model = MemberModel(thumbnails, decisions)
+        self.protection = NO_PROTECTION
+        self.roots: Callable[[], list[str]] = list  # the scanned folders (the window's)
+        self._scanned_groups: tuple[Group, ...] = ()  # as the scan suggested their keepers
+        self.bar = ReviewBar()
+        self.bar.arrangement_changed.connect(self._show_tiers)
+        self.bar.accept_all_requested.connect(self.accept_all_in_filter)
+        self.groups_model.extra_tip = self.bar.time_tip
 
         # A one-column table, not a QListView: a list view lays out every
         # row again after each insert, calling the Python rowCount() twice
@@ -156,7 +166,12 @@ class ReviewPanel(QWidget):
         right_layout.addLayout(header)
         right_layout.addWidget(self.grid, 1)
         splitter = QSplitter()
-        splitter.addWidget(self.group_list)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.bar.summary)  # "1,240 groups · 8.3 GB to free · …"
+        left_layout.addWidget(self.group_list, 1)
+        splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(0, 0)
@@ -193,11 +208,13 @@ class ReviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tiers_row)
-        layout.addWidget(splitter)
+        layout.addWidget(self.bar)
+        layout.addWidget(splitter, 1)  # the rows above keep their height
 
         for key, slot in (("K", self.keep_selected), ("D", self.delete_selected),
                           ("Space", self.compare_selected), ("Return", self.next_group),
-                          ("Enter", self.next_group)):
+                          ("Enter", self.next_group), ("A", self.accept_and_next),
+                          ("Shift+A", lambda: self.accept_and_next(similar_shots=True))):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
@@ -249,14 +266,17 @@ class ReviewPanel(QWidget):
         """Show new groups (of the ticked tiers); with ``keep_place``, stay
         on the current group when it survives (a regroup), else start at
         the first."""
-        self._all_groups = tuple(groups)
+        self._scanned_groups = tuple(groups)
+        self._all_groups = self.protection.apply(groups)  # a protected photo is the keeper
+        self.bar.set_folders(self._all_groups, self.roots())
         for tier, box in self.tier_boxes.items():
             box.setText(f"{TIER_LABELS[tier]} ({sum(g.tier == tier for g in groups):,})")
         self._show_tiers(keep_place)
 
     def _show_tiers(self, keep_place: bool = True) -> None:
         shown = self.shown_tiers()
-        groups = [g for g in self._all_groups if g.tier in shown]
+        groups = self.bar.arrange([g for g in self._all_groups if g.tier in shown],
+                                  self.decisions, self.protection)
         current = self.members_model.group
         keep_path = current.reference if current and keep_place else None
         self.thumbnails.clear_pending()
@@ -269,6 +289,21 @@ class ReviewPanel(QWidget):
         else:
             self.members_model.set_group(None)
             self._update_header()
+        self._update_summary()
+
+    def _update_summary(self) -> None:
+        self.bar.update_summary(self.groups_model.groups, self.decisions,
+                                len(self._all_groups))
+
+    def set_protection(self, protection: Protection) -> None:
+        """Protect other folders: see core.groups.protection."""
+        dropped = self.decisions.set_protection(protection)
+        self.protection = protection
+        self.set_groups(self._scanned_groups)
+        self.members_model.refresh_marks()  # the cards' "protected folder"
+        if dropped:
+            self.marks_updated()
+            self.message.emit(f"{len(dropped)} mark(s) removed: those photos are protected.")
 
     def select_group(self, row: int) -> None:
         self.groups_model.ensure_fetched(row)
@@ -317,28 +352,54 @@ class ReviewPanel(QWidget):
         return [self.members_model.member(r) for r in rows]
 
     def toggle(self, path: str) -> None:
-        if not self.decisions.toggle(path) and not self.decisions.is_marked(path):
-            if not self.decisions.can_mark(path):
-                self.message.emit("At least one image of every group is kept: "
-                                  "keep another one first.")
-        self._marks_updated()
+        if not self.decisions.toggle(path) and not self.decisions.can_mark(path):
+            self.message.emit(self._refusal(path))
+        self.marks_updated()
+
+    def _refusal(self, path: str) -> str:
+        name = printable(os.path.basename(path))
+        if self.decisions.is_protected(path):
+            return f"{name} is in a protected folder: it is never marked."
+        return f"At least one image of every group is kept: {name} stays."
 
     def keep_selected(self) -> None:
         for member in self.selected_members():
             self.decisions.keep(member.path)
-        self._marks_updated()
+        self.marks_updated()
 
     def delete_selected(self) -> None:
         refused = [m for m in self.selected_members() if not self.decisions.mark(m.path)]
         if refused:
-            self.message.emit("At least one image of every group is kept: "
-                              f"{printable(os.path.basename(refused[0].path))} stays.")
-        self._marks_updated()
+            self.message.emit(self._refusal(refused[0].path))
+        self.marks_updated()
 
-    def _marks_updated(self) -> None:
+    def marks_updated(self) -> None:
+        """After marks changed (here or elsewhere): the cards, the list and the
+        summary line show them, and marks_changed tells the window."""
         self.members_model.refresh_marks()
         self.groups_model.refresh_marks()
+        self._update_summary()
         self.marks_changed.emit()
+
+    def accept_and_next(self, similar_shots: bool = False) -> None:
+        """A: keep the suggested keeper, mark the rest (never a protected
+        photo), go to the next group. Shift+A: also in similar shots."""
+        group = self.members_model.group
+        if group is None:
+            return
+        if not self.decisions.accept_suggestion(group, similar_shots):
+            self.message.emit("Similar shots are different photos: Shift+A accepts the "
+                              "suggestion here too.")
+            return
+        self.marks_updated()
+        self.next_group()
+
+    def accept_all_in_filter(self) -> None:
+        """Accept the suggestion in every listed group, after one confirmation."""
+        done = self.bar.accept_all(self.groups_model.groups, self.decisions,
+                                   self.apply_to_shots.isChecked())
+        self.marks_updated()
+        self.message.emit(done)
 
     def _chosen_rule(self) -> tuple[Rule, str | None] | None:
         rule: Rule = self.rule.currentData()
@@ -359,9 +420,11 @@ class ReviewPanel(QWidget):
             return
         if not self.decisions.apply_rule(group, *chosen):
             self.message.emit("No image of this group is in that folder.")
+        elif not self.decisions.marked_in(group) and self.protection.protected_in(group):
+            self.message.emit("Nothing marked: the others are in protected folders.")
         elif chosen[0] is Rule.IN_FOLDER and not self.decisions.marked_in(group):
             self.message.emit("Every image of this group is in that folder: all are kept.")
-        self._marks_updated()
+        self.marks_updated()
 
     def _apply_rule_to_all(self) -> None:
         chosen = self._chosen_rule()
@@ -373,7 +436,7 @@ class ReviewPanel(QWidget):
         changed = self.decisions.apply_rule_to_all(*chosen, tiers=tiers)
         skipped = "" if "similar_shot" in tiers else " (similar shots left alone)"
         self.message.emit(f"Applied to {changed} group(s){skipped}.")
-        self._marks_updated()
+        self.marks_updated()
 
     def _not_duplicates(self) -> None:
         group = self.members_model.group
@@ -418,3 +481,4 @@ class ReviewPanel(QWidget):
         menu.addSeparator()
         add_file_actions(menu, member.path, self.message.emit)
         return menu
+

@@ -1,0 +1,146 @@
+"""Protected folders: no rule, key or "Apply to all" ever marks a protected
+photo; a group's suggested keeper is a protected photo when it has one;
+groups whose photos are all protected are recognised (and hidden)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imgdedupe.core.actions.decisions import Decisions, Rule
+from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
+from imgdedupe.core.groups.protection import Protection
+from imgdedupe.core.records import Group, Member
+
+BACKUP = "/photos/backup"
+PROTECTION = Protection.of([BACKUP])
+
+
+def member(path: str, size: int = 100, wh: tuple[int, int] = (1000, 750),
+           mtime: int = 0) -> Member:
+    return Member(path, 95.0, None, size, wh[0], wh[1], mtime)
+
+
+def group(*members: Member, tier: str = "near_duplicate") -> Group:
+    return Group("similar", members, suggest_keeper(members), tier, "test")
+
+
+# The library's copy is the best by every rule but one, so each rule that
+# prefers another member would keep it, and mark the protected ones.
+LIBRARY = member("/photos/library/a.jpg", size=900, wh=(4000, 3000), mtime=30)
+BACKED_UP = member("/photos/backup/a.jpg", size=200, wh=(1000, 750), mtime=10)
+BACKED_UP_DEEP = member("/photos/backup/2020/a (1).jpg", size=300, wh=(1000, 750), mtime=40)
+ELSEWHERE = member("/photos/phone/a.jpg", size=9000, wh=(1000, 750), mtime=50)
+MIXED = group(LIBRARY, BACKED_UP, BACKED_UP_DEEP, ELSEWHERE)
+SHOTS = group(member("/photos/library/burst1.jpg", wh=(4000, 3000)),
+              member("/photos/backup/burst2.jpg"), tier="similar_shot")
+ALL_PROTECTED = group(member("/photos/backup/x.jpg", wh=(2000, 1500)),
+                      member("/photos/backup/old/x.jpg"), tier="exact")
+GROUPS = (MIXED, SHOTS, ALL_PROTECTED)
+PROTECTED_PATHS = {m.path for g in GROUPS for m in g.members if m.path.startswith(BACKUP + "/")}
+
+RULES = [(rule, "/photos/phone" if rule is Rule.IN_FOLDER else None) for rule in Rule]
+
+
+def decisions() -> Decisions:
+    return Decisions(GROUPS, PROTECTION)
+
+
+def test_protection_covers_its_folders_and_below_only() -> None:
+    assert PROTECTION.covers("/photos/backup/a.jpg")
+    assert PROTECTION.covers("/photos/backup/2020/a.jpg")
+    assert not PROTECTION.covers("/photos/backup2/a.jpg")  # a name that only starts alike
+    assert not PROTECTION.covers("/photos/library/a.jpg")
+    assert not Protection().covers("/photos/backup/a.jpg")
+    assert Protection.of(["/a", "/a/", "/b"]).folders == ("/a", "/b")
+
+
+@pytest.mark.parametrize(("rule", "folder"), RULES, ids=[r.name for r, _ in RULES])
+def test_no_rule_marks_a_protected_photo(rule: Rule, folder: str | None) -> None:
+    d = decisions()
+    for g in GROUPS:
+        d.apply_rule(g, rule, folder)
+    assert d.marked, "the rule marked nothing: the test proves nothing"
+    assert not d.marked & PROTECTED_PATHS
+
+
+@pytest.mark.parametrize(("rule", "folder"), RULES, ids=[r.name for r, _ in RULES])
+def test_apply_to_all_marks_no_protected_photo_in_any_tier(rule: Rule,
+                                                           folder: str | None) -> None:
+    d = decisions()
+    changed = d.apply_rule_to_all(rule, folder, tiers={"exact", "near_duplicate",
+                                                       "similar_shot"})
+    assert changed and d.marked
+    assert not d.marked & PROTECTED_PATHS
+
+
+def test_marking_by_hand_refuses_a_protected_photo() -> None:
+    d = decisions()
+    assert not d.can_mark(BACKED_UP.path)
+    assert not d.mark(BACKED_UP.path)
+    assert not d.toggle(BACKED_UP.path)
+    assert not d.is_marked(BACKED_UP.path)
+    assert d.mark(ELSEWHERE.path)  # the others still can be
+
+
+def test_accepting_the_suggestion_keeps_a_protected_photo_and_marks_no_other() -> None:
+    d = decisions()
+    assert d.accept_suggestion(MIXED)
+    # The suggestion keeps the best protected photo, not the library's larger one.
+    assert d.marked == {LIBRARY.path, ELSEWHERE.path}
+    assert not d.accept_suggestion(SHOTS)  # similar shots only when asked
+    assert d.accept_suggestion(SHOTS, similar_shots=True)
+    assert not d.marked & PROTECTED_PATHS
+
+
+def test_the_keeper_prefers_a_protected_photo() -> None:
+    assert MIXED.keeper == LIBRARY.path  # unprotected, the sharpest copy wins
+    kept = PROTECTION.with_keeper(MIXED)
+    # The best of the protected photos by the keeper chain.
+    assert kept.keeper == min((BACKED_UP, BACKED_UP_DEEP), key=keeper_order_key).path
+    assert Protection().with_keeper(MIXED) is MIXED
+    already = Protection.of(["/photos/library"]).with_keeper(MIXED)
+    assert already is MIXED  # its keeper is protected already
+
+
+def test_protecting_a_folder_unmarks_what_it_covers() -> None:
+    d = Decisions(GROUPS)
+    d.apply_rule_to_all(Rule.HIGHEST_RESOLUTION, tiers={"exact", "near_duplicate"})
+    assert d.marked & PROTECTED_PATHS
+    dropped = d.set_protection(PROTECTION)
+    assert dropped and set(dropped) <= PROTECTED_PATHS
+    assert not d.marked & PROTECTED_PATHS
+    assert d.is_protected(BACKED_UP.path)
+
+
+def test_all_protected_groups_are_recognised() -> None:
+    assert PROTECTION.all_protected(ALL_PROTECTED)
+    assert not PROTECTION.all_protected(MIXED)
+    assert not Protection().all_protected(ALL_PROTECTED)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["mark", "toggle", "keep", "rule", "all", "accept"]),
+                          st.integers(0, 9), st.sampled_from(list(Rule))), max_size=30))
+def test_no_sequence_of_operations_marks_a_protected_photo(ops) -> None:  # noqa: ANN001
+    d = decisions()
+    paths = sorted({m.path for g in GROUPS for m in g.members})
+    for op, n, rule in ops:
+        path, g = paths[n % len(paths)], GROUPS[n % len(GROUPS)]
+        folder = "/photos" if rule is Rule.IN_FOLDER else None
+        if op == "mark":
+            d.mark(path)
+        elif op == "toggle":
+            d.toggle(path)
+        elif op == "keep":
+            d.keep(path)
+        elif op == "rule":
+            d.apply_rule(g, rule, folder)
+        elif op == "all":
+            d.apply_rule_to_all(rule, folder, tiers={"exact", "near_duplicate", "similar_shot"})
+        else:
+            d.accept_suggestion(g, similar_shots=True)
+        assert not d.marked & PROTECTED_PATHS
+        for each in GROUPS:  # and the old invariant still holds
+            assert not all(m.path in d.marked for m in each.members)

@@ -225,7 +225,7 @@ def _memo_of(meta: dict, arrays: dict[str, np.ndarray]) -> Memo:
     pairs = arrays["pairs"]
     graph = SimilarityGraph(backbone, table, pairs, arrays["cosines"], arrays["tiers"],
                             tuple(_split(arrays["reasons"], len(pairs))), arrays["moments"],
-                            floor, tuple(across))
+                            floor, across=tuple(across))
     groups = _groups_of("", arrays, table)
     files_seen, unique_contents, from_cache = meta["counts"]
     return Memo(groups, _groups_of("exact_", arrays, table),

@@ -148,6 +148,21 @@ def test_the_cameras_exif_wins_over_an_export(best, other, says):
         "/a/o.jpg"
 
 
+def test_the_photo_shot_with_its_raw_is_kept_over_a_copy_with_more_camera_exif():
+    """Trashing a photo trashes the RAW beside it (its companion): the copy
+    that has one is the camera's own pair and is kept, also against a copy
+    whose EXIF says more (a re-save that kept the camera's tags)."""
+    from imgdedupe.core.records import Companion
+
+    raw = Companion("/a/IMG_1.CR2", 25_000_000, 0, "raw")
+    shot = Member("/a/IMG_1.JPG", 100.0, None, 50_000, 400, 300, 0, (raw,))
+    resaved = member("/b/IMG_1.JPG")
+    facts = {"/a/IMG_1.JPG": EXPORT, "/b/IMG_1.JPG": CAMERA}
+    for members in ([shot, resaved], [resaved, shot]):
+        assert keep(members, KeeperChain(("exif",)), facts) == (
+            "/a/IMG_1.JPG", "kept: has the camera's RAW beside it, IMG_1.JPG has not")
+
+
 @pytest.mark.parametrize(("copy", "kind"), [
     ("IMG_0001 (1).jpg", "a copy"), ("IMG_0001(2).jpg", "a copy"),
     ("IMG_0001 - Copy.jpg", "a copy"), ("IMG_0001 - Copy (2).jpg", "a copy"),

@@ -122,8 +122,15 @@ _ORIGIN_PHRASES = (
 )
 
 
+def _with_raw(member: Member) -> bool:
+    """A photo shot with its RAW (the RAW beside it is its companion): the
+    camera's own pair, and trashing the photo would trash the RAW too."""
+    return any(c.kind == "raw" for c in member.companions)
+
+
 def camera_exif(candidates: list[Member], ctx: Context) -> Outcome:
-    score = {m.path: _origin_score(ctx.facts(m)) for m in candidates}
+    score = {m.path: (_with_raw(m) or ctx.facts(m).format == "RAW",
+                      *_origin_score(ctx.facts(m))[1:]) for m in candidates}
     best = max(score.values())
     kept, dropped = _split(candidates, lambda m: score[m.path] == best)
     if not dropped:
@@ -133,6 +140,9 @@ def camera_exif(candidates: list[Member], ctx: Context) -> Outcome:
                 if a != b)
     keeper, other = ctx.facts(kept[0]), ctx.facts(runner_up)
     one, many = _ORIGIN_PHRASES[sign]
+    if sign == 0 and keeper.format != "RAW":
+        one, many = ("has the camera's RAW beside it, {name} has not",
+                     "has the camera's RAW beside it, the others have not")
     return kept, (one if len(dropped) == 1 else many).format(
         name=_name(dropped[0]), camera=keeper.camera, editor=other.editor,
         format=_format_name(keeper.format), other=_format_name(other.format))

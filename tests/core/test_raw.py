@@ -367,3 +367,35 @@ def test_the_decode_pool_decodes_raw_files_in_threads_and_processes_alike(tmp_pa
     assert results[False] == results[True]
     assert results[True][0][:2] == (1024, 1536) and results[True][1][:2] == (1536, 1024)
     assert results[True][2] == ErrorReason.TRUNCATED
+
+
+@pytest.mark.slow
+def test_a_raw_with_its_own_jpeg_is_one_photo_and_a_near_duplicate_of_its_export(
+        tmp_path, lite0):
+    """The issue's case with real RAW pixels: Camera/ holds IMG_0002.DNG and
+    the camera's IMG_0002.JPG beside it (one photo: the RAW is the JPEG's
+    companion, never offered as its duplicate), Export/ a resized copy.
+    The one group is the camera JPEG (carrying its RAW) and the export; the
+    suggested keeper is the camera's pair, so the RAW is never suggested
+    for the trash."""
+    from imgdedupe.core.scan.config import ScanConfig
+    from imgdedupe.core.scan.pipeline import run_scan
+
+    root = tmp_path / "lib"
+    (root / "Camera").mkdir(parents=True)
+    (root / "Export").mkdir()
+    raw = write_dng(root / "Camera" / "IMG_0002.DNG", coffee(), taken="2024:07:14 10:21:33")
+    camera_jpeg = root / "Camera" / "IMG_0002.JPG"
+    coffee().save(camera_jpeg, quality=92)
+    export = root / "Export" / "IMG_0002_web.jpg"
+    coffee().resize((1200, 800), Image.Resampling.LANCZOS).save(export, quality=85)
+    *_, result = run_scan(ScanConfig(roots=(str(root),), db_path=str(tmp_path / "c.db")),
+                          backbone=lite0)
+    assert [{m.path for m in g.members} for g in result.groups] == [
+        {str(camera_jpeg), str(export)}]
+    [group] = result.groups
+    assert group.tier == "near_duplicate"
+    member = next(m for m in group.members if m.path == str(camera_jpeg))
+    assert [(c.path, c.kind) for c in member.companions] == [(str(raw), "raw")]
+    assert group.keeper == str(camera_jpeg)
+    assert not any(str(raw) == m.path for g in result.groups for m in g.members)

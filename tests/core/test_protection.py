@@ -4,6 +4,8 @@ groups whose photos are all protected are recognised (and hidden)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,8 +99,11 @@ def test_accepting_the_suggestion_keeps_a_protected_photo_and_marks_no_other() -
 def test_the_keeper_prefers_a_protected_photo() -> None:
     assert MIXED.keeper == LIBRARY.path  # unprotected, the sharpest copy wins
     kept = PROTECTION.with_keeper(MIXED)
-    # The best of the protected photos by the keeper chain.
+    # The best of the protected photos by the grouping's own order, and a
+    # reason that names why (not the chain's, about the photo it chose).
     assert kept.keeper == min((BACKED_UP, BACKED_UP_DEEP), key=keeper_order_key).path
+    assert kept.keeper_reason == (f"kept: in a protected folder (the rules chose "
+                                  f"{os.path.basename(LIBRARY.path)}, which is not)")
     assert Protection().with_keeper(MIXED) is MIXED
     already = Protection.of(["/photos/library"]).with_keeper(MIXED)
     assert already is MIXED  # its keeper is protected already

@@ -75,12 +75,17 @@ class Protection:
         return bool(self.folders) and all(self.covers(m.path) for m in group.members)
 
     def with_keeper(self, group: Group) -> Group:
-        """``group`` whose suggested keeper is protected when any member is:
-        the best protected member by the keeper chain, else unchanged."""
+        """``group`` whose suggested keeper is protected when any member is
+        (the best protected member by the grouping's own order: pixels, size,
+        age), else unchanged. The reason says so: the chain's reason was
+        about the member it chose, which is no longer the keeper."""
         protected = [m for m in group.members if self.covers(m.path)]
         if not protected or any(m.path == group.keeper for m in protected):
             return group
-        return replace(group, keeper=min(protected, key=keeper_order_key).path)
+        displaced = os.path.basename(group.keeper)
+        return replace(group, keeper=min(protected, key=keeper_order_key).path,
+                       keeper_reason=f"kept: in a protected folder (the rules chose "
+                                     f"{displaced}, which is not)")
 
     def apply(self, groups: Iterable[Group]) -> tuple[Group, ...]:
         """Every group with a protected keeper where it has protected members."""

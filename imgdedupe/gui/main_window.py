@@ -477,10 +477,10 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
     def shutdown(self) -> None:
         """The one shutdown path: cancel, quit, wait."""
         self.threshold_bar.stop()
-        self.statusBar().clearMessage()  # also stops its message timeout timer
+        self.tasks.shutdown()  # first: late results are dropped, not shown
         self.controller.shutdown()
-        self.tasks.shutdown()
         self.thumbnails.shutdown()
+        self.statusBar().clearMessage()  # last: also stops its message timeout timer
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.decisions.marked and not self.confirm_quit(len(self.decisions.marked)):

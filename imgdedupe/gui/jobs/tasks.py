@@ -66,5 +66,13 @@ class TaskRunner(QObject):
         return self._pool.activeThreadCount() > 0 or bool(self._relays)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Wait for the jobs running; what they hand back is dropped, since
+        the window they were for is closing (a regroup finishing during
+        the close would otherwise show its groups and a status message)."""
         self._pool.clear()
-        return self._pool.waitForDone(timeout_ms)
+        finished = self._pool.waitForDone(timeout_ms)
+        for relay in self._relays:
+            relay.succeeded.disconnect()
+            relay.failed.disconnect()
+        self._relays.clear()
+        return finished

@@ -149,3 +149,43 @@ def test_no_sequence_of_operations_marks_a_protected_photo(ops) -> None:  # noqa
         assert not d.marked & PROTECTED_PATHS
         for each in GROUPS:  # and the old invariant still holds
             assert not all(m.path in d.marked for m in each.members)
+
+
+def test_a_protected_jpeg_never_displaces_the_cameras_raw() -> None:
+    """Protecting a backup of JPEGs had the library's camera JPEG, its RAW
+    companion riding along, suggested for the trash: the RAW exists nowhere
+    else. The camera's pair stays the keeper; the protected copy is kept too."""
+    from imgdedupe.core.records import Companion
+
+    raw = Companion("/photos/library/IMG_1.CR2", 25_000_000, 0, "raw")
+    shot = Member("/photos/library/IMG_1.JPG", 95.0, None, 300, 4000, 3000, 5, (raw,))
+    backup = member("/photos/backup/IMG_1.JPG", size=300, wh=(4000, 3000))
+    elsewhere = member("/photos/phone/IMG_1.jpg", size=100, wh=(2000, 1500))
+    pair = Group("similar", (shot, backup, elsewhere), shot.path, "near_duplicate", "t")
+    assert PROTECTION.with_keeper(pair) is pair
+    lone_raw = member("/photos/library/DSC_1.DNG", size=20_000_000, wh=(6000, 4000))
+    edit = member("/photos/backup/DSC_1_bright.jpg", size=400, wh=(6000, 4000))
+    group_of_raw = Group("similar", (lone_raw, edit), lone_raw.path, "near_duplicate", "t")
+    assert PROTECTION.with_keeper(group_of_raw) is group_of_raw
+    # A protected camera pair does take the keeper from another one.
+    protected_pair = Member("/photos/backup/IMG_1.JPG", 95.0, None, 300, 4000, 3000, 5,
+                            (Companion("/photos/backup/IMG_1.CR2", 1, 0, "raw"),))
+    both = Group("similar", (shot, protected_pair), shot.path, "near_duplicate", "t")
+    assert PROTECTION.with_keeper(both).keeper == protected_pair.path
+
+
+def test_a_folder_protected_or_scanned_through_a_link_is_the_same_folder(tmp_path) -> None:
+    real = tmp_path / "Backup"
+    (real / "2020").mkdir(parents=True)
+    link = tmp_path / "bk"
+    link.symlink_to(real)
+    photo_in_real = str(real / "2020" / "a.jpg")
+    photo_via_link = str(link / "2020" / "a.jpg")
+    for protected in (str(link), str(real)):
+        protection = Protection.of([protected])
+        assert protection.covers(photo_in_real) and protection.covers(photo_via_link)
+    # A photo file that is itself a link into the folder is not followed.
+    outside = tmp_path / "elsewhere.jpg"
+    outside.write_bytes(b"x")
+    (tmp_path / "pointer.jpg").symlink_to(real / "2020" / "a.jpg")
+    assert not Protection.of([str(real)]).covers(str(tmp_path / "pointer.jpg"))

@@ -178,3 +178,25 @@ def test_the_running_summary_always_equals_a_full_count(ops, protect: bool) -> N
         else:
             d.clear(g)
         assert running.summary() == summarize(groups, d, 9)
+
+
+def test_companions_count_in_every_size_the_review_shows() -> None:
+    """A marked JPEG takes its RAW and sidecar to the trash: the row's "to
+    free", the summary line, its running copy and "Accept all" count them,
+    as the confirmation does."""
+    from imgdedupe.core.records import Companion
+
+    raw = Companion("/dump/e.CR2", 20 * MB, 0, "raw")
+    xmp = Companion("/dump/e.xmp", 1000, 0, "sidecar")
+    keeper = member("/lib/e.jpg", 3 * MB)
+    copy = Member("/dump/e.jpg", 95.0, None, 2 * MB, 100, 100, 0, (raw, xmp))
+    e = group("near_duplicate", keeper, copy)
+    d = Decisions([e])
+    with_them = 2 * MB + 20 * MB + 1000
+    assert space_to_free(e, d) == with_them
+    assert summarize([e], d).to_free == with_them
+    running = RunningSummary([e], d)
+    assert running.summary().to_free == with_them
+    d.mark("/dump/e.jpg")
+    assert summarize([e], d).marked_bytes == running.summary().marked_bytes == with_them
+    assert accept_plan([e], Decisions([e]))[2] == with_them

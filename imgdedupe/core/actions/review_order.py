@@ -47,12 +47,14 @@ def to_free(group: Group, decisions: Decisions) -> list[Member]:
     return [m for m in group.members if m.path in suggested]
 
 
+# Sizes count each photo's companions (its RAW, sidecars, Live Photo video):
+# they go to the trash with it, as the confirmation says.
 def space_to_free(group: Group, decisions: Decisions) -> int:
-    return sum(m.size for m in to_free(group, decisions))
+    return sum(m.size_with_companions for m in to_free(group, decisions))
 
 
 def group_size(group: Group) -> int:
-    return sum(m.size for m in group.members)
+    return sum(m.size_with_companions for m in group.members)
 
 
 def group_folder(group: Group) -> str:
@@ -146,11 +148,11 @@ def summarize(groups: Sequence[Group], decisions: Decisions,
     marked: dict[str, int] = {}
     for group in groups:
         for m in to_free(group, decisions):
-            freed[m.path] = m.size
+            freed[m.path] = m.size_with_companions
             if group.tier == "exact":
-                exact[m.path] = m.size
+                exact[m.path] = m.size_with_companions
         for m in decisions.marked_in(group):
-            marked[m.path] = m.size
+            marked[m.path] = m.size_with_companions
     return Summary(len(groups), len(groups) if of_groups is None else of_groups,
                   sum(freed.values()), sum(exact.values()), len(marked), sum(marked.values()))
 
@@ -174,7 +176,7 @@ class RunningSummary:
         self._parts: list[list[Member]] = [[] for _ in self._groups]
         self._freed: dict[str, int] = {}  # path -> how many groups free it
         self._exact: dict[str, int] = {}
-        self._sizes = {m.path: m.size for g in self._groups for m in g.members}
+        self._sizes = {m.path: m.size_with_companions for g in self._groups for m in g.members}
         self._totals = [0, 0]  # bytes to free, of them in exact copies
         self._marked = {p for p in self._seen if p in self._index}
         for n in range(len(self._groups)):
@@ -191,7 +193,7 @@ class RunningSummary:
                 before = counts.get(m.path, 0)
                 counts[m.path] = before + sign
                 if (before == 0) != (before + sign == 0):  # first or last group to free it
-                    self._totals[column] += sign * m.size
+                    self._totals[column] += sign * m.size_with_companions
 
     def summary(self) -> Summary:
         """The summary now; counts again only what the marks changed."""
@@ -217,7 +219,7 @@ def accept_plan(groups: Iterable[Group], decisions: Decisions,
     trial = decisions.copy()
     for group in chosen:
         trial.accept_suggestion(group, similar_shots)
-    marks = {m.path: m.size for g in chosen for m in trial.marked_in(g)}
+    marks = {m.path: m.size_with_companions for g in chosen for m in trial.marked_in(g)}
     return chosen, len(marks), sum(marks.values())
 
 

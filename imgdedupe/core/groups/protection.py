@@ -8,9 +8,11 @@ protected has nothing to act on, so the window and the command line hide
 it unless asked.
 
 A folder may be any folder, inside a scanned one or not; it covers
-everything below it. Paths are compared as absolute paths, never resolved
-through symbolic links: a link into a protected folder is a file of its
-own, and protecting it would need its own folder protected.
+everything below it. Folders are compared both as given and with symbolic
+links resolved (a backup protected through a link, `--protect ~/bk`, or
+scanned through one, is the same folder), and so is the folder a photo
+lies in; a photo file that is itself a link is not followed: a link into a
+protected folder is a file of its own.
 """
 
 from __future__ import annotations
@@ -19,8 +21,15 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from imgdedupe.core.files.companions import RAW_EXTENSIONS
 from imgdedupe.core.groups.keeper import keeper_order_key
-from imgdedupe.core.records import Group
+from imgdedupe.core.records import Group, Member
+
+
+def _camera_original(member: Member) -> bool:
+    """A RAW file, or a photo with its RAW beside it (files.companions)."""
+    return os.path.splitext(member.path)[1].lower() in RAW_EXTENSIONS or \
+        any(c.kind == "raw" for c in member.companions)
 
 
 def _folder(path: str) -> str:
@@ -37,8 +46,10 @@ class Protection:
         # The compared forms, made once, and each path's answer remembered:
         # covers() runs for every member of every listed group at each mark
         # (the review's summary line), 300k calls at 100k groups.
+        forms = dict.fromkeys(form for f in self.folders
+                              for form in (_folder(f), _folder(os.path.realpath(f))))
         object.__setattr__(self, "_prefixes", tuple(
-            (_folder(f), os.path.join(_folder(f), "")) for f in self.folders))
+            (form, os.path.join(form, "")) for form in forms))
         object.__setattr__(self, "_answers", {})
 
     @classmethod
@@ -62,9 +73,12 @@ class Protection:
         if answer is None:
             if len(answers) > 2_000_000:  # a bound, far above any library's groups
                 answers.clear()
-            target = _folder(path)
-            answer = answers[path] = any(target == folder or target.startswith(prefix)
-                                         for folder, prefix in self._prefixes)  # type: ignore[attr-defined]
+            head, name = os.path.split(_folder(path))
+            targets = {os.path.join(head, name),
+                       os.path.join(_folder(os.path.realpath(head)), name)}
+            answer = answers[path] = any(
+                target == folder or target.startswith(prefix) for target in targets
+                for folder, prefix in self._prefixes)  # type: ignore[attr-defined]
         return answer
 
     def protected_in(self, group: Group) -> list[str]:
@@ -81,6 +95,12 @@ class Protection:
         about the member it chose, which is no longer the keeper."""
         protected = [m for m in group.members if self.covers(m.path)]
         if not protected or any(m.path == group.keeper for m in protected):
+            return group
+        kept = next((m for m in group.members if m.path == group.keeper), None)
+        if kept is not None and _camera_original(kept) and \
+                not any(_camera_original(m) for m in protected):
+            # A protected JPEG copy never displaces the camera's RAW (or the
+            # photo shot with it): the RAW exists nowhere else. Both stay.
             return group
         displaced = os.path.basename(group.keeper)
         return replace(group, keeper=min(protected, key=keeper_order_key).path,

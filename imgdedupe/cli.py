@@ -35,6 +35,7 @@ EXIT_USAGE = 2
 EXIT_DATABASE = 3
 EXIT_MODEL = 4
 EXIT_CANCELLED = 130
+EXIT_BROKEN_PIPE = 141  # as a shell reports a command ended by SIGPIPE
 _STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 EPILOG = """\
@@ -436,6 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:  # the engine wraps its own; never a raw traceback
         _say(f"cannot use the cache database: {exc}")
         return EXIT_DATABASE
+    except BrokenPipeError:
+        # The reader went away (`imgdedupe scan ... | head`): not an error
+        # worth a traceback. Output is pointed at devnull, so that Python's
+        # own flush at exit does not fail on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise

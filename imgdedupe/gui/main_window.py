@@ -94,8 +94,8 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
         self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
         self.scans_offered: set[str] = set()  # window_similar
         self.rescan_queued = False
-        self.load_keeper_rules()
         self._build()
+        self.load_keeper_rules()
         self._connect_controller()
         self._restore_settings()
         self._update_state()

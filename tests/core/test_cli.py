@@ -151,3 +151,19 @@ def test_console_script_runs_as_a_module(tmp_path):
     done = subprocess.run([sys.executable, "-m", "imgdedupe", "--version"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"imgdedupe {__version__}"
+
+
+def test_a_reader_that_goes_away_ends_the_report_quietly(tmp_path) -> None:
+    """`imgdedupe scan ... | head` ended in a BrokenPipeError traceback."""
+    from imgdedupe.cli import EXIT_BROKEN_PIPE
+
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "imgdedupe", "scan", str(SAMPLES), "--db", str(tmp_path / "c.db"),
+         "--backbone", "efficientnet-lite0", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert scan.stdout is not None and scan.stderr is not None
+    scan.stdout.close()  # the reader is gone before the report is written
+    with scan.stderr:
+        errors = scan.stderr.read().decode()
+    assert scan.wait(timeout=120) == EXIT_BROKEN_PIPE
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors

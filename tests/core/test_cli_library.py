@@ -82,3 +82,10 @@ def test_across_groups_only_photos_in_different_folders(library: Path) -> None:
     for group in across["groups"]:
         folders = {Path(m["path"]).parent.name for m in group["members"]}
         assert len(folders) >= 2
+
+
+def test_across_with_one_folder_says_that_nothing_can_group(library: Path, capsys) -> None:  # noqa: ANN001
+    capsys.readouterr()
+    assert scan_json(library, "--across")["groups"] == []
+    assert "Note: Compare across folders only needs two folders or more: with one, " \
+           "nothing is grouped." in capsys.readouterr().err

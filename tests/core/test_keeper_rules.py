@@ -80,6 +80,7 @@ def test_a_chain_reads_and_writes_its_string_with_a_folder(tmp_path):
     ("folder=", "folder needs its folder: folder=DIR"),
     ("folder=/a,folder=/b", "name each keeper rule once"),
     (" , ", "no keeper rule given"),
+    ("pixels,,date", "an empty keeper rule between commas in 'pixels,,date'"),
 ])
 def test_a_wrong_chain_says_what_to_write(text, says):
     with pytest.raises(KeeperRulesError) as error:

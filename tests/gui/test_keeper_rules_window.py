@@ -64,6 +64,18 @@ def test_the_settings_keep_the_chain_and_survive_a_bad_one(tmp_path):
     assert load_chain(settings) == DEFAULT_CHAIN
 
 
+def test_a_window_on_unreadable_saved_rules_says_so(qtbot, tmp_path):  # noqa: ANN001
+    from imgdedupe.gui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue(SETTINGS_KEY, "pixels,bogus,path")
+    window = MainWindow(settings, str(tmp_path / "c.db"))
+    qtbot.addWidget(window)
+    assert window.keeper_chain == DEFAULT_CHAIN
+    assert window.phase_label.text().startswith(
+        "The saved keeper rules could not be read (unknown keeper rule 'bogus'")
+
+
 def make_library(tmp_path: Path, photo_maker) -> tuple[Path, Path, Path]:  # noqa: ANN001
     """(a photo, its byte copy in a deeper folder, that folder)."""
     backup = tmp_path / "library" / "old backup"

@@ -81,6 +81,8 @@ class KeeperChain:
         names: list[str] = []
         folder: str | None = None
         in_folder = False
+        if not text.replace(",", "").strip():
+            raise KeeperRulesError(f"no keeper rule given; {_choose_from()}")
         for part in text.split(","):
             word = part.strip()
             if word.lower() in CRITERIA and word.lower() != FOLDER:
@@ -99,6 +101,9 @@ class KeeperChain:
                 raise KeeperRulesError("folder needs its folder: folder=DIR")
             elif word:
                 raise KeeperRulesError(f"unknown keeper rule {word!r}; {_choose_from()}")
+            else:  # "pixels,,date": a rule left out by mistake, not a separator
+                raise KeeperRulesError(f"an empty keeper rule between commas in {text!r}; "
+                                       f"{_choose_from()}")
         if not names:
             raise KeeperRulesError(f"no keeper rule given; {_choose_from()}")
         return cls(tuple(names), folder)

@@ -128,6 +128,12 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
           load: BackboneLoader | None, gc_enabled: bool) -> Generator[Event, None, None]:
     errors: list[FileError] = []
     notices: list[Notice] = []
+    if config.across and len(roots) < 2:
+        # One folder has no "across": every pair lies inside it, so nothing groups.
+        notices.append(Notice("across_one_folder", "Compare across folders only needs two "
+                                                   "folders or more: with one, nothing is "
+                                                   "grouped."))
+        yield notices[-1]
 
     # 1. Walk. What it found, with the model id and the settings, decides
     # whether the last scan's answer still holds (scan.memo).

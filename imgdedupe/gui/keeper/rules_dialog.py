@@ -62,6 +62,16 @@ def load_chain(settings: QSettings) -> KeeperChain:
         return DEFAULT_CHAIN
 
 
+def chain_problem(settings: QSettings) -> str:
+    """Why the saved chain cannot be used ("" when it can, or none is saved)."""
+    text = settings.value(SETTINGS_KEY, "", str)
+    try:
+        KeeperChain.parse(str(text)) if text else None
+    except KeeperRulesError as exc:
+        return str(exc)
+    return ""
+
+
 def save_chain(settings: QSettings, chain: KeeperChain) -> None:
     settings.setValue(SETTINGS_KEY, str(chain))
     settings.sync()

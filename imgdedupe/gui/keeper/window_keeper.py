@@ -22,11 +22,11 @@ from ...core.groups.keeper_rules import KeeperChain, choose_keepers
 from ...core.groups.orientation import graph_turned_copies
 from ...core.images.photo_facts import FactsCache
 from ...core.records import Group
-from .rules_dialog import KeeperRulesDialog, load_chain, save_chain
+from .rules_dialog import KeeperRulesDialog, chain_problem, load_chain, save_chain
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QMainWindow
+    from PySide6.QtWidgets import QLabel, QMainWindow
 
     from ...core.actions.decisions import Decisions
     from ...core.groups.graph import SimilarityGraph
@@ -53,6 +53,7 @@ class KeeperMixin(_Window):
     keeper_facts: FactsCache
     _scanned_with: KeeperChain  # the chain of the scan that made the groups on show
     keeper_dialog: KeeperRulesDialog
+    phase_label: QLabel
 
     if TYPE_CHECKING:
         def _show_groups(self, groups: tuple[Group, ...], keep_place: bool = True) -> None: ...
@@ -60,6 +61,10 @@ class KeeperMixin(_Window):
 
     def load_keeper_rules(self) -> None:
         self.keeper_chain = load_chain(self.settings)
+        problem = chain_problem(self.settings)
+        if problem:  # said where the user looks, not only in the log
+            self.phase_label.setText(f"The saved keeper rules could not be read ({problem}): "
+                                     "the default rules are used (Edit ▸ Keeper rules…).")
         self.keeper_facts = FactsCache()  # EXIF read once per file across regroups
         self._scanned_with = self.keeper_chain
         self.scan_finished.connect(self._check_scan_keepers)  # type: ignore[attr-defined]

@@ -360,3 +360,13 @@ def test_a_raw_file_is_the_cameras_own_even_without_readable_exif():
     facts = {"/a/IMG_1.jpg": CAMERA, "/a/IMG_1.CR2": PhotoFacts("RAW")}
     assert keep(members, KeeperChain(("exif",)), facts) == \
         ("/a/IMG_1.CR2", "kept: the camera's RAW file, IMG_1.jpg is not")
+
+
+def test_a_reason_counts_the_photos_a_rule_set_aside_not_every_other_one():
+    """Four copies of one size, two named as copies: "the others are named
+    as copies" claimed it of all three."""
+    members = [member("/a/IMG_1.jpg"), member("/a/IMG_1 (1).jpg"), member("/a/IMG_1 copy.jpg"),
+               member("/b/holiday.jpg")]
+    kept, why = keep(members, KeeperChain(("name",)))
+    assert kept in {"/a/IMG_1.jpg", "/b/holiday.jpg"}
+    assert "2 others are named as copies or edits" in why and "the others" not in why

@@ -57,8 +57,14 @@ def _name(member: Member) -> str:
 
 
 def _others(dropped: Sequence[Member], one: str, many: str) -> str:
-    """``one`` with {name} the dropped member's name, or ``many``."""
-    return one.format(name=_name(dropped[0])) if len(dropped) == 1 else many
+    """``one`` with {name} the dropped member's name, or ``many`` with
+    "the others" counted: a later rule drops only some of a group, and "the
+    others are named as copies" read as a claim about every other photo."""
+    return one.format(name=_name(dropped[0])) if len(dropped) == 1 else _counted(many, dropped)
+
+
+def _counted(many: str, dropped: Sequence[Member]) -> str:
+    return many.replace("the others", f"{len(dropped)} others", 1)
 
 
 def _split(candidates: list[Member], keep: Callable[[Member], bool]
@@ -143,7 +149,7 @@ def camera_exif(candidates: list[Member], ctx: Context) -> Outcome:
     if sign == 0 and keeper.format != "RAW":
         one, many = ("has the camera's RAW beside it, {name} has not",
                      "has the camera's RAW beside it, the others have not")
-    return kept, (one if len(dropped) == 1 else many).format(
+    return kept, (one if len(dropped) == 1 else _counted(many, dropped)).format(
         name=_name(dropped[0]), camera=keeper.camera, editor=other.editor,
         format=_format_name(keeper.format), other=_format_name(other.format))
 

@@ -339,6 +339,11 @@ def test_the_verification_names_the_turned_copy_by_the_majority():
     graph = _turn_graph([plain, turned, plain], [(0, 1), (0, 2), (2, 3)])
     assert graph_turned_copies(graph, [group]) == frozenset()
     assert graph_turned_copies(None, [group]) == frozenset()
+    # The turned copy verified first, against each of the others: their own
+    # pairs were spared (a copy of a copy), yet three stand alike against it.
+    half = "same picture: 213 keypoints agree with a half turn"
+    graph = _turn_graph([half, half, half], [(3, 0), (3, 1), (3, 2)])
+    assert graph_turned_copies(graph, [group]) == {"/p/d.jpg"}
 
 
 def test_the_window_rules_break_their_ties_with_the_suggested_keeper():

@@ -79,26 +79,33 @@ def graph_turned_copies(graph: SimilarityGraph | None, groups: Sequence[Group]
 
 def _minority(nodes: dict[int, list[str]], links: dict[int, list[tuple[int, bool]]]
               ) -> set[str]:
-    """The files of the classes turned against the largest class."""
-    cls: dict[int, int] = {}
-    for start in nodes:  # classes: joined by pairs verified without a turn
-        if start in cls:
+    """The files standing against the majority of their component. Each
+    verified link says "stand alike" or "one is turned": two colours, a
+    turned link between them (the verification names no direction, so a
+    quarter and a half turn are both just "turned"). Colouring along the
+    links, not only grouping by unturned ones, matters when the turned copy
+    was verified first and its pairs joined the rest: then no pair among
+    the originals is verified at all (a copy of a copy is spared), and only
+    the colours say that four of them stand alike against one."""
+    colour: dict[int, int] = {}
+    out: set[str] = set()
+    for start in nodes:
+        if start in colour:
             continue
-        cls[start], todo = start, [start]
+        colour[start], component, todo = 0, [start], [start]
         while todo:
-            for other, turned in links.get(todo.pop(), ()):
-                if not turned and other in nodes and other not in cls:
-                    cls[other] = start
+            node = todo.pop()
+            for other, turned in links.get(node, ()):
+                if other in nodes and other not in colour:
+                    colour[other] = colour[node] ^ int(turned)
+                    component.append(other)
                     todo.append(other)
-    size = Counter({c: 0 for c in set(cls.values())})
-    for node, files in nodes.items():
-        size[cls[node]] += len(files)
-    ranked = size.most_common(2)
-    if len(ranked) < 2 or ranked[0][1] == ranked[1][1]:
-        return set()
-    upright = ranked[0][0]
-    turned_classes = {cls[other] for node in nodes if cls[node] == upright
-                      for other, turned in links.get(node, ())
-                      if turned and other in cls and cls[other] != upright}
-    return {path for node, files in nodes.items() if cls[node] in turned_classes
-            for path in files}
+        files = Counter({0: 0, 1: 0})
+        for node in component:
+            files[colour[node]] += len(nodes[node])
+        if files[0] == files[1] or not min(files.values()):
+            continue  # no majority, or nothing turned: nothing to say
+        minority = 0 if files[0] < files[1] else 1
+        out.update(path for node in component if colour[node] == minority
+                   for path in nodes[node])
+    return out

@@ -399,3 +399,22 @@ def test_a_raw_with_its_own_jpeg_is_one_photo_and_a_near_duplicate_of_its_export
     assert [(c.path, c.kind) for c in member.companions] == [(str(raw), "raw")]
     assert group.keeper == str(camera_jpeg)
     assert not any(str(raw) == m.path for g in result.groups for m in g.members)
+
+
+def test_a_header_pointing_absurdly_far_is_damage_not_a_cut(tmp_path):
+    """Random bytes after a TIFF magic were reported as "cut short ... runs
+    to byte 1,311,176,909": a header that points past any plausible end is
+    damaged, and said so."""
+    import struct
+
+    far = b"II*\0" + struct.pack("<I", 1_311_176_909) + bytes(range(256)) * 40
+    header = read_header(io.BytesIO(far), len(far))
+    assert header.damaged and header.cut.startswith("the file is damaged: its header points")
+    near = b"II*\0" + struct.pack("<I", len(far) + 10) + bytes(range(256)) * 40
+    cut = read_header(io.BytesIO(near), len(near))
+    assert not cut.damaged and cut.cut.startswith("the file is cut short")
+    path = tmp_path / "corrupt.DNG"
+    path.write_bytes(far)
+    with pytest.raises(DecodeError) as raised:
+        decode_image(str(path))
+    assert raised.value.reason == ErrorReason.DECODE_FAILED

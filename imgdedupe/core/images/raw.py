@@ -114,7 +114,8 @@ def decode_raw(path: str, finish: Finish[Decoded], check_budget: CheckBudget,
             raise DecodeError(ErrorReason.EMPTY, "the file is empty (0 bytes)")
         header = read_header(fh, file_size)
     if header.cut is not None:
-        raise DecodeError(ErrorReason.TRUNCATED, header.cut)
+        raise DecodeError(ErrorReason.DECODE_FAILED if header.damaged else ErrorReason.TRUNCATED,
+                          header.cut)
     rawpy = _module()
     try:
         with rawpy.imread(path) as raw:

@@ -50,6 +50,13 @@ _MAX_CMT2 = 1 << 20  # a real one is a few hundred bytes: never read a hostile g
 class RawHeader(NamedTuple):
     cut: str | None  # a sentence saying how the file is cut short, or None
     taken: float | None  # EXIF capture time (images.capture_time), or None
+    damaged: bool = False  # the layout points far past any plausible end: garbage, not a cut
+
+
+# A cut file lacks its tail: its layout ends a little or a lot past the
+# end, but within a few times its size. A layout pointing past that (a
+# 1 MB file "running to" byte 1.3 billion) is a damaged header, not a cut.
+_PLAUSIBLE_OVERRUN = 4
 
 
 def read_header(fh: BinaryIO, file_size: int) -> RawHeader:
@@ -70,6 +77,9 @@ def read_header(fh: BinaryIO, file_size: int) -> RawHeader:
         return RawHeader(None, None)
     if end is None or end <= file_size:
         return RawHeader(None, taken)
+    if end > _PLAUSIBLE_OVERRUN * file_size + (1 << 20):
+        return RawHeader(f"the file is damaged: its header points to byte {end:,} of a "
+                         f"{file_size:,}-byte file", taken, damaged=True)
     return RawHeader(f"the file is cut short: it is {file_size:,} bytes long but its own "
                      f"layout runs to byte {end:,} (an interrupted copy or a damaged card?)",
                      taken)

@@ -53,10 +53,11 @@ class RawHeader(NamedTuple):
     damaged: bool = False  # the layout points far past any plausible end: garbage, not a cut
 
 
-# A cut file lacks its tail: its layout ends a little or a lot past the
-# end, but within a few times its size. A layout pointing past that (a
-# 1 MB file "running to" byte 1.3 billion) is a damaged header, not a cut.
-_PLAUSIBLE_OVERRUN = 4
+# A cut file lacks its tail: its layout ends past the end, by up to all of
+# a real RAW's length (100-300 MB for the largest sensors). A layout
+# pointing past a gigabyte (a 1 MB file "running to" byte 1.3 billion) is a
+# damaged header, not a cut.
+_LARGEST_PLAUSIBLE_RAW = 1 << 30
 
 
 def read_header(fh: BinaryIO, file_size: int) -> RawHeader:
@@ -77,7 +78,7 @@ def read_header(fh: BinaryIO, file_size: int) -> RawHeader:
         return RawHeader(None, None)
     if end is None or end <= file_size:
         return RawHeader(None, taken)
-    if end > _PLAUSIBLE_OVERRUN * file_size + (1 << 20):
+    if end > _LARGEST_PLAUSIBLE_RAW:
         return RawHeader(f"the file is damaged: its header points to byte {end:,} of a "
                          f"{file_size:,}-byte file", taken, damaged=True)
     return RawHeader(f"the file is cut short: it is {file_size:,} bytes long but its own "

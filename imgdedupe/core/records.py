@@ -133,6 +133,8 @@ class Group:
     # Why ``keeper`` was suggested, a sentence ("kept: 2× the pixels of
     # IMG_1.jpg"), from groups.keeper_rules; "" where no chain chose it.
     keeper_reason: str = ""
+    # The members best first by that chain (keeper first); () where none ran.
+    keeper_ranking: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:

@@ -189,3 +189,27 @@ def test_a_folder_protected_or_scanned_through_a_link_is_the_same_folder(tmp_pat
     outside.write_bytes(b"x")
     (tmp_path / "pointer.jpg").symlink_to(real / "2020" / "a.jpg")
     assert not Protection.of([str(real)]).covers(str(tmp_path / "pointer.jpg"))
+
+
+def test_among_protected_photos_the_keeper_rules_ranking_decides() -> None:
+    """The keeper rules rank every member; a protected keeper is the best
+    protected one by that ranking (by file size, the grouping's order had
+    kept "a (1).jpg", a copy, over the original)."""
+    from dataclasses import replace
+
+    ranked = replace(MIXED, keeper_ranking=(LIBRARY.path, BACKED_UP.path, ELSEWHERE.path,
+                                            BACKED_UP_DEEP.path))
+    assert min((BACKED_UP, BACKED_UP_DEEP), key=keeper_order_key) == BACKED_UP_DEEP
+    assert PROTECTION.with_keeper(ranked).keeper == BACKED_UP.path
+
+
+def test_choose_keepers_ranks_every_member_best_first() -> None:
+    from imgdedupe.core.groups.keeper_rules import KeeperChain, choose_keepers
+    from imgdedupe.core.images.photo_facts import PhotoFacts
+
+    g = group(member("/p/a (1).jpg", wh=(1000, 750)), member("/p/a.jpg", wh=(1000, 750)),
+              member("/p/a_small.jpg", wh=(500, 375)), member("/p/b.jpg", wh=(2000, 1500)))
+    (chosen,) = choose_keepers([g], KeeperChain(("pixels", "name", "path")),
+                               lambda m: PhotoFacts("JPEG"))
+    assert chosen.keeper_ranking == ("/p/b.jpg", "/p/a.jpg", "/p/a (1).jpg", "/p/a_small.jpg")
+    assert chosen.keeper == chosen.keeper_ranking[0]

@@ -182,8 +182,30 @@ def choose_keepers(groups: Iterable[Group], chain: KeeperChain = DEFAULT_CHAIN,
     out = []
     for group in groups:
         keeper, reason = choose_keeper(group.members, chain, facts, turned, group.deletable)
-        out.append(replace(group, keeper=keeper, keeper_reason=reason))
+        out.append(replace(group, keeper=keeper, keeper_reason=reason,
+                           keeper_ranking=_ranking(group, keeper, chain, facts, turned)))
     return tuple(out)
+
+
+def _ranking(group: Group, keeper: str, chain: KeeperChain,
+             facts: Callable[[Member], PhotoFacts], turned: Collection[str]
+             ) -> tuple[str, ...]:
+    """The members best first by ``chain``: the keeper, then the keeper of
+    the rest, and so on. Where the first choice may not be kept (a
+    protected folder's copy must be, groups.protection), the next best by
+    the same rules is known. Turned copies are judged on the whole group."""
+    if len(group.members) <= 2:
+        return (keeper, *(m.path for m in group.members if m.path != keeper))
+    if group.deletable:
+        turned = {*turned, *swapped_copies(group.members)}
+    facts = _one_read_per_copy(group.members, facts)  # byte copies: one read, as above
+    order = [keeper]
+    rest = [m for m in group.members if m.path != keeper]
+    while len(rest) > 1:
+        best, _ = choose_keeper(rest, chain, facts, turned, same_picture=False)
+        order.append(best)
+        rest = [m for m in rest if m.path != best]
+    return (*order, *(m.path for m in rest))
 
 
 def describe_criteria(width: int = 78) -> str:

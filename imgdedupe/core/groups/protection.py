@@ -90,9 +90,10 @@ class Protection:
 
     def with_keeper(self, group: Group) -> Group:
         """``group`` whose suggested keeper is protected when any member is
-        (the best protected member by the grouping's own order: pixels, size,
-        age), else unchanged. The reason says so: the chain's reason was
-        about the member it chose, which is no longer the keeper."""
+        (the best protected member by the keeper rules' ranking, or by the
+        grouping's own order where no rules ran), else unchanged. The
+        reason says so: the chain's reason was about the member it chose,
+        which is no longer the keeper."""
         protected = [m for m in group.members if self.covers(m.path)]
         if not protected or any(m.path == group.keeper for m in protected):
             return group
@@ -103,7 +104,12 @@ class Protection:
             # photo shot with it): the RAW exists nowhere else. Both stay.
             return group
         displaced = os.path.basename(group.keeper)
-        return replace(group, keeper=min(protected, key=keeper_order_key).path,
+        covered = {m.path for m in protected}
+        # The best protected photo by the keeper rules' own ranking, where
+        # they ran; else by the grouping's order (pixels, size, age).
+        best = next((p for p in group.keeper_ranking if p in covered), None) or \
+            min(protected, key=keeper_order_key).path
+        return replace(group, keeper=best,
                        keeper_reason=f"kept: in a protected folder (the rules chose "
                                      f"{displaced}, which is not)")
 

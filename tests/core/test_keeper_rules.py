@@ -107,7 +107,7 @@ def test_a_turned_copy_loses_to_the_upright_ones_by_its_swapped_size():
     assert swapped_copies(members) == {"/a/turned.jpg"}
     path, why = keep(members, KeeperChain(("upright",)))
     assert path != "/a/turned.jpg"
-    assert why.startswith("kept: upright, turned.jpg is a turned copy")
+    assert why.startswith("kept: upright, turned.jpg is a turned or mirrored copy")
     # One upright and one turned: nothing says which is which by size alone.
     assert swapped_copies(members[:2]) == frozenset()
 
@@ -128,7 +128,7 @@ def test_in_a_similar_shot_a_portrait_beside_landscapes_is_another_photo_not_a_t
 def test_a_turned_copy_named_by_the_verification_loses_even_at_a_square_size():
     members = [member("/a/a.jpg", 300, 300), member("/a/b.jpg", 300, 300)]
     assert keep(members, KeeperChain(("upright",)), turned=frozenset({"/a/a.jpg"})) == \
-        ("/a/b.jpg", "kept: upright, a.jpg is a turned copy")
+        ("/a/b.jpg", "kept: upright, a.jpg is a turned or mirrored copy")
 
 
 @pytest.mark.parametrize(("best", "other", "says"), [
@@ -344,6 +344,10 @@ def test_the_verification_names_the_turned_copy_by_the_majority():
     half = "same picture: 213 keypoints agree with a half turn"
     graph = _turn_graph([half, half, half], [(3, 0), (3, 1), (3, 2)])
     assert graph_turned_copies(graph, [group]) == {"/p/d.jpg"}
+    # A mirrored copy stands apart from the originals the same way.
+    mirror = "same picture: 90 keypoints agree with a mirror image"
+    graph = _turn_graph([plain, mirror, plain], [(0, 1), (1, 2), (0, 3)])
+    assert graph_turned_copies(graph, [group]) == {"/p/c.jpg"}
 
 
 def test_the_window_rules_break_their_ties_with_the_suggested_keeper():

@@ -100,8 +100,8 @@ def more_pixels(candidates: list[Member], _ctx: Context) -> Outcome:
 
 def upright(candidates: list[Member], ctx: Context) -> Outcome:
     kept, dropped = _split(candidates, lambda m: m.path not in ctx.turned)
-    return kept, _others(dropped, "upright, {name} is a turned copy",
-                         "upright, the others are turned copies")
+    return kept, _others(dropped, "upright, {name} is a turned or mirrored copy",
+                         "upright, the others are turned or mirrored copies")
 
 
 def _origin_score(facts: PhotoFacts) -> tuple[bool, bool, bool, bool, bool, bool]:

@@ -32,7 +32,9 @@ from imgdedupe.core.groups.graph import SimilarityGraph
 from imgdedupe.core.records import Group, Member
 from imgdedupe.core.verify.tiers import NEAR_DUPLICATE, SIMILAR_SHOT
 
-_TURN_WORDS = ("a quarter turn", "a half turn")  # verify.tiers._transform's words
+# verify.tiers._transform's words for a copy that does not stand as its
+# original: turned, or mirrored (a mirror image is as far from "as shot").
+_TURN_WORDS = ("a quarter turn", "a half turn", "a mirror image")
 
 
 def swapped_copies(members: Sequence[Member]) -> frozenset[str]:

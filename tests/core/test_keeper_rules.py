@@ -379,3 +379,38 @@ def test_a_reason_counts_the_photos_a_rule_set_aside_not_every_other_one():
     kept, why = keep(members, KeeperChain(("name",)))
     assert kept in {"/a/IMG_1.jpg", "/b/holiday.jpg"}
     assert "2 others are named as copies or edits" in why and "the others" not in why
+
+
+def test_jpegs_are_compared_by_their_quality_tables_not_their_bytes(tmp_path):
+    """A brightened copy saved at the same quality has more bytes a pixel
+    (its content compresses differently): that said "less compressed" and
+    kept the edit. The quantization tables say how it was saved."""
+    photo = Image.linear_gradient("L").resize((400, 300)).convert("RGB")
+    original, brighter, finer = (tmp_path / n for n in ("a.jpg", "b.jpg", "c.jpg"))
+    photo.save(original, quality=80)
+    photo.point(lambda v: min(255, v + 40)).save(brighter, quality=80)
+    photo.save(finer, quality=95)
+    facts = FactsCache()
+    assert facts(member(str(original))).jpeg_quantization == \
+        facts(member(str(brighter))).jpeg_quantization > facts(member(str(finer))).jpeg_quantization
+    size = os.path.getsize
+    same_quality = [Member(str(p), 100.0, None, size(p), 400, 300, 0) for p in (original, brighter)]
+    # Equal tables: compression decides nothing, whatever the bytes.
+    kept, why = choose_keeper(same_quality, KeeperChain(("compression",)), facts)
+    assert "compress" not in why and "JPEG quality" not in why
+    finer_too = [*same_quality, Member(str(finer), 100.0, None, size(finer), 400, 300, 0)]
+    assert choose_keeper(finer_too, KeeperChain(("compression",)), facts) == (
+        str(finer), "kept: saved at a higher JPEG quality than 2 others")
+
+
+def test_a_colour_photo_is_kept_over_its_grey_copy(tmp_path):
+    photo = Image.linear_gradient("L").resize((400, 300)).convert("RGB")
+    photo.putpixel((5, 5), (200, 30, 30))
+    colour, grey = tmp_path / "IMG_2.jpg", tmp_path / "IMG_1.jpg"
+    photo.save(colour, quality=90)
+    photo.convert("L").save(grey, quality=90)
+    facts = FactsCache()
+    assert facts(member(str(grey))).grey and not facts(member(str(colour))).grey
+    members = [member(str(grey)), member(str(colour))]
+    assert choose_keeper(members, KeeperChain(("exif", "path")), facts) == (
+        str(colour), "kept: in colour, IMG_1.jpg is a grey copy")

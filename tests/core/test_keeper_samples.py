@@ -84,7 +84,8 @@ def test_the_samples_edited_copies_lose_and_the_reasons_say_why(samples):
         return next(g.keeper_reason for g in result.groups
                     if any(m.path.endswith(name) for m in g.members))
 
-    assert "upright, chelsea_rotated.jpg is a turned or mirrored copy" in reason_of("chelsea_rotated.jpg")
+    assert "upright, chelsea_rotated.jpg is a turned or mirrored copy" in \
+        reason_of("chelsea_rotated.jpg")
     assert "IMG_0002_bright.jpg is named as an edit" in reason_of("IMG_0002_bright.jpg")
     assert "IMG_0001 (1).jpg is named as a copy" in reason_of("IMG_0001 (1).jpg")
     # The turn is known from the verification itself, not only from the sizes.

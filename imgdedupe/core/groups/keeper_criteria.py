@@ -104,11 +104,12 @@ def upright(candidates: list[Member], ctx: Context) -> Outcome:
                          "upright, the others are turned or mirrored copies")
 
 
-def _origin_score(facts: PhotoFacts) -> tuple[bool, bool, bool, bool, bool, bool]:
+def _origin_score(facts: PhotoFacts) -> tuple[bool, bool, bool, bool, bool, bool, bool]:
     """Signs of the camera's own file, most telling first. A RAW is the
-    camera's own file whatever Pillow could read of its EXIF (nothing)."""
+    camera's own file whatever Pillow could read of its EXIF (nothing); a
+    camera writes colour, so a grey copy of a colour photo is an edit."""
     return (facts.format == "RAW", facts.camera is not None, facts.editor is None,
-            facts.taken is not None, facts.gps, facts.camera_format)
+            facts.taken is not None, facts.gps, not facts.grey, facts.camera_format)
 
 
 # What the kept copy has over the next best, by the first sign that differs
@@ -123,6 +124,7 @@ _ORIGIN_PHRASES = (
      "has its capture date in EXIF, the others have none"),
     ("has its GPS position in EXIF, {name} has none",
      "has its GPS position in EXIF, the others have none"),
+    ("in colour, {name} is a grey copy", "in colour, the others are grey copies"),
     ("a camera's format ({format}), {name} is an export ({other})",
      "a camera's format ({format}), the others are exports"),
 )
@@ -190,20 +192,35 @@ def _bytes_per_pixel(member: Member) -> float | None:
 
 
 def less_compression(candidates: list[Member], ctx: Context) -> Outcome:
-    """More bytes a pixel wins, only against a copy of the same format: a
-    PNG is not "less compressed" than a JPEG for being larger."""
+    """JPEGs by their quantization tables: the finer one was saved at a
+    higher quality. Between JPEGs of the same tables the bytes a pixel say
+    how much detail the picture holds (a brightened copy compresses
+    differently), not how hard it was compressed: a tie. Other formats:
+    more bytes a pixel wins, only against a copy of the same format (a PNG
+    is not "less compressed" than a JPEG for being larger)."""
     def fmt(m: Member) -> str | None:
         return ctx.facts(m).format or format_of_name(m.path)
 
+    tables = {m.path: q for m in candidates
+              if fmt(m) == "JPEG" and (q := ctx.facts(m).jpeg_quantization) is not None}
+    if len(set(tables.values())) > 1:
+        finest = min(tables.values())
+        kept, dropped = _split(candidates, lambda m: tables.get(m.path, finest) == finest)
+        return kept, _others(dropped, "saved at a higher JPEG quality than {name}",
+                             "saved at a higher JPEG quality than the others")
+
     best: dict[str | None, float] = {}
     for m in candidates:
+        if m.path in tables:
+            continue  # same tables: bytes a pixel measure the content, not the saving
         bpp = _bytes_per_pixel(m)
         if bpp is not None and fmt(m) is not None:
             best[fmt(m)] = max(best.get(fmt(m), 0.0), bpp)
 
     def kept_by_format(m: Member) -> bool:
         bpp = _bytes_per_pixel(m)
-        return bpp is None or fmt(m) not in best or bpp * SAME_COMPRESSION >= best[fmt(m)]
+        return bpp is None or m.path in tables or fmt(m) not in best \
+            or bpp * SAME_COMPRESSION >= best[fmt(m)]
 
     kept, dropped = _split(candidates, kept_by_format)
     if not dropped:

@@ -63,6 +63,10 @@ class PhotoFacts:
     taken: float | None = None
     gps: bool = False
     editor: str | None = None
+    # A JPEG's luminance quantization table, summed: smaller is finer, a
+    # higher quality setting. Read from the header, like the rest.
+    jpeg_quantization: int | None = None
+    grey: bool = False  # stored as grey levels (mode L): of copies, the edit of a colour one
 
     @property
     def camera_format(self) -> bool:
@@ -93,12 +97,15 @@ def read_photo_facts(path: str) -> PhotoFacts:
 
 def _facts(im: Image.Image) -> PhotoFacts:
     fmt = im.format
+    tables = getattr(im, "quantization", None) if fmt == "JPEG" else None
+    quantization = sum(tables[0]) if tables and 0 in tables else None
+    grey = im.mode in ("1", "L", "LA", "I", "I;16")
     if fmt == "PNG" and "exif" not in im.info:
-        return PhotoFacts(fmt)  # its EXIF may follow the pixels: not worth a full read
+        return PhotoFacts(fmt, grey=grey)  # its EXIF may follow the pixels: not worth a full read
     try:
         exif = im.getexif()
     except Exception:
-        return PhotoFacts(fmt)
+        return PhotoFacts(fmt, jpeg_quantization=quantization, grey=grey)
     make, model = _text(exif.get(MAKE)), _text(exif.get(MODEL))
     # Many makers repeat the make in the model ("Canon" "Canon EOS R5").
     camera = model if make and model and model.lower().startswith(make.lower()) \
@@ -110,7 +117,7 @@ def _facts(im: Image.Image) -> PhotoFacts:
         gps = GPS_LATITUDE in gps_ifd and GPS_LONGITUDE in gps_ifd
     except Exception:
         gps = False
-    return PhotoFacts(fmt, camera, capture_time(exif), gps, editor)
+    return PhotoFacts(fmt, camera, capture_time(exif), gps, editor, quantization, grey)
 
 
 def _text(value: Any) -> str | None:

@@ -149,14 +149,14 @@ def _dataset(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[st
     context.enable_progress_bars = False  # the scan reports its own progress
     items = [{"key": k, "path": p} for k, p in zip(keys, paths, strict=True)]
     blocks = math.ceil(len(items) / layout.batch_size)
-    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    files = ray.data.from_items(items, override_num_blocks=blocks)
     # Decoding in tasks of their own, not fused into the actors: an actor
     # would decode and embed in turn, and its CPUs or GPU wait on the
     # decode. The memory each reserves also keeps a node from running more
     # decodes than it holds (a 50 Mpx photo decodes through ~300 MB).
-    ds = ds.map_batches(decode_batch, batch_size=layout.batch_size, batch_format="numpy",
-                        num_cpus=1, memory=DECODE_TASK_MEMORY)
-    return ds.map_batches(
+    decoded = files.map_batches(decode_batch, batch_size=layout.batch_size,
+                                batch_format="numpy", num_cpus=1, memory=DECODE_TASK_MEMORY)
+    return decoded.map_batches(
         EmbedActor, batch_size=layout.batch_size, batch_format="numpy",
         fn_constructor_kwargs={"plan": plan, "device": layout.device,
                                "threads": int(layout.cpus_per_actor)},

@@ -52,6 +52,7 @@ POLL_S = 0.05
 # cluster's CPUs busy between batches.
 CPUS_PER_ACTOR = 4
 DECODE_TASK_MEMORY = 512 * 2**20
+DECODE_RETRIES = 3
 
 
 class ClusterError(ImgDedupeError):
@@ -155,7 +156,8 @@ def _dataset(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[st
     # decode. The memory each reserves also keeps a node from running more
     # decodes than it holds (a 50 Mpx photo decodes through ~300 MB).
     decoded = files.map_batches(decode_batch, batch_size=layout.batch_size,
-                                batch_format="numpy", num_cpus=1, memory=DECODE_TASK_MEMORY)
+                                batch_format="numpy", num_cpus=1, memory=DECODE_TASK_MEMORY,
+                                ray_remote_args_fn=_decode_task_options)
     return decoded.map_batches(
         EmbedActor, batch_size=layout.batch_size, batch_format="numpy",
         fn_constructor_kwargs={"plan": plan, "device": layout.device,
@@ -166,6 +168,13 @@ def _dataset(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[st
         compute=ray.data.ActorPoolStrategy(size=layout.actors),
         num_gpus=1 if layout.device == "cuda" else 0,
         num_cpus=layout.cpus_per_actor if layout.device == "cpu" else 1)
+
+
+def _decode_task_options() -> dict[str, int]:
+    """A decode task whose worker died runs again, DECODE_RETRIES times:
+    not Ray Data's default of forever, since a file that crashes its
+    decoder would then hold the scan up for good."""
+    return {"max_retries": DECODE_RETRIES}
 
 
 _DONE = object()

@@ -20,7 +20,6 @@ pictures and sizes come back to the one writer.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -87,5 +86,4 @@ class EmbedActor:
             # numbers on the first scan and on a rescan from the cache.
             vectors[ok] = self.backbone.embed(batch["array"][ok]).astype(np.float16)
         out["vector"] = vectors
-        out["worker_pid"] = np.full(len(ok), os.getpid(), np.int64)
         return out

@@ -1,6 +1,7 @@
 """A clustered scan (scan --cluster) against a local scan, in one run.
 
     python bench/bench_cluster.py [--images 192] [--size 2000x1500] [--cpus 2] [--rounds 2]
+                                  [--local-torch-threads N]
 
 Starts a local Ray cluster of ``--cpus`` CPU workers in this process, makes
 ``--images`` camera-like JPEGs (bench_scan.make_photo) and scans them with
@@ -63,7 +64,14 @@ def main() -> None:
     parser.add_argument("--size", default="2000x1500")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--local-torch-threads", type=int, default=0,
+                        help="the local scan's torch threads (0: torch's default, one a "
+                             "core); each embedding actor has one per CPU it holds")
     args = parser.parse_args()
+    if args.local_torch_threads:
+        import torch
+
+        torch.set_num_threads(args.local_torch_threads)
     size = tuple(int(v) for v in args.size.split("x"))
     base = Path(tempfile.mkdtemp(prefix="bench_cluster_"))
     try:

@@ -187,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
                            'any image is decoded), "near_exact_groups" (re-encoded or resized '
                            "copies found by a perceptual hash while the model still runs; each "
                            'replaces the previous), then "result" (the --json report)')
+    scan.add_argument("--cluster", metavar="ADDRESS",
+                      help="decode and embed on a Ray cluster: ray://HOST:PORT, or auto (the "
+                           "Ray cluster on this machine; one is started if none runs). Needs "
+                           "pip install 'imgdedupe[cluster]' and the folders at the same "
+                           "paths on every node (docs/scale.md)")
     _model_options(scan)
 
     similar = sub.add_parser(
@@ -252,6 +257,7 @@ def _config(args: argparse.Namespace, paths: list[str], threshold: float):  # no
         across=getattr(args, "across", False),
         allow_download=args.download_weights,
         keep_rules=getattr(args, "keep_rules", DEFAULT_CHAIN),
+        cluster=getattr(args, "cluster", None),
     )
 
 

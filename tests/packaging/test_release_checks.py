@@ -137,7 +137,17 @@ def test_build_bundle_takes_the_pinned_local_cpu_wheel_and_all_requirements(
                         "threadpoolctl", "pyinstaller"):
         assert requirement in deps
     assert not [d for d in deps.split() if d.startswith(("torch==", "torchvision"))]
+    assert not [d for d in deps.split() if d.startswith(("ray", "imgdedupe[cluster]"))]
     assert calls[-1].startswith("pyinstaller packaging/imgdedupe.spec")
+
+
+def test_the_installers_leave_the_cluster_extra_out() -> None:
+    """Ray (scan --cluster) is imported lazily; were it installed where the
+    bundle is built, PyInstaller would still follow that import."""
+    text = (PACKAGING / "imgdedupe.spec").read_text(encoding="utf-8")
+    excludes = text[text.index("excludes = ["):text.index("]", text.index("excludes = ["))]
+    for name in ("ray", "pyarrow", "pandas"):
+        assert f'"{name}"' in excludes
 
 
 # -- fetch_weights -----------------------------------------------------------

@@ -34,6 +34,10 @@ class ScanConfig:
     # Chooses each group's suggested keeper after grouping; not part of the
     # scan memo's key: the memo's groups are re-chosen on every replay.
     keep_rules: KeeperChain = DEFAULT_CHAIN
+    # Decode and embed on a Ray cluster: "ray://host:port", or "auto" (the
+    # local one). None: on this machine. Not in the memo's key: a cluster
+    # gives the vectors this machine would (scan.cluster).
+    cluster: str | None = None
 
 
 def cache_dir(config: ScanConfig, model_id: str) -> Path:

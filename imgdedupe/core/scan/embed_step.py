@@ -89,25 +89,37 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             # Score with what the cache holds (float16), so a first scan
             # and a rescan from the cache give identical numbers.
             upright = backbone.embed(np.stack(images)).astype(np.float16)
-            rows = []
-            sizes = []
-            for n, key in enumerate(ok_keys):
-                reps[key] = contents[key][0].file_id
-                for c in contents[key]:
-                    rows.append((c.file_id, upright[n], None))
-                    sizes.append((c.file_id, *pixel_sizes[key]))
-            # Sizes first: a crash between the two commits must not leave
-            # vectors (never recomputed) beside unknown sizes (the keeper
-            # rule and the report need them); sizes alone are only re-set.
-            store.set_sizes(sizes)
-            # Pictures before vectors too: a vector is never recomputed,
-            # while a missing picture is only made again (scan.verify_step).
-            store.put_pictures(PICTURE_KEY, pictures)
-            store.put_vectors(backbone.info.model_id, rows)
+            store_batch(store, backbone.info.model_id, contents, ok_keys, upright, pictures,
+                        reps, pixel_sizes)
         if cancelled(cancel):
             pool.cancel_pending()
             raise_if_cancelled(cancel)
         yield Progress("embed", done, total)
+
+
+def store_batch(store: Store, model_id: str, contents: dict[str, list[CachedFile]],
+                keys: list[str], upright: np.ndarray,
+                pictures: list[tuple[int, bytes, float | None]], reps: dict[str, int],
+                pixel_sizes: PixelSizes) -> None:
+    """Write one embedded batch: ``upright[n]`` (float16) is the vector of
+    content ``keys[n]``, given to each of its files. The one way a scan
+    stores vectors, local or on a cluster (scan.cluster), so the cache
+    reads the same either way."""
+    rows = []
+    sizes = []
+    for n, key in enumerate(keys):
+        reps[key] = contents[key][0].file_id
+        for c in contents[key]:
+            rows.append((c.file_id, upright[n], None))
+            sizes.append((c.file_id, *pixel_sizes[key]))
+    # Sizes first: a crash between the two commits must not leave
+    # vectors (never recomputed) beside unknown sizes (the keeper
+    # rule and the report need them); sizes alone are only re-set.
+    store.set_sizes(sizes)
+    # Pictures before vectors too: a vector is never recomputed,
+    # while a missing picture is only made again (scan.verify_step).
+    store.put_pictures(PICTURE_KEY, pictures)
+    store.put_vectors(model_id, rows)
 
 
 def make_missing_pictures(config: ScanConfig, pool: DecodePool, store: Store,

@@ -192,7 +192,22 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # Upright vectors only: turned copies come from the pictures' hashes.
     reps, pending = cached_contents(contents, store.vector_ids(model_id, False), errors)
     from_cache = len(reps)
-    if pending:
+    if pending and config.cluster is not None:
+        if gc_enabled:
+            gc.enable()
+        if backbone is not None:
+            raise ImgDedupeError("a cluster scan builds its model on the cluster's nodes")
+        # Imported here: Ray is an optional extra, needed only for --cluster.
+        from imgdedupe.core.scan.cluster import embed_on_cluster
+
+        for event in _with_companions(embed_on_cluster(
+                config, plan, store, contents, pending, reps, pixel_sizes, errors, cancel),
+                of_photo):
+            if isinstance(event, NearExactGroupsReady):
+                event = replace(event, groups=_across(config, roots, event.groups))
+            yield event
+        gc.disable()
+    elif pending:
         if gc_enabled:
             gc.enable()  # hours of decoding and embedding: collect as usual
         clock.start("load_model")

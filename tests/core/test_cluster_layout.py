@@ -1,0 +1,26 @@
+"""scan --cluster without a cluster: how the work is laid out, and the
+message when Ray is missing (no Ray started here)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from imgdedupe.core.scan.cluster import ClusterError, Layout, connect, layout_for
+
+
+def test_one_actor_per_gpu_with_the_gpu_batch():
+    assert layout_for({"CPU": 32.0, "GPU": 4.0}) == Layout(4, "cuda", 1, 128)
+
+
+def test_cpu_actors_leave_a_quarter_of_the_cpus_to_decoding():
+    assert layout_for({"CPU": 2.0}) == Layout(1, "cpu", 1, 16)
+    assert layout_for({"CPU": 64.0}) == Layout(12, "cpu", 4, 16)
+    assert layout_for({"CPU": 8.0}, batch_size=32) == Layout(1, "cpu", 4, 32)
+
+
+def test_without_ray_the_error_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(ClusterError, match=r"imgdedupe\[cluster\]"):
+        connect("auto")

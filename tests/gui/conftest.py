@@ -61,7 +61,8 @@ def window(qtbot, tmp_path: Path, backbones: PreloadedBackbones,  # noqa: ANN001
     assert not win.controller.running, "a scan thread was left running"
     assert win.tasks._pool.activeThreadCount() == 0, "a task thread was left running"
     assert win.thumbnails._pool.activeThreadCount() == 0, "a thumbnail thread was left running"
-    active = [t.objectName() or repr(t) for t in win.findChildren(QTimer) if t.isActive()]
+    active = [f"{t.objectName() or repr(t)} of {type(t.parent()).__name__}, every "
+              f"{t.interval()} ms" for t in win.findChildren(QTimer) if t.isActive()]
     assert not active, f"timers left running: {active}"
     assert QThreadPool.globalInstance().activeThreadCount() == 0
 

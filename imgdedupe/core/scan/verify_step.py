@@ -72,7 +72,6 @@ def estimated_verify_s(photos: int, cores: int) -> float:
 # share of the work done that Progress reports (the status line's pace).
 FEATURE_COST = 15
 
-DECODED_KEPT = 256  # decoded pictures kept for the pixel check (50 KB each)
 
 # Photos whose features (and stored picture) are held at once, ~60-80 KB
 # each. In the local order a photo is held from its first pair to its
@@ -83,6 +82,11 @@ MAX_HELD = 1000
 
 BLOCK = 64  # pairs verified at once: enough for the threads, few enough that
 # verdicts soon join copies and spare their other pairs (verify_pairs)
+
+# Decoded pictures kept for the pixel check (50 KB each): a block of
+# pairs touches at most twice as many photos, so this holds a whole
+# block's (256 held 12.8 MB, for photos whose pairs were long done).
+DECODED_KEPT = 2 * BLOCK
 
 
 def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Sequence[str],

@@ -172,7 +172,10 @@ def similar_pairs_cached(identity: bytes, count: int,
 
 def _pairs_key(identity: bytes, params: IndexParams, count: int) -> str:
     digest = hashlib.blake2b(_PAIRS_FORMAT, digest_size=16)
-    digest.update(repr((search.SEARCH_VERSION, params, count)).encode())
+    # The method too: the same vectors and parameters search with Annoy or
+    # FAISS as faiss-cpu is installed or not, and they propose different pairs.
+    method = search.search_method(count, params)
+    digest.update(repr((search.SEARCH_VERSION, params, count, method)).encode())
     digest.update(identity)
     return digest.hexdigest()
 
@@ -228,9 +231,20 @@ def same_base(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParam
 def _same_lineage(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParams) -> bool:
     if not same_base(saved, lineage, params):
         return False
+    if not _serves(str(saved["method"]), search.search_method(len(lineage.ids), params)):
+        return False
     removed = int(saved["rows"]) - lineage.rows
     return (removed >= 0 and lineage.changes - int(saved["changes"]) == removed
             and bool(np.isin(lineage.ids, saved["ids"]).all()))
+
+
+def _serves(saved_method: str, method: str) -> bool:
+    """Whether pairs one search found may stand for another's. Exact pairs
+    are what every search approaches, and Annoy's served an exact search of
+    fewer photos before FAISS existed; but Annoy's and FAISS's are two
+    different approximations: a switch (faiss-cpu installed or removed)
+    searches again."""
+    return saved_method == method or "exact" in (saved_method, method)
 
 
 def renumbered_pairs(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
@@ -312,6 +326,7 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     # The cached pairs must describe the store exactly as this scan found
     # it: then every vector that is not fresh is one they were searched with.
     if (forest_info is None or str(saved["method"]) != "annoy"
+            or search.search_method(len(lineage.ids), params) != "annoy"
             or not same_base(saved, lineage, params) or float(saved["floor"]) > min_cosine
             or (int(saved["changes"]), int(saved["rows"])) != lineage.start):
         return None

@@ -1,0 +1,204 @@
+"""Candidate indexes at scale: Annoy against FAISS (IVF-Flat, IVF-PQ, HNSW).
+
+    python bench/bench_index_1m.py --vectors 1000000 [--methods annoy,ivf-flat,...]
+
+What the pipeline indexes above the exact limit is not the 1280-d vectors
+but their PCA projection (``pairs.search.DEFAULT_PCA_DIMS`` = 128, fitted
+on ``ann.PCA_SAMPLE`` = 20,000 vectors, then unit-normalised): the
+candidates come from that, and every candidate is then rescored exactly
+from the full vectors (``ann.exact_scores``, the same for every index, so
+not timed here; see bench_scale.py). 1M x 1280 float32 is 5 GB, so this
+bench never holds the full vectors: it draws bench_scale's realistic
+clustered vectors (same generator, same planted near-duplicates, no
+rotations: the pipeline searches upright vectors only) a chunk at a time,
+projects each chunk with a PCA fitted on the first 20,000 rows, and writes
+the N x 128 float32 projections to a file. It also keeps the exact
+full-dimensional cosine of each planted pair.
+
+Each index then runs in a fresh child process that reads the projections
+from that file a chunk at a time (never memory-mapped, so that the child's
+peak RSS, VmHWM, is the index's own memory plus a chunk): build, then one
+query per vector for its 24 neighbours (``DEFAULT_NEIGHBOURS``) on 2
+threads, as the pipeline asks them. Planted recall: of the planted pairs
+whose exact cosine is at or above the scan's floor (what a perfect search
+keeps), the share among the index's candidates; exact rescoring keeps
+exactly those, so it is the recall of the scan's pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scale import Space, make_chunk, peak_rss_mb, planted_pairs  # noqa: E402
+
+CHUNK = 37 * 101 * 8  # bench_scale's: planted copies never cross a chunk
+PCA_DIMS = 128
+NEIGHBOURS = 24
+THREADS = 2
+METHODS = ("annoy", "ivf-flat", "ivf-pq", "hnsw")
+
+
+def nlist_for(count: int) -> int:
+    """IVF cells: a power of two near 4 sqrt(N) (faiss's guideline)."""
+    return int(2 ** round(np.log2(4 * np.sqrt(count))))
+
+
+def prepare(work: Path, count: int, floor_cosine: float) -> None:
+    from imgdedupe.core.pairs.ann import ArraySource, fit_pca, project
+
+    space = Space(count)
+    first, _ = make_chunk(space, 0, min(count, 20000), False)
+    mean, components = fit_pca(ArraySource(first, None), PCA_DIMS)
+    planted = planted_pairs(count, False)
+    cosines = np.zeros(len(planted), np.float32)
+    with open(work / "projected.f32", "wb") as out:
+        for start in range(0, count, CHUNK):
+            upright, _ = make_chunk(space, start, min(CHUNK, count - start), False)
+            project(upright, mean, components).astype(np.float32).tofile(out)
+            inside = (planted[:, 0] >= start) & (planted[:, 1] < start + len(upright))
+            a = upright[planted[inside, 0] - start].astype(np.float32)
+            b = upright[planted[inside, 1] - start].astype(np.float32)
+            cosines[inside] = (a * b).sum(1)
+    keep = cosines >= floor_cosine
+    np.save(work / "planted.npy", planted[keep])
+    print(f"planted pairs: {len(planted)}, at or above the floor cosine {floor_cosine:.3f}: "
+          f"{int(keep.sum())} (cosines {cosines.min():.3f}-{cosines.max():.3f})")
+
+
+def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
+    with open(path, "rb") as f:
+        f.seek(start * PCA_DIMS * 4)
+        return np.fromfile(f, np.float32, (stop - start) * PCA_DIMS).reshape(-1, PCA_DIMS)
+
+
+def faiss_index(method: str, count: int):  # noqa: ANN201
+    import faiss
+
+    if method == "ivf-flat":
+        spec = f"IVF{nlist_for(count)},Flat"
+    elif method == "ivf-pq":
+        spec = f"IVF{nlist_for(count)},PQ32"
+    else:
+        spec = "HNSW32"
+    index = faiss.index_factory(PCA_DIMS, spec, faiss.METRIC_INNER_PRODUCT)
+    return index, spec
+
+
+def run_method(work: Path, method: str, count: int) -> dict:
+    """Build, query and report one index (in a child process)."""
+    path = work / "projected.f32"
+    found: list[np.ndarray] = []
+    k = NEIGHBOURS + 1
+    before = peak_rss_mb()
+    start = time.perf_counter()
+    if method == "annoy":
+        from concurrent.futures import ThreadPoolExecutor
+
+        from annoy import AnnoyIndex
+
+        index = AnnoyIndex(PCA_DIMS, "angular")
+        index.set_seed(7)
+        index.on_disk_build(str(work / "bench.ann"))
+        for first in range(0, count, 32768):
+            for item, vector in enumerate(read_rows(path, first, min(count, first + 32768)),
+                                          first):
+                index.add_item(item, vector)
+        index.build(40, n_jobs=1)
+        built = time.perf_counter()
+        spec, size = "40 trees, search_k 16/neighbour", (work / "bench.ann").stat().st_size
+
+        def block(lo: int) -> np.ndarray:
+            hi = min(count, lo + 4096)
+            rows = [index.get_nns_by_item(i, k, search_k=k * 16) for i in range(lo, hi)]
+            width = max(map(len, rows))
+            return np.array([r + [-1] * (width - len(r)) for r in rows])
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            found = list(pool.map(block, range(0, count, 4096)))
+    else:
+        import faiss
+
+        faiss.omp_set_num_threads(THREADS)
+        index, spec = faiss_index(method, count)
+        if method == "hnsw":
+            index.hnsw.efConstruction = 40
+        else:
+            rng = np.random.default_rng(0)
+            sample = np.sort(rng.choice(count, min(count, 64 * nlist_for(count)), False))
+            index.train(np.concatenate([read_rows(path, s, s + 1) for s in sample]))
+        for first in range(0, count, 65536):
+            index.add(read_rows(path, first, min(count, first + 65536)))
+        built = time.perf_counter()
+        if method == "hnsw":
+            index.hnsw.efSearch = 64
+            spec += ", efConstruction 40, efSearch 64"
+        else:
+            index.nprobe = 16
+            spec += ", nprobe 16"
+        size = len(faiss.serialize_index(index))
+        for first in range(0, count, 65536):
+            found.append(index.search(read_rows(path, first, min(count, first + 65536)), k)[1])
+    queried = time.perf_counter()
+    rss = peak_rss_mb()
+    neighbours = np.concatenate(found)
+    owner = np.repeat(np.arange(count), neighbours.shape[1])
+    other = neighbours.ravel()
+    real = (other >= 0) & (other != owner)
+    keys = np.unique(np.minimum(owner, other)[real] * count + np.maximum(owner, other)[real])
+    planted = np.load(work / "planted.npy")
+    hit = np.isin(planted[:, 0] * count + planted[:, 1], keys)
+    return {"method": method, "spec": spec, "build_s": built - start,
+            "query_s": queried - built, "peak_rss_mb": rss, "rss_before_mb": before,
+            "index_mb": size / 2**20, "candidates": int(len(keys)),
+            "planted_recall": float(hit.mean())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--vectors", type=int, default=1000000)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--keep", type=Path, default=None, help="work folder (reused)")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_method(Path(args.child[0]), args.child[1], args.vectors)))
+        return
+    from imgdedupe.core.groups.graph import FLOOR_SCORE
+    from imgdedupe.core.model import calibration
+
+    floor = calibration.score_to_cosine("efficientnet-lite0", min(FLOOR_SCORE, 90))
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, load "
+          f"{os.getloadavg()[0]:.1f}, Python {platform.python_version()}, numpy {np.__version__}")
+    work = args.keep or Path(tempfile.mkdtemp(prefix="imgdedupe-index-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "planted.npy").exists():
+        start = time.perf_counter()
+        prepare(work, args.vectors, floor)
+        print(f"drew and projected {args.vectors} vectors in {time.perf_counter() - start:.0f} s")
+    print("| N | index | build s | query s | index MB | peak RSS MB | candidates | "
+          "planted recall |")
+    for method in args.methods.split(","):
+        child = subprocess.run([sys.executable, __file__, "--vectors", str(args.vectors),
+                                "--child", str(work), method],
+                               capture_output=True, text=True, check=True)
+        r = json.loads(child.stdout.strip().splitlines()[-1])
+        print(f"| {args.vectors:,} | {r['method']} ({r['spec']}) | {r['build_s']:.1f} | "
+              f"{r['query_s']:.1f} | {r['index_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+              f"{r['candidates']:,} | {r['planted_recall']:.4f} |", flush=True)
+        (work / "bench.ann").unlink(missing_ok=True)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""FAISS candidates for the largest libraries (``search.FAISS_FROM`` images up).
+
+Same contract as the Annoy forest (``ann.StreamedForest``): the vectors are
+read a chunk at a time, projected by the same PCA, and only *propose*
+candidates; ``ann.rescored_pairs`` scores every candidate exactly from the
+full vectors, so a threshold means the same thing whichever index ran.
+
+The index is an inverted file of the projected vectors, uncompressed
+(IVF-Flat, inner product on unit vectors = cosine): on bench_index_1m's
+planted near-duplicates it was chosen over IVF-PQ and HNSW by
+measurement (docs/scale.md). ``faiss-cpu`` is the optional extra
+``imgdedupe[large]``, imported only here and only when a library is this
+large; without it, ``search`` keeps using Annoy (and the scan says so).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+
+from imgdedupe.core.pairs.ann import (
+    QUERY_THREADS,
+    READ_CHUNK,
+    VectorSource,
+    fit_pca,
+    project,
+    query_sizes,
+    sorted_unique,
+)
+
+log = logging.getLogger(__name__)
+
+# Cells probed per query. At 16 (of 4096 at 1M) every planted near-duplicate
+# the floor keeps was proposed (docs/scale.md); each probe scans ~N/cells
+# vectors, so the query cost is nprobe x N / cells dot products of 128 floats.
+NPROBE = 16
+# k-means of the cells is trained on this many vectors per cell (faiss warns
+# below 39): enough for stable cells, and it bounds the training's memory.
+TRAIN_PER_CELL = 64
+
+
+def faiss_available() -> bool:
+    """Whether ``faiss`` can be imported (without importing it: 0.3 s)."""
+    return importlib.util.find_spec("faiss") is not None
+
+
+def cells_for(count: int) -> int:
+    """Inverted-list cells: a power of two near 4 sqrt(N), faiss's guideline
+    (4096 at 1M), and never more than a 39th of the vectors to train on."""
+    cells = int(2 ** round(np.log2(4 * np.sqrt(count))))
+    return max(1, min(cells, count // 39))
+
+
+class FaissCandidates:
+    """PCA to ``dims`` and an IVF-Flat index of the projected upright vectors."""
+
+    def __init__(self, source: VectorSource, dims: int) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(QUERY_THREADS)
+        self.mean, self.components = fit_pca(source, dims)
+        cells = cells_for(source.count)
+        # The quantizer (the cells' centres) is kept: the index only borrows it.
+        self._quantizer = faiss.IndexFlatIP(dims)
+        self._index = faiss.IndexIVFFlat(self._quantizer, dims, cells,
+                                         faiss.METRIC_INNER_PRODUCT)
+        self._index.train(self._training_sample(source, cells))
+        for first in range(0, source.count, READ_CHUNK):
+            upright, _ = source.read(np.arange(first, min(source.count, first + READ_CHUNK)))
+            self._index.add(self._project(upright))
+        self._index.nprobe = min(NPROBE, cells)
+
+    def _project(self, vectors: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(project(vectors, self.mean, self.components), np.float32)
+
+    def _training_sample(self, source: VectorSource, cells: int) -> np.ndarray:
+        # A fixed seed: the same vectors give the same cells, the same pairs.
+        rng = np.random.default_rng(0)
+        size = min(source.count, TRAIN_PER_CELL * cells)
+        positions = np.sort(rng.choice(source.count, size, replace=False))
+        # Read and projected a chunk at a time: the sample's full vectors
+        # (262k x 1280 at 1M photos) would hold 670 MB even as float16.
+        return np.concatenate([self._project(source.read(positions[i:i + READ_CHUNK])[0])
+                               for i in range(0, size, READ_CHUNK)])
+
+    def candidate_keys(self, source: VectorSource, neighbours: int) -> np.ndarray:
+        """Sorted unique ``lo * count + hi`` of every candidate pair: the
+        nearest items of each image's upright and rotated vectors, as
+        ``StreamedForest.candidate_keys`` asks them of Annoy."""
+        n = source.count
+        k, k_rotated = query_sizes(neighbours)
+        found: list[np.ndarray] = []
+        for first in range(0, n, READ_CHUNK):
+            owners = np.arange(first, min(n, first + READ_CHUNK))
+            upright, rotated = source.read(owners)
+            # faiss searches a whole batch on its own threads, without the GIL.
+            items = [self._index.search(self._project(upright), min(k, n))[1]]
+            owner_of = [np.repeat(owners, items[0].shape[1])]
+            if rotated is not None:
+                turned = self._project(rotated.reshape(-1, rotated.shape[-1]))
+                items.append(self._index.search(turned, min(k_rotated, n))[1])
+                owner_of.append(np.repeat(np.repeat(owners, rotated.shape[1]),
+                                          items[1].shape[1]))
+            owner = np.concatenate(owner_of)
+            j = np.concatenate([i.ravel() for i in items]).astype(np.int64)
+            keep = (j >= 0) & (j != owner)  # -1: fewer than k items in the probed cells
+            owner, j = owner[keep], j[keep]
+            found.append(sorted_unique(np.minimum(owner, j) * n + np.maximum(owner, j)))
+        if not found:
+            return np.zeros(0, dtype=np.int64)
+        return sorted_unique(np.concatenate(found))
+
+    def close(self) -> None:
+        self._index.reset()  # frees the inverted lists now, not at the next GC

@@ -92,3 +92,50 @@ def test_installing_faiss_never_replays_annoys_pairs(tmp_path, monkeypatch):
     assert np.allclose(scores, pair_scores(vectors, None, pairs), atol=1e-6)
     again = similar_pairs_cached(b"same", 300, load, 0.8, params, tmp_path, lineage)
     assert again[2] == "faiss" and loads == [1]  # and now cached under FAISS
+
+
+@pytest.mark.slow
+def test_a_scan_through_faiss_groups_like_an_exact_one_and_says_when_faiss_is_missing(
+        tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    from imgdedupe.core.model.loading import load_backbone
+    from imgdedupe.core.records import Notice
+    from imgdedupe.core.scan.config import ScanConfig
+    from imgdedupe.core.scan.events import Progress
+    from imgdedupe.core.scan.pipeline import run_scan
+
+    samples = Path(__file__).resolve().parents[2] / "resources" / "samples"
+    library = tmp_path / "lib"
+    library.mkdir()
+    distinct = ["Holiday/IMG_0002.jpg", "Phone/PXL_20230814_093012.jpg",
+                "Archive/cameraman_1988.jpg"]
+    for n, photo in enumerate(samples / name for name in distinct):
+        shutil.copyfile(photo, library / f"{n}.jpg")
+        small = Image.open(photo)
+        small.resize((small.width // 2, small.height // 2)).save(library / f"{n}_small.jpg",
+                                                                  quality=70)
+    backbone, _ = load_backbone("efficientnet-lite0", device="cpu")
+
+    def scan(name: str, index: IndexParams) -> tuple[list, str]:
+        config = ScanConfig(roots=(str(library),), db_path=str(tmp_path / f"{name}.db"),
+                            index=index)
+        events = list(run_scan(config, None, backbone=backbone))
+        [method] = {e.message for e in events
+                    if isinstance(e, Progress) and e.phase == "index" and e.message}
+        notices = [e.code for e in events if isinstance(e, Notice)]
+        return [events[-1].groups, notices], method
+
+    large = IndexParams(exact_limit=0, faiss_from=2, pca_dims=8)
+    (exact_groups, exact_notices), method = scan("exact", IndexParams())
+    assert method == "exact" and exact_notices == [] and len(exact_groups) == 3
+    (faiss_groups, notices), method = scan("faiss", large)
+    assert method == "faiss" and notices == []
+    assert faiss_groups == exact_groups
+    monkeypatch.setattr(search, "faiss_available", lambda: False)
+    (annoy_groups, notices), method = scan("annoy", large)
+    assert method == "annoy" and notices == ["faiss_missing"]  # once, and Annoy goes on
+    assert annoy_groups == exact_groups

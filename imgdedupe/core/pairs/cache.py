@@ -160,7 +160,7 @@ def similar_pairs_cached(identity: bytes, count: int,
         forest_key = hashlib.blake2b(b"forest-v2" + key.encode(), digest_size=16).hexdigest()
         pairs, scores, method = similar_pairs_streamed(loaded, min_cosine, params, cache_dir,
                                                        forest_key)
-        if lineage is not None:
+        if lineage is not None and method == "annoy":  # FAISS keeps no index on disk
             forest = (forest_key, lineage.ids)
     else:
         upright, rotated = loaded.read(np.arange(count))

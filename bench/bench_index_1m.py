@@ -108,7 +108,7 @@ def run_method(work: Path, method: str, count: int) -> dict:
     found: list[np.ndarray] = []
     k = NEIGHBOURS + 1
     before = peak_rss_mb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if method == "annoy":
         from concurrent.futures import ThreadPoolExecutor
 
@@ -122,7 +122,7 @@ def run_method(work: Path, method: str, count: int) -> dict:
                                           first):
                 index.add_item(item, vector)
         index.build(40, n_jobs=1)
-        built = time.perf_counter()
+        built, cpu_built = time.perf_counter(), time.process_time()
         spec, size = "40 trees, search_k 16/neighbour", (work / "bench.ann").stat().st_size
 
         def block(lo: int) -> np.ndarray:
@@ -155,7 +155,7 @@ def run_method(work: Path, method: str, count: int) -> dict:
         trained = time.perf_counter()
         for first in range(0, count, 65536):
             index.add(read_rows(path, first, min(count, first + 65536)))
-        built = time.perf_counter()
+        built, cpu_built = time.perf_counter(), time.process_time()
         if method == "hnsw":
             index.hnsw.efSearch = 64
             spec += ", efConstruction 40, efSearch 64"
@@ -167,7 +167,7 @@ def run_method(work: Path, method: str, count: int) -> dict:
         size = len(faiss.serialize_index(index))
         for first in range(0, count, 65536):
             found.append(index.search(read_rows(path, first, min(count, first + 65536)), k)[1])
-    queried = time.perf_counter()
+    queried, cpu_queried = time.perf_counter(), time.process_time()
     rss = peak_rss_mb()
     neighbours = np.concatenate(found)
     owner = np.repeat(np.arange(count), neighbours.shape[1])
@@ -176,12 +176,25 @@ def run_method(work: Path, method: str, count: int) -> dict:
     keys = np.unique(np.minimum(owner, other)[real] * count + np.maximum(owner, other)[real])
     planted = np.load(work / "planted.npy")
     hit = np.isin(planted[:, 0] * count + planted[:, 1], keys)
+    sweep = []
+    for nprobe in [int(p) for p in os.environ.get("BENCH_NPROBES", "").split(",") if p]:
+        # Other probe counts on the same built index: time and planted recall.
+        index.nprobe = nprobe
+        begin = time.perf_counter()
+        rows = np.concatenate([index.search(read_rows(path, f, min(count, f + 65536)), k)[1]
+                               for f in range(0, count, 65536)])
+        seconds = time.perf_counter() - begin
+        lo, hi = planted[:, 0], planted[:, 1]
+        found_pair = (rows[lo] == hi[:, None]).any(1) | (rows[hi] == lo[:, None]).any(1)
+        sweep.append({"nprobe": nprobe, "query_s": seconds,
+                      "planted_recall": float(found_pair.mean())})
     if method != "annoy":
         spec += f"; training {trained - start:.1f} s of the build"
     return {"method": method, "spec": spec, "build_s": built - start,
-            "query_s": queried - built, "peak_rss_mb": rss, "rss_before_mb": before,
+            "query_s": queried - built, "build_cpu_s": cpu_built - cpu_start,
+            "query_cpu_s": cpu_queried - cpu_built, "peak_rss_mb": rss, "rss_before_mb": before,
             "index_mb": size / 2**20, "candidates": int(len(keys)),
-            "planted_recall": float(hit.mean())}
+            "planted_recall": float(hit.mean()), "sweep": sweep}
 
 
 def main() -> None:
@@ -192,7 +205,9 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_method(Path(args.child[0]), args.child[1], args.vectors)))
+        result = json.dumps(run_method(Path(args.child[0]), args.child[1], args.vectors))
+        (Path(args.child[0]) / f"{args.child[1]}.json").write_text(result)  # kept
+        print(result)
         return
     from imgdedupe.core.groups.graph import FLOOR_SCORE
     from imgdedupe.core.model import calibration
@@ -206,16 +221,21 @@ def main() -> None:
         start = time.perf_counter()
         prepare(work, args.vectors, floor)
         print(f"drew and projected {args.vectors} vectors in {time.perf_counter() - start:.0f} s")
-    print("| N | index | build s | query s | index MB | peak RSS MB | candidates | "
-          "planted recall |")
+    print("| N | index | build s (CPU s) | query s (CPU s) | index MB | peak RSS MB | "
+          "candidates | planted recall |")
     for method in args.methods.split(","):
         child = subprocess.run([sys.executable, __file__, "--vectors", str(args.vectors),
                                 "--child", str(work), method],
                                capture_output=True, text=True, check=True)
         r = json.loads(child.stdout.strip().splitlines()[-1])
-        print(f"| {args.vectors:,} | {r['method']} ({r['spec']}) | {r['build_s']:.1f} | "
-              f"{r['query_s']:.1f} | {r['index_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+        print(f"| {args.vectors:,} | {r['method']} ({r['spec']}) | {r['build_s']:.1f} "
+              f"({r.get('build_cpu_s', 0):.0f}) | {r['query_s']:.1f} "
+              f"({r.get('query_cpu_s', 0):.0f}) | "
+              f"{r['index_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
               f"{r['candidates']:,} | {r['planted_recall']:.4f} |", flush=True)
+        for other in r["sweep"]:  # BENCH_NPROBES=1,2,4: the same index, fewer probes
+            print(f"|   | nprobe {other['nprobe']} | | {other['query_s']:.1f} | | | | "
+                  f"{other['planted_recall']:.4f} |", flush=True)
         (work / "bench.ann").unlink(missing_ok=True)
     print(f"load after: {os.getloadavg()[0]:.1f}")
 

@@ -33,16 +33,17 @@ from imgdedupe.core.pairs.ann import (
 
 log = logging.getLogger(__name__)
 
-# Cells probed per query. At 16 (of 4096 at 1M) every planted near-duplicate
-# the floor keeps was proposed (docs/scale.md); each probe scans ~N/cells
-# vectors, so the query cost is nprobe x N / cells dot products of 128 floats.
-NPROBE = 16
+# Cells probed per query. On bench_index_1m's planted near-duplicates at
+# 100k (1,024 cells), 8 probes proposed 0.9996 of them in 9.3 s of queries,
+# 16 probes 0.9998 in 33.7 s, 4 probes 0.9985, 1 probe 0.950 (docs/scale.md).
+NPROBE = 8
 # k-means of the cells is trained on this many vectors per cell (faiss warns
-# below 39): enough for stable cells, and it bounds the training's memory.
-TRAIN_PER_CELL = 64
+# below 39): stable enough cells, and the training's cost (sample x cells)
+# stays a part of the build.
+TRAIN_PER_CELL = 40
 # k-means rounds (faiss's default is 25). The cells only decide which
-# vectors a query scans, and 16 of them are probed; training was most of
-# the build (21.5 s of it at 100k on 2 cores with 25 rounds).
+# vectors a query scans, and several are probed; each round at 1M photos
+# is a 164k x 4096 x 128 product (~170 GFLOP), the build's largest part.
 TRAIN_ROUNDS = 10
 
 

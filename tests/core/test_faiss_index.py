@@ -139,3 +139,32 @@ def test_a_scan_through_faiss_groups_like_an_exact_one_and_says_when_faiss_is_mi
     (annoy_groups, notices), method = scan("annoy", large)
     assert method == "annoy" and notices == ["faiss_missing"]  # once, and Annoy goes on
     assert annoy_groups == exact_groups
+
+
+def test_added_and_changed_photos_are_searched_alone_in_the_saved_faiss_index(tmp_path):
+    """As with Annoy's forest (test_pairs_growth): a rescan that embedded a
+    few photos searches only those, in the FAISS index the last full search
+    saved, and finds every pair a full search would, scored exactly."""
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(150, 64))
+    vectors = np.repeat(centres, 3, axis=0) + 0.3 * rng.normal(size=(450, 64))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(1000, 1450, dtype=np.int64)
+    params = IndexParams(exact_limit=0, faiss_from=2, pca_dims=16)
+    first = similar_pairs_cached(b"before", 450, lambda: (vectors, None), 0.8, params,
+                                 tmp_path, cache.Lineage("e", 900, 450, ids))
+    assert first[2] == "faiss"
+    [index_file] = tmp_path.glob("*.faiss")
+    built = index_file.stat().st_mtime_ns
+    new = vectors[100] + 0.02 * rng.normal(size=64)
+    now_vectors = np.concatenate([vectors, (new / np.linalg.norm(new))[None]]).astype(np.float32)
+    now_ids = np.append(ids, 5000)
+    pairs, scores, method = similar_pairs_cached(
+        b"after", 451, lambda: (now_vectors, None), 0.8, params, tmp_path,
+        cache.Lineage("e", 901, 451, now_ids, start=(900, 450), fresh=np.array([5000])))
+    assert method == "faiss"
+    assert [f.stat().st_mtime_ns for f in tmp_path.glob("*.faiss")] == [built]  # not rebuilt
+    truth, truth_scores = exact_pairs(now_vectors, None, 0.8)
+    assert {tuple(p) for p in pairs.tolist()} == {tuple(p) for p in truth.tolist()}
+    assert (100, 450) in {tuple(p) for p in pairs.tolist()}
+    assert np.allclose(scores, truth_scores, atol=1e-5)

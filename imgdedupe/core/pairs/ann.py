@@ -344,8 +344,10 @@ def query_sizes(neighbours: int) -> tuple[int, int]:
 
 
 def _remove_stale(cache_dir: Path, key: str) -> None:
+    # FAISS's too (pairs.faiss_index): one library keeps one index.
     for old in itertools.chain(cache_dir.glob("*.ann"), cache_dir.glob("*.ann.*.tmp"),
-                               cache_dir.glob("*.pca.npz")):
+                               cache_dir.glob("*.pca.npz"), cache_dir.glob("*.faiss"),
+                               cache_dir.glob("*.faiss.*.tmp")):
         if not old.name.startswith(key):
             old.unlink(missing_ok=True)
 

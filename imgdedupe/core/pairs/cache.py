@@ -29,6 +29,7 @@ import numpy as np
 
 from imgdedupe.core.pairs import search
 from imgdedupe.core.pairs.ann import ArraySource, StoreVectors, StreamedForest, VectorSource
+from imgdedupe.core.pairs.faiss_index import FaissCandidates
 from imgdedupe.core.pairs.search import (
     IndexParams,
     pair_scores,
@@ -144,9 +145,10 @@ def similar_pairs_cached(identity: bytes, count: int,
     if cache_dir is not None and lineage is not None and lineage.fresh is not None:
         grown = grown_pairs(cache_dir, lineage, params, min_cosine, load)
         if grown is not None:
-            _save_pairs(cache_dir, key, min_cosine, grown[0], grown[1], "annoy", params,
+            method = search.search_method(count, params)  # the cached index's own
+            _save_pairs(cache_dir, key, min_cosine, grown[0], grown[1], method, params,
                         lineage, grown[2])
-            return grown[0], grown[1], "annoy"
+            return grown[0], grown[1], method
     loaded = load()
     forest: tuple[str, np.ndarray] | None = None
     if isinstance(loaded, tuple) and count > params.exact_limit:
@@ -160,7 +162,7 @@ def similar_pairs_cached(identity: bytes, count: int,
         forest_key = hashlib.blake2b(b"forest-v2" + key.encode(), digest_size=16).hexdigest()
         pairs, scores, method = similar_pairs_streamed(loaded, min_cosine, params, cache_dir,
                                                        forest_key)
-        if lineage is not None and method == "annoy":  # FAISS keeps no index on disk
+        if lineage is not None:
             forest = (forest_key, lineage.ids)
     else:
         upright, rotated = loaded.read(np.arange(count))
@@ -325,8 +327,9 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     forest_info = saved_forest(saved)
     # The cached pairs must describe the store exactly as this scan found
     # it: then every vector that is not fresh is one they were searched with.
-    if (forest_info is None or str(saved["method"]) != "annoy"
-            or search.search_method(len(lineage.ids), params) != "annoy"
+    method = str(saved["method"])
+    if (forest_info is None or method not in ("annoy", "faiss")
+            or search.search_method(len(lineage.ids), params) != method
             or not same_base(saved, lineage, params) or float(saved["floor"]) > min_cosine
             or (int(saved["changes"]), int(saved["rows"])) != lineage.start):
         return None
@@ -339,7 +342,9 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     outside = np.flatnonzero(~is_fresh & (positions_of(ids, forest_ids) < 0))
     if len(fresh) + len(outside) > GROW_LIMIT:
         return None
-    forest = StreamedForest.cached(forest_key, cache_dir)
+    forest: StreamedForest | FaissCandidates | None = (
+        StreamedForest.cached(forest_key, cache_dir) if method == "annoy"
+        else FaissCandidates.cached(forest_key, cache_dir))
     if forest is None:
         return None
     loaded = load()
@@ -357,8 +362,8 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     return pairs[order], scores[order], forest_info
 
 
-def _fresh_pairs(forest: StreamedForest, forest_ids: np.ndarray, source: VectorSource,
-                 ids: np.ndarray, fresh: np.ndarray, outside: np.ndarray,
+def _fresh_pairs(forest: StreamedForest | FaissCandidates, forest_ids: np.ndarray,
+                 source: VectorSource, ids: np.ndarray, fresh: np.ndarray, outside: np.ndarray,
                  params: IndexParams, min_cosine: float) -> tuple[np.ndarray, np.ndarray]:
     empty = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
     if len(fresh) == 0:

@@ -16,7 +16,10 @@ large; without it, ``search`` keeps using Annoy (and the scan says so).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -72,9 +75,11 @@ def new_index(dims: int, cells: int) -> tuple[Any, Any]:
 
 
 class FaissCandidates:
-    """PCA to ``dims`` and an IVF-Flat index of the projected upright vectors."""
+    """PCA to ``dims`` and an IVF-Flat index of the projected upright vectors,
+    saved in ``cache_dir`` under ``key`` when one is given."""
 
-    def __init__(self, source: VectorSource, dims: int) -> None:
+    def __init__(self, source: VectorSource, dims: int, key: str = "",
+                 cache_dir: Path | None = None) -> None:
         import faiss
 
         faiss.omp_set_num_threads(QUERY_THREADS)
@@ -85,6 +90,60 @@ class FaissCandidates:
         for first in range(0, source.count, READ_CHUNK):
             upright, _ = source.read(np.arange(first, min(source.count, first + READ_CHUNK)))
             self._index.add(self._project(upright))
+        if cache_dir is not None:
+            self._save(cache_dir, key)
+
+    def _save(self, cache_dir: Path, key: str) -> None:
+        """Kept beside the pair cache, as the Annoy forest is, so that a
+        rescan that embedded a few photos searches only those in it
+        (``cache.grown_pairs``); written under temp names, then renamed."""
+        import faiss
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale(cache_dir, key)
+        index_file, pca_file = cache_dir / f"{key}.faiss", cache_dir / f"{key}.pca.npz"
+        tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
+        faiss.write_index(self._index, str(tmp))
+        tmp.replace(index_file)
+        tmp_pca = pca_file.with_name(pca_file.name + ".tmp.npz")
+        np.savez(tmp_pca, mean=self.mean, components=self.components)
+        tmp_pca.replace(pca_file)
+
+    @classmethod
+    def cached(cls, key: str, cache_dir: Path) -> FaissCandidates | None:
+        """The index saved under ``key``, or None; never builds one."""
+        import faiss
+
+        index_file, pca_file = cache_dir / f"{key}.faiss", cache_dir / f"{key}.pca.npz"
+        if not (index_file.exists() and pca_file.exists()):
+            return None
+        found = cls.__new__(cls)
+        try:
+            with np.load(pca_file) as saved:
+                found.mean, found.components = saved["mean"], saved["components"]
+            found._index = faiss.read_index(str(index_file))
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            log.debug("cannot load the FAISS index %s: %s", index_file, exc)
+            return None
+        found._index.nprobe = min(NPROBE, found._index.nlist)
+        faiss.omp_set_num_threads(QUERY_THREADS)
+        return found
+
+    def neighbours_of(self, upright: np.ndarray, rotated: np.ndarray | None,
+                      neighbours: int) -> list[np.ndarray]:
+        """Per image, the indexed items its upright and rotated vectors find:
+        the queries ``candidate_keys`` makes, for images not in the index."""
+        k, k_rotated = query_sizes(neighbours)
+        items = self._index.search(self._project(upright), k)[1]
+        turned = None
+        if rotated is not None:
+            turned = self._index.search(self._project(rotated.reshape(-1, rotated.shape[-1])),
+                                        k_rotated)[1].reshape(len(upright), -1)
+        found = []
+        for n in range(len(upright)):
+            mine = items[n] if turned is None else np.concatenate([items[n], turned[n]])
+            found.append(np.unique(mine[mine >= 0]).astype(np.int64))
+        return found
 
     def _project(self, vectors: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(project(vectors, self.mean, self.components), np.float32)
@@ -128,3 +187,11 @@ class FaissCandidates:
 
     def close(self) -> None:
         self._index.reset()  # frees the inverted lists now, not at the next GC
+
+
+def _remove_stale(cache_dir: Path, key: str) -> None:
+    """Other keys' indexes: one library keeps one index (Annoy's or this)."""
+    for old in itertools.chain(cache_dir.glob("*.faiss"), cache_dir.glob("*.faiss.*.tmp"),
+                               cache_dir.glob("*.ann"), cache_dir.glob("*.pca.npz")):
+        if not old.name.startswith(key):
+            old.unlink(missing_ok=True)

@@ -168,7 +168,7 @@ def similar_pairs_streamed(source: VectorSource, min_cosine: float, params: Inde
     (see ``ann``); the forest is cached in ``cache_dir`` under ``key``."""
     dims = _pca_dims(source.count, source.dim, params)
     if search_method(source.count, params) == "faiss":
-        index = FaissCandidates(source, dims)
+        index = FaissCandidates(source, dims, key, cache_dir)
         keys = index.candidate_keys(source, params.neighbours)
         index.close()  # freed before the exact rescoring loads its vectors
         pairs, scores = rescored_pairs(source, keys, min_cosine)

@@ -35,9 +35,12 @@ log = logging.getLogger(__name__)
 # see bench/bench_index.py); above it Annoy's candidate search wins.
 EXACT_LIMIT = 5000
 # From this many images FAISS (the optional extra imgdedupe[large]) proposes
-# the candidates instead of Annoy, when it is installed. Measured by
-# bench/bench_index_1m.py (docs/scale.md): FAISSFROM_MEASUREMENTS
-FAISS_FROM = 200_000
+# the candidates instead of Annoy, when it is installed. bench/bench_index_1m.py
+# (docs/scale.md), same run, 2 cores: at 100k FAISS's build + queries took
+# 26.7 s against Annoy's 35.2 s (13 against 15 CPU s) and proposed every
+# planted near-duplicate (Annoy 0.992); below that both take seconds, and
+# Annoy spares importing faiss.
+FAISS_FROM = 100_000
 DEFAULT_PCA_DIMS = 128
 DEFAULT_TREES = 40
 DEFAULT_NEIGHBOURS = 24

@@ -136,7 +136,8 @@ def test_a_scan_through_faiss_groups_like_an_exact_one_and_says_when_faiss_is_mi
     assert method == "faiss" and notices == []
     assert faiss_groups == exact_groups
     monkeypatch.setattr(search, "faiss_available", lambda: False)
-    (annoy_groups, notices), method = scan("annoy", large)
+    # The same cache: neither the scan memo nor the pair cache replays FAISS's.
+    (annoy_groups, notices), method = scan("faiss", large)
     assert method == "annoy" and notices == ["faiss_missing"]  # once, and Annoy goes on
     assert annoy_groups == exact_groups
 

@@ -173,7 +173,7 @@ def run_method(work: Path, method: str, count: int) -> dict:
     queried, cpu_queried = time.perf_counter(), time.process_time()
     rss = peak_rss_mb()
     neighbours = np.concatenate(found)
-    owner = np.repeat(np.arange(count), neighbours.shape[1])
+    owner = np.repeat(np.arange(len(neighbours)), neighbours.shape[1])
     other = neighbours.ravel()
     real = (other >= 0) & (other != owner)
     keys = np.unique(np.minimum(owner, other)[real] * count + np.maximum(owner, other)[real])

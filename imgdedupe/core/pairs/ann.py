@@ -141,6 +141,46 @@ def queries_of(upright: np.ndarray, rotated: np.ndarray | None) -> np.ndarray:
     return np.concatenate([upright[:, None, :], np.asarray(rotated, np.float32)], axis=1)
 
 
+def fit_pca(source: VectorSource, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components (dims, dim)) of PCA on a bounded sample of ``source``."""
+    rng = np.random.default_rng(0)
+    positions = np.arange(source.count)
+    if source.count > PCA_SAMPLE:
+        positions = np.sort(rng.choice(source.count, PCA_SAMPLE, replace=False))
+    sample = np.asarray(source.read(positions)[0], dtype=np.float32)
+    # The top eigenvectors of the dim x dim covariance, by numpy's eigh
+    # (it releases the GIL; scipy's held it for 260-630 ms, a freeze of
+    # the window). This is what scikit-learn's
+    # PCA(svd_solver="covariance_eigh") computes, and it was tried in its
+    # place: as fast (0.56 s vs 0.58 s at 20,000 x 1280), as short a GIL
+    # hold, the same subspace, but importing sklearn.decomposition keeps
+    # ~97 MB more resident for the rest of the process and costs 1.1-1.6
+    # s: the 100k index stage's peak RSS rose from 966 to 1054 MB in one
+    # run (docs/performance.md, "PCA: scikit-learn or by hand").
+    mean = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
+    centred = sample - mean
+    covariance = (centred.T @ centred).astype(np.float64)
+    del centred
+    _, vectors = np.linalg.eigh(covariance)
+    vectors = vectors[:, -dims:]
+    top = vectors[:, ::-1].T  # largest first
+    # A fixed sign per component (largest entry positive), as SVD-based
+    # PCA does, so the same vectors always give the same forest.
+    signs = np.sign(top[np.arange(len(top)), np.abs(top).argmax(axis=1)])
+    return mean, (top * signs[:, None]).astype(np.float32)
+
+
+def project(vectors: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Unit-length PCA projections of ``vectors`` (..., dim) -> (..., dims)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    # As one 2-D product: numpy runs (n, 3, dim) @ (dim, k) as n tiny
+    # products of 3 rows, which took 10 s of a 100k-photo index.
+    flat = vectors.reshape(-1, vectors.shape[-1]) - mean
+    projected = (flat @ components.T).reshape(*vectors.shape[:-1], -1)
+    norms = np.linalg.norm(projected, axis=-1, keepdims=True)
+    return projected / np.maximum(norms, 1e-12)
+
+
 class StreamedForest:
     """PCA to ``dims`` and an Annoy forest of the projected upright vectors,
     cached in ``cache_dir`` under ``key`` (rebuilt when the key changes)."""
@@ -188,31 +228,7 @@ class StreamedForest:
         self.reused = True
 
     def _fit_pca(self, source: VectorSource) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(0)
-        positions = np.arange(source.count)
-        if source.count > PCA_SAMPLE:
-            positions = np.sort(rng.choice(source.count, PCA_SAMPLE, replace=False))
-        sample = np.asarray(source.read(positions)[0], dtype=np.float32)
-        # The top eigenvectors of the dim x dim covariance, by numpy's eigh
-        # (it releases the GIL; scipy's held it for 260-630 ms, a freeze of
-        # the window). This is what scikit-learn's
-        # PCA(svd_solver="covariance_eigh") computes, and it was tried in its
-        # place: as fast (0.56 s vs 0.58 s at 20,000 x 1280), as short a GIL
-        # hold, the same subspace, but importing sklearn.decomposition keeps
-        # ~97 MB more resident for the rest of the process and costs 1.1-1.6
-        # s: the 100k index stage's peak RSS rose from 966 to 1054 MB in one
-        # run (docs/performance.md, "PCA: scikit-learn or by hand").
-        mean = sample.mean(axis=0, dtype=np.float64).astype(np.float32)
-        centred = sample - mean
-        covariance = (centred.T @ centred).astype(np.float64)
-        del centred
-        _, vectors = np.linalg.eigh(covariance)
-        vectors = vectors[:, -self.dims:]
-        top = vectors[:, ::-1].T  # largest first
-        # A fixed sign per component (largest entry positive), as SVD-based
-        # PCA does, so the same vectors always give the same forest.
-        signs = np.sign(top[np.arange(len(top)), np.abs(top).argmax(axis=1)])
-        return mean, (top * signs[:, None]).astype(np.float32)
+        return fit_pca(source, self.dims)
 
     def _build(self, source: VectorSource, trees: int, cache_dir: Path | None, key: str,
                pca_file: Path | None, ann_file: Path | None) -> None:
@@ -241,19 +257,13 @@ class StreamedForest:
         self._annoy.load(str(ann_file))
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        # As one 2-D product: numpy runs (n, 3, dim) @ (dim, k) as n tiny
-        # products of 3 rows, which took 10 s of a 100k-photo index.
-        flat = vectors.reshape(-1, vectors.shape[-1]) - self.mean
-        projected = (flat @ self.components.T).reshape(*vectors.shape[:-1], -1)
-        norms = np.linalg.norm(projected, axis=-1, keepdims=True)
-        return projected / np.maximum(norms, 1e-12)
+        return project(vectors, self.mean, self.components)
 
     def neighbours_of(self, upright: np.ndarray, rotated: np.ndarray | None,
                       neighbours: int) -> list[np.ndarray]:
         """Per image, the forest items its upright and rotated vectors find:
         the queries ``candidate_keys`` makes, for images not in the forest."""
-        k, k_rotated = _query_sizes(neighbours)
+        k, k_rotated = query_sizes(neighbours)
         found = []
         for per_image in self.project(queries_of(upright, rotated)).tolist():
             items = self._annoy.get_nns_by_vector(per_image[0], k,
@@ -273,7 +283,7 @@ class StreamedForest:
         most of a query's time (at 100k photos the queries were 17.5 s of
         34, on one core)."""
         n = source.count
-        k, k_rotated = _query_sizes(neighbours)
+        k, k_rotated = query_sizes(neighbours)
         found: list[np.ndarray] = []
         with ThreadPoolExecutor(max_workers=QUERY_THREADS) as pool:
             for start, upright, rotated in chunks(source):
@@ -326,7 +336,7 @@ class StreamedForest:
         self._annoy.unload()
 
 
-def _query_sizes(neighbours: int) -> tuple[int, int]:
+def query_sizes(neighbours: int) -> tuple[int, int]:
     """How many items an upright and a rotated query ask for: the image
     itself comes back too, and rotated vectors ask for fewer."""
     k = neighbours + 1
@@ -334,8 +344,10 @@ def _query_sizes(neighbours: int) -> tuple[int, int]:
 
 
 def _remove_stale(cache_dir: Path, key: str) -> None:
+    # FAISS's too (pairs.faiss_index): one library keeps one index.
     for old in itertools.chain(cache_dir.glob("*.ann"), cache_dir.glob("*.ann.*.tmp"),
-                               cache_dir.glob("*.pca.npz")):
+                               cache_dir.glob("*.pca.npz"), cache_dir.glob("*.faiss"),
+                               cache_dir.glob("*.faiss.*.tmp")):
         if not old.name.startswith(key):
             old.unlink(missing_ok=True)
 
@@ -421,6 +433,14 @@ def streamed_pairs(source: VectorSource, min_cosine: float, dims: int, trees: in
     forest = StreamedForest(source, dims, trees, key, cache_dir)
     keys = forest.candidate_keys(source, neighbours)
     forest.close()  # unmapped before the upright vectors are loaded
+    return rescored_pairs(source, keys, min_cosine)
+
+
+def rescored_pairs(source: VectorSource, keys: np.ndarray, min_cosine: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates ``keys`` (sorted ``lo * count + hi``) scored exactly:
+    the pairs (lo < hi, sorted) at or above ``min_cosine``, and their scores.
+    Every index's candidates go through here, so they score alike."""
     # int32 halves the ~50M candidate pairs of 1M photos (400 MB, not 800).
     small = np.int32 if source.count < 2**31 else np.int64
     pairs = np.stack([(keys // source.count).astype(small),

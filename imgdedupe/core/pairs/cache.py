@@ -29,6 +29,7 @@ import numpy as np
 
 from imgdedupe.core.pairs import search
 from imgdedupe.core.pairs.ann import ArraySource, StoreVectors, StreamedForest, VectorSource
+from imgdedupe.core.pairs.faiss_index import FaissCandidates
 from imgdedupe.core.pairs.search import (
     IndexParams,
     pair_scores,
@@ -144,9 +145,10 @@ def similar_pairs_cached(identity: bytes, count: int,
     if cache_dir is not None and lineage is not None and lineage.fresh is not None:
         grown = grown_pairs(cache_dir, lineage, params, min_cosine, load)
         if grown is not None:
-            _save_pairs(cache_dir, key, min_cosine, grown[0], grown[1], "annoy", params,
+            method = search.search_method(count, params)  # the cached index's own
+            _save_pairs(cache_dir, key, min_cosine, grown[0], grown[1], method, params,
                         lineage, grown[2])
-            return grown[0], grown[1], "annoy"
+            return grown[0], grown[1], method
     loaded = load()
     forest: tuple[str, np.ndarray] | None = None
     if isinstance(loaded, tuple) and count > params.exact_limit:
@@ -172,7 +174,10 @@ def similar_pairs_cached(identity: bytes, count: int,
 
 def _pairs_key(identity: bytes, params: IndexParams, count: int) -> str:
     digest = hashlib.blake2b(_PAIRS_FORMAT, digest_size=16)
-    digest.update(repr((search.SEARCH_VERSION, params, count)).encode())
+    # The method too: the same vectors and parameters search with Annoy or
+    # FAISS as faiss-cpu is installed or not, and they propose different pairs.
+    method = search.search_method(count, params)
+    digest.update(repr((search.SEARCH_VERSION, params, count, method)).encode())
     digest.update(identity)
     return digest.hexdigest()
 
@@ -228,9 +233,20 @@ def same_base(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParam
 def _same_lineage(saved: dict[str, np.ndarray], lineage: Lineage, params: IndexParams) -> bool:
     if not same_base(saved, lineage, params):
         return False
+    if not _serves(str(saved["method"]), search.search_method(len(lineage.ids), params)):
+        return False
     removed = int(saved["rows"]) - lineage.rows
     return (removed >= 0 and lineage.changes - int(saved["changes"]) == removed
             and bool(np.isin(lineage.ids, saved["ids"]).all()))
+
+
+def _serves(saved_method: str, method: str) -> bool:
+    """Whether pairs one search found may stand for another's. Exact pairs
+    are what every search approaches, and Annoy's served an exact search of
+    fewer photos before FAISS existed; but Annoy's and FAISS's are two
+    different approximations: a switch (faiss-cpu installed or removed)
+    searches again."""
+    return saved_method == method or "exact" in (saved_method, method)
 
 
 def renumbered_pairs(pairs: np.ndarray, scores: np.ndarray, old_ids: np.ndarray,
@@ -311,7 +327,9 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     forest_info = saved_forest(saved)
     # The cached pairs must describe the store exactly as this scan found
     # it: then every vector that is not fresh is one they were searched with.
-    if (forest_info is None or str(saved["method"]) != "annoy"
+    method = str(saved["method"])
+    if (forest_info is None or method not in ("annoy", "faiss")
+            or search.search_method(len(lineage.ids), params) != method
             or not same_base(saved, lineage, params) or float(saved["floor"]) > min_cosine
             or (int(saved["changes"]), int(saved["rows"])) != lineage.start):
         return None
@@ -324,7 +342,9 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     outside = np.flatnonzero(~is_fresh & (positions_of(ids, forest_ids) < 0))
     if len(fresh) + len(outside) > GROW_LIMIT:
         return None
-    forest = StreamedForest.cached(forest_key, cache_dir)
+    forest: StreamedForest | FaissCandidates | None = (
+        StreamedForest.cached(forest_key, cache_dir) if method == "annoy"
+        else FaissCandidates.cached(forest_key, cache_dir))
     if forest is None:
         return None
     loaded = load()
@@ -342,8 +362,8 @@ def grown_pairs(cache_dir: Path, lineage: Lineage, params: IndexParams, min_cosi
     return pairs[order], scores[order], forest_info
 
 
-def _fresh_pairs(forest: StreamedForest, forest_ids: np.ndarray, source: VectorSource,
-                 ids: np.ndarray, fresh: np.ndarray, outside: np.ndarray,
+def _fresh_pairs(forest: StreamedForest | FaissCandidates, forest_ids: np.ndarray,
+                 source: VectorSource, ids: np.ndarray, fresh: np.ndarray, outside: np.ndarray,
                  params: IndexParams, min_cosine: float) -> tuple[np.ndarray, np.ndarray]:
     empty = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.float32)
     if len(fresh) == 0:

@@ -1,4 +1,4 @@
-"""Candidate pairs of similar images: exact search or PCA + Annoy.
+"""Candidate pairs of similar images: exact search, PCA + Annoy, or PCA + FAISS.
 
 Scores always come from the full-dimensional vectors. PCA and Annoy only
 propose candidates, so a threshold means the same thing whether a library
@@ -23,8 +23,10 @@ from imgdedupe.core.pairs.ann import (
     ArraySource,
     VectorSource,
     queries_of,
+    rescored_pairs,
     streamed_pairs,
 )
+from imgdedupe.core.pairs.faiss_index import FaissCandidates, faiss_available
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,14 @@ log = logging.getLogger(__name__)
 # fast: 5,000 images with rotations cost ~1.3e11 flops (~2 s on two cores,
 # see bench/bench_index.py); above it Annoy's candidate search wins.
 EXACT_LIMIT = 5000
+# From this many images FAISS (the optional extra imgdedupe[large]) proposes
+# the candidates instead of Annoy, when it is installed. bench/bench_index_1m.py
+# (docs/scale.md), same run, 2 cores: at 100k FAISS's build + queries took
+# 26.7 s against Annoy's 35.2 s (13 against 15 CPU s) and proposed every
+# planted near-duplicate (Annoy 0.992); below that both take seconds, and
+# Annoy spares importing faiss. At 1M FAISS was 1.7x slower on 2 cores but
+# proposed 0.965 of them (Annoy 0.930) from half the memory (498 MB, 961).
+FAISS_FROM = 100_000
 DEFAULT_PCA_DIMS = 128
 DEFAULT_TREES = 40
 DEFAULT_NEIGHBOURS = 24
@@ -49,6 +59,23 @@ class IndexParams:
     pca_dims: int = DEFAULT_PCA_DIMS
     trees: int = DEFAULT_TREES
     neighbours: int = DEFAULT_NEIGHBOURS
+    faiss_from: int = FAISS_FROM
+
+
+def search_method(count: int, params: IndexParams) -> str:
+    """The search that ``count`` images get: "exact", "annoy" or "faiss".
+    Part of the pair cache's identity: installing or removing faiss-cpu
+    changes it, and pairs one index found never stand for another's."""
+    if count <= params.exact_limit or params.exact_limit < 0 or count < 2:
+        return "exact"
+    if count >= params.faiss_from and faiss_available():
+        return "faiss"
+    return "annoy"
+
+
+def faiss_missing(count: int, params: IndexParams) -> bool:
+    """Whether ``count`` images would be searched by FAISS, were it installed."""
+    return search_method(count, params) == "annoy" and count >= params.faiss_from
 
 
 def pair_scores(upright: np.ndarray, rotated: np.ndarray | None,
@@ -125,7 +152,7 @@ def similar_pairs(upright: np.ndarray, rotated: np.ndarray | None, min_cosine: f
                   params: IndexParams = IndexParams(), cache_dir: Path | None = None
                   ) -> tuple[np.ndarray, np.ndarray, str]:
     """Pairs (i < j) whose exact score >= min_cosine, the scores, and the
-    method used ("exact" or "annoy")."""
+    method used (``search_method``: "exact", "annoy" or "faiss")."""
     if len(upright) > params.exact_limit >= 0 and len(upright) >= 2:
         key = _vectors_key(upright, params)
         return similar_pairs_streamed(ArraySource(upright, rotated), min_cosine, params,
@@ -144,6 +171,12 @@ def similar_pairs_streamed(source: VectorSource, min_cosine: float, params: Inde
     """``similar_pairs`` of a large ``source``, a chunk in memory at a time
     (see ``ann``); the forest is cached in ``cache_dir`` under ``key``."""
     dims = _pca_dims(source.count, source.dim, params)
+    if search_method(source.count, params) == "faiss":
+        index = FaissCandidates(source, dims, key, cache_dir)
+        keys = index.candidate_keys(source, params.neighbours)
+        index.close()  # freed before the exact rescoring loads its vectors
+        pairs, scores = rescored_pairs(source, keys, min_cosine)
+        return pairs.astype(np.int64), scores, "faiss"
     pairs, scores = streamed_pairs(source, min_cosine, dims, params.trees, params.neighbours,
                                    key, cache_dir)
     return pairs.astype(np.int64), scores, "annoy"

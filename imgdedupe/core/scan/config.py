@@ -9,6 +9,7 @@ from pathlib import Path
 from imgdedupe.core.groups.graph import FLOOR_SCORE
 from imgdedupe.core.groups.keeper_rules import DEFAULT_CHAIN, KeeperChain
 from imgdedupe.core.model import calibration
+from imgdedupe.core.pairs import search
 from imgdedupe.core.pairs.search import IndexParams
 
 
@@ -60,6 +61,9 @@ def memo_settings(config: ScanConfig, roots: tuple[str, ...], name: str) -> dict
         "threshold": config.threshold,
         "rotations": config.rotations,
         "index": asdict(config.index),
+        # Large libraries search with FAISS when it is installed, Annoy when
+        # not: installing it must not replay Annoy's answer (pairs.cache).
+        "faiss": search.faiss_available(),
         "cosines": [calibration.score_to_cosine(name, score)
                     for score in (config.threshold, floor)],
     }

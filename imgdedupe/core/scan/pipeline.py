@@ -38,6 +38,7 @@ from imgdedupe.core.model.loading import BackbonePlan, build_backbone, plan_back
 from imgdedupe.core.model.registry import spec_of
 from imgdedupe.core.pairs.cache import library_pairs
 from imgdedupe.core.pairs.rotated import hashes_of, merge_pairs, rotated_pairs
+from imgdedupe.core.pairs.search import faiss_missing
 from imgdedupe.core.records import Companion, FileError, Group, Notice
 from imgdedupe.core.scan import memo as scan_memo
 from imgdedupe.core.scan.config import ScanConfig, cache_dir, memo_settings, workers
@@ -248,6 +249,12 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     floor_cosine = calibration.score_to_cosine(name, floor)
     dim = backbone.info.dim if backbone is not None else spec_of(name).dim
     fresh = [reps[k] for k in pending if k in reps]  # embedded by this scan
+    if faiss_missing(len(usable), config.index):
+        notice = Notice("faiss_missing", f"{len(usable):,} photos: the index is Annoy's; "
+                        "install imgdedupe[large] (faiss-cpu) for FAISS, faster and "
+                        "leaner at this size (docs/scale.md)")
+        notices.append(notice)
+        yield notice
     pairs, scores, method = library_pairs(store, model_id, [reps[k] for k in usable], dim,
                                           False, floor_cosine, config.index,
                                           cache_dir(config, model_id), start, fresh)

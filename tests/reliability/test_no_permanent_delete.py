@@ -44,7 +44,7 @@ ALLOWED = {
         "the .trashinfo this reservation wrote, when its move failed",
     ("core/model/weights.py", "_unlink_quietly", "path.unlink"):
         "a partial or damaged model-weights download",
-    ("core/pairs/ann.py", "_remove_stale", "old.unlink"):
+    ("core/pairs/ann.py", "remove_stale_indexes", "old.unlink"):
         "stale approximate-index files in the cache folder beside the database",
     ("core/storage/cachefile.py", "save_npz", "stale.unlink"):
         "a pair-cache or scan-memo temp file left by a scan killed mid-save, in the cache folder",

@@ -235,7 +235,7 @@ class StreamedForest:
         self._annoy.set_seed(7)  # deterministic forests, deterministic output
         tmp_ann = None
         if cache_dir is not None and ann_file is not None:
-            _remove_stale(cache_dir, key)
+            remove_stale_indexes(cache_dir, key)
             # Built straight into a file that is then memory-mapped: an
             # in-memory build of 1M items holds the whole forest (~1 GB)
             # on the heap until it is saved.
@@ -343,8 +343,9 @@ def query_sizes(neighbours: int) -> tuple[int, int]:
     return k, min(k, ROTATED_NEIGHBOURS + 1)
 
 
-def _remove_stale(cache_dir: Path, key: str) -> None:
-    # FAISS's too (pairs.faiss_index): one library keeps one index.
+def remove_stale_indexes(cache_dir: Path, key: str) -> None:
+    """Other keys' index files, Annoy's and FAISS's (pairs.faiss_index):
+    one library keeps one index, in its own cache folder."""
     for old in itertools.chain(cache_dir.glob("*.ann"), cache_dir.glob("*.ann.*.tmp"),
                                cache_dir.glob("*.pca.npz"), cache_dir.glob("*.faiss"),
                                cache_dir.glob("*.faiss.*.tmp")):

@@ -16,7 +16,6 @@ large; without it, ``search`` keeps using Annoy (and the scan says so).
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import logging
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ from imgdedupe.core.pairs.ann import (
     fit_pca,
     project,
     query_sizes,
+    remove_stale_indexes,
     sorted_unique,
 )
 
@@ -100,7 +100,7 @@ class FaissCandidates:
         import faiss
 
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _remove_stale(cache_dir, key)
+        remove_stale_indexes(cache_dir, key)
         index_file, pca_file = cache_dir / f"{key}.faiss", cache_dir / f"{key}.pca.npz"
         tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
         faiss.write_index(self._index, str(tmp))
@@ -187,11 +187,3 @@ class FaissCandidates:
 
     def close(self) -> None:
         self._index.reset()  # frees the inverted lists now, not at the next GC
-
-
-def _remove_stale(cache_dir: Path, key: str) -> None:
-    """Other keys' indexes: one library keeps one index (Annoy's or this)."""
-    for old in itertools.chain(cache_dir.glob("*.faiss"), cache_dir.glob("*.faiss.*.tmp"),
-                               cache_dir.glob("*.ann"), cache_dir.glob("*.pca.npz")):
-        if not old.name.startswith(key):
-            old.unlink(missing_ok=True)

@@ -94,7 +94,6 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
         self.marks_to_restore: list[str] = []  # a restored scan's marks (window_session)
         self.scans_offered: set[str] = set()  # window_similar
         self.rescan_queued = False
-        self.closing = False  # set by shutdown(): late results are not shown
         self._build()
         self.load_keeper_rules()
         self._connect_controller()
@@ -407,8 +406,7 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
         threshold = max(threshold, FLOOR_SCORE)
 
         def done(groups: tuple[Group, ...]) -> None:
-            # A newer move wins; a window closing shows nothing more.
-            if generation == self._regroup_generation and not self.closing:
+            if generation == self._regroup_generation:  # a newer move wins
                 self._show_groups(groups)
                 note = self.set_aside_note()
                 aside = f"; {note}" if note else ""
@@ -478,7 +476,6 @@ class MainWindow(StatusMixin, SessionMixin, SimilarMixin, ApplyMixin, KeeperMixi
     # -- shutdown -------------------------------------------------------------
     def shutdown(self) -> None:
         """The one shutdown path: cancel, quit, wait."""
-        self.closing = True
         self.threshold_bar.stop()
         self.tasks.shutdown()  # first: late results are dropped, not shown
         self.controller.shutdown()

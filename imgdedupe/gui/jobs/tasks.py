@@ -46,6 +46,7 @@ class TaskRunner(QObject):
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(threads)
         self._relays: set[_Relay] = set()
+        self._closed = False  # shutdown(): what jobs hand back later is dropped
 
     def run(self, title: str, fn: Callable[[], Any],
             on_success: Callable[[Any], None],
@@ -56,8 +57,13 @@ class TaskRunner(QObject):
         def done(_: object = None) -> None:
             self._relays.discard(relay)
 
-        relay.succeeded.connect(on_success)
-        relay.failed.connect(on_failure)
+        def unless_closed(callback: Callable[[Any], None]) -> Callable[[Any], None]:
+            # A result arriving after shutdown is for a window that is closing:
+            # a regroup would show its groups and restart a status-bar timer.
+            return lambda value: None if self._closed else callback(value)
+
+        relay.succeeded.connect(unless_closed(on_success))
+        relay.failed.connect(unless_closed(on_failure))
         relay.succeeded.connect(done)
         relay.failed.connect(done)
         self._pool.start(_Job(fn, relay, title))
@@ -67,12 +73,7 @@ class TaskRunner(QObject):
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Wait for the jobs running; what they hand back is dropped, since
-        the window they were for is closing (a regroup finishing during
-        the close would otherwise show its groups and a status message)."""
+        the window they were for is closing."""
+        self._closed = True
         self._pool.clear()
-        finished = self._pool.waitForDone(timeout_ms)
-        for relay in self._relays:
-            relay.succeeded.disconnect()
-            relay.failed.disconnect()
-        self._relays.clear()
-        return finished
+        return self._pool.waitForDone(timeout_ms)

@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from imgdedupe.gui.main_window import MainWindow
 from imgdedupe.gui.review.compare_view import COMPARE_PX
 from imgdedupe.gui.review.thumbnails import ThumbnailCache, load_thumbnail
-from tests.gui.test_window import _show_group_of, scan
+from tests.gui.test_window import _show_group_of, compare_with_space, scan
 from tests.raw_files import write_dng
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
@@ -58,12 +57,7 @@ def test_a_raw_and_its_export_are_shown_and_compared_in_the_window(
     assert [{m.path for m in g.members} for g in result.groups] == [{str(raw), str(export)}]
     _show_group_of(window, raw)
     qtbot.waitUntil(lambda: window.thumbnails.pixmap(str(raw)) is not None, timeout=10_000)
-    window.review.grid.setFocus()
-    qtbot.keyClick(window.review.grid, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: getattr(window, "compare_dialog", None) is not None, timeout=5000)
-    dialog = window.compare_dialog
-    qtbot.waitUntil(lambda: all(not v.item.pixmap().isNull() for v in dialog.views),
-                    timeout=10_000)
+    dialog = compare_with_space(qtbot, window)
     captions = [label.text() for label in dialog.findChildren(QLabel)]
     assert any(str(raw) in c and "1536×1024" in c and "RAW (DNG)" in c
                and "taken 2024:07:14 10:21:33" in c for c in captions)

@@ -164,6 +164,17 @@ def _show_group_of(win: MainWindow, path: Path) -> None:
     win.review.select_group(row)
 
 
+def compare_with_space(qtbot, window: MainWindow):  # noqa: ANN001, ANN201
+    """Space in the grid opens the compare view; it, once every picture shows."""
+    window.review.grid.setFocus()
+    qtbot.keyClick(window.review.grid, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: getattr(window, "compare_dialog", None) is not None, timeout=5000)
+    dialog = window.compare_dialog
+    qtbot.waitUntil(lambda: all(not v.item.pixmap().isNull() for v in dialog.views),
+                    timeout=10_000)
+    return dialog
+
+
 def test_keep_delete_undo_moves_real_files_to_the_trash_and_back(
         qtbot, window: MainWindow, library: dict[str, Path], trash_home: Path) -> None:  # noqa: ANN001
     window.add_folders([str(library["photo0"].parent)])
@@ -286,12 +297,7 @@ def test_space_opens_compare_with_synchronised_zoom(qtbot, window: MainWindow,  
     window.add_folders([str(library["photo0"].parent)])
     scan(qtbot, window)
     _show_group_of(window, library["photo0"])
-    window.review.grid.setFocus()
-    qtbot.keyClick(window.review.grid, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: getattr(window, "compare_dialog", None) is not None, timeout=5000)
-    dialog = window.compare_dialog
-    qtbot.waitUntil(lambda: all(not v.item.pixmap().isNull() for v in dialog.views),
-                    timeout=10_000)
+    dialog = compare_with_space(qtbot, window)
     dialog.zoom(4.0)
     first, second = dialog.views[:2]
     first.horizontalScrollBar().setValue(first.horizontalScrollBar().maximum())

@@ -151,3 +151,33 @@ def test_identical_hashes_pair_with_their_first_holder_only():
     [(reference, members)] = index.groups()
     assert reference == "blank0000"
     assert sorted(m for m, _ in members) == [f"blank{n:04d}" for n in range(1, 2000)] + ["zz-near"]
+
+
+def test_turned_hashes_are_made_a_chunk_of_pictures_at_a_time(tmp_path, monkeypatch):
+    from imgdedupe.core.images.phash import quarter_turn_hashes
+    from imgdedupe.core.images.preprocess import PICTURE_KEY, picture_pixels, verification_picture
+    from imgdedupe.core.pairs import rotated
+    from imgdedupe.core.records import ImageFile
+    from imgdedupe.core.storage.store import Store
+
+    rng = np.random.default_rng(5)
+    with Store(tmp_path / "c.db") as store:
+        files = store.sync_files([ImageFile(f"/p/{n}.jpg", 1, 1) for n in range(7)])
+        ids = [c.file_id for c in files]
+        store.put_pictures(PICTURE_KEY, [
+            (i, verification_picture(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)), None)
+            for i in ids[:6]])  # the last file has no picture
+        read_at_once = []
+        pictures = store.pictures
+        monkeypatch.setattr(store, "pictures",
+                            lambda key, chunk: read_at_once.append(len(chunk)) or
+                            pictures(key, chunk))
+        monkeypatch.setattr(rotated, "HASH_CHUNK", 4)
+        made = rotated.hashes_of(store, ids, workers=2)
+        assert read_at_once == [4, 2]  # never the whole library's pictures at once
+        expected = [quarter_turn_hashes(picture_pixels(p[0]))
+                    for p in pictures(PICTURE_KEY, ids[:6]).values()]
+        assert made == [tuple(h) for h in expected] + [None]
+        # Stored: asked again, nothing is read.
+        assert rotated.hashes_of(store, ids, workers=2) == made
+        assert read_at_once == [4, 2]

@@ -34,6 +34,8 @@ _CROWDED = 500
 
 Hashes = tuple[int, int, int, int]
 
+HASH_CHUNK = 512  # pictures read (13 KB each) and hashed at once
+
 
 def hashes_of(store: Store, files: Sequence[int], workers: int) -> list[Hashes | None]:
     """Each file's quarter-turn hashes: stored, or made from its stored
@@ -41,17 +43,22 @@ def hashes_of(store: Store, files: Sequence[int], workers: int) -> list[Hashes |
     stored. None where the file has no picture."""
     stored = store.picture_hashes(PICTURE_KEY, list(files))
     missing = [f for f in files if f in stored and stored[f] is None]
-    if missing:
-        pictures = store.pictures(PICTURE_KEY, missing)
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="hashes") as pool:
+        # A chunk of pictures at a time: a first scan of 10,000 photos read
+        # all their pictures at once, 130 MB held just before verification
+        # (docs/performance.md).
+        for start in range(0, len(missing), HASH_CHUNK):
+            chunk = missing[start:start + HASH_CHUNK]
+            pictures = store.pictures(PICTURE_KEY, chunk)
 
-        def make(file: int) -> bytes:
-            turned = quarter_turn_hashes(picture_pixels(pictures[file][0]))
-            return np.array(turned, dtype="<u8").tobytes()
+            def make(file: int, pictures: dict = pictures) -> bytes:
+                turned = quarter_turn_hashes(picture_pixels(pictures[file][0]))
+                return np.array(turned, dtype="<u8").tobytes()
 
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="hashes") as pool:
-            made = dict(zip(missing, pool.map(make, missing), strict=True))
-        store.put_hashes(made.items())
-        stored.update(made)
+            made = dict(zip(chunk, pool.map(make, chunk), strict=True))
+            del pictures
+            store.put_hashes(made.items())
+            stored.update(made)
     out: list[Hashes | None] = []
     for file in files:
         blob = stored.get(file)

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from imgdedupe.core.scan.config import ScanConfig
-from imgdedupe.core.scan.events import Progress
+from imgdedupe.core.scan.events import Progress, ScanResult
 from imgdedupe.core.scan.pipeline import run_scan
 from imgdedupe.gui.jobs.progress_text import ProgressText
 
@@ -62,7 +62,10 @@ def main() -> None:
     shown: list[tuple[float, float, float, str]] = []  # (t, left, embedding's left, phase)
     shares: list[tuple[float, float]] = []  # (t, verification's share of work done)
     started = time.monotonic()
+    timings: dict[str, float] = {}
     for event in run_scan(ScanConfig(roots=(folder,), db_path=db, backbone=args.backbone)):
+        if isinstance(event, ScanResult):
+            timings = event.stats.timings
         if not isinstance(event, Progress):
             continue
         text.describe(event)
@@ -77,6 +80,9 @@ def main() -> None:
     total = time.monotonic() - started
     print(f"{args.photos} photos, cold scan {total:.1f} s, cores usable: "
           f"{len(os.sched_getaffinity(0))}")
+    print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    print(f"verification: estimated {text.verification_s:.1f} s while embedding (from this "
+          f"machine's pace), took {timings.get('verify', 0.0):.1f} s")
     # The last seconds are left out: a second off is 50% of two.
     def errors_of(rows: list) -> tuple[np.ndarray, np.ndarray]:
         kept = [(t, left, old, phase) for t, left, old, phase in rows if total - t >= 10.0]

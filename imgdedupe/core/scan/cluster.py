@@ -15,6 +15,10 @@ node lost mid-run costs its in-flight batches, which run again elsewhere;
 every batch already back is in the cache. Cancel stops taking batches
 within POLL_S and leaves (a cluster started here is shut down).
 
+Through Ray Client (``ray://``) this process has no Ray worker of its own,
+and Ray Data's executor needs one: the pipeline then runs in an actor on
+the cluster (PipelineHost) and its batches come back through the client.
+
 Imported only for --cluster: ``ray`` is the optional extra
 ``imgdedupe[cluster]``, absent from the desktop installers.
 """
@@ -23,11 +27,15 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -53,6 +61,13 @@ POLL_S = 0.05
 CPUS_PER_ACTOR = 4
 DECODE_TASK_MEMORY = 512 * 2**20
 DECODE_RETRIES = 3
+# How long a ray:// address may take to accept a connection. Ray Client
+# itself tries for 30 s (three attempts, 5 + 10 + 15 s; its only bound,
+# RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S, is read when Ray is imported
+# and ray.init takes no retry count), so a wrong address is checked
+# here first and fails in seconds.
+CONNECT_PROBE_S = 5.0
+RAY_CLIENT_PORT = 10001  # Ray's default, when the address names none
 
 
 class ClusterError(ImgDedupeError):
@@ -93,6 +108,8 @@ def connect(address: str) -> bool:
         raise ClusterError("--cluster needs Ray: pip install 'imgdedupe[cluster]'") from exc
     if ray.is_initialized():
         return False
+    if address.startswith("ray://"):
+        _probe(address)
     try:
         if address == "auto":
             try:
@@ -103,8 +120,29 @@ def connect(address: str) -> bool:
         else:
             ray.init(address=address, log_to_driver=False)
     except Exception as exc:  # Ray raises many kinds; the user needs the address
-        raise ClusterError(f"could not join the Ray cluster at {address!r}: {exc}") from exc
+        hint = ""
+        if address.startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
+            # What a cluster with token authentication answers a client
+            # without the token: Ray Client reports only a timeout.
+            hint = (" (if the cluster uses token authentication, set RAY_AUTH_MODE=token"
+                    " and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+        raise ClusterError(f"could not join the Ray cluster at {address!r}: {exc}{hint}") from exc
     return True
+
+
+def _probe(address: str) -> None:
+    """Raise a ClusterError within CONNECT_PROBE_S when nothing accepts a
+    connection at a ray:// address (see CONNECT_PROBE_S)."""
+    try:
+        parts = urlsplit(address)
+        host, port = parts.hostname or "", parts.port or RAY_CLIENT_PORT
+    except ValueError as exc:  # a port that is no number
+        raise ClusterError(f"could not join the Ray cluster at {address!r}: {exc}") from exc
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_PROBE_S).close()
+    except OSError as exc:
+        raise ClusterError(f"could not join the Ray cluster at {address!r}: nothing answers "
+                           f"at {host}:{port} ({exc})") from exc
 
 
 def embed_on_cluster(config: ScanConfig, plan: BackbonePlan, store: Store,
@@ -128,7 +166,10 @@ def embed_on_cluster(config: ScanConfig, plan: BackbonePlan, store: Store,
         log.info("cluster: %d %s embedding actor(s), batches of %d", layout.actors,
                  layout.device, layout.batch_size)
         paths = [contents[k][0].path for k in pending]
-        batches = _stream(_dataset(plan, layout, pending, paths), stop)
+        # Through ray:// the pipeline runs in an actor (the module's doc).
+        hosted = ray.util.client.ray.is_connected()
+        results = partial(_hosted_results if hosted else _results, plan, layout, pending, paths)
+        batches = _stream(results, stop)
         yield Progress("embed", 0, total, f"{layout.actors} embedding actor(s) starting")
         yield from _store_results(config, plan, store, contents, batches, total, reps,
                                   pixel_sizes, errors, cancel)
@@ -170,6 +211,44 @@ def _dataset(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[st
         num_cpus=layout.cpus_per_actor if layout.device == "cpu" else 1)
 
 
+def _results(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[str]
+             ) -> Iterator[dict]:
+    """The pipeline's result batches, one per block, as they complete."""
+    ds = _dataset(plan, layout, keys, paths)
+    return iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
+
+
+class PipelineHost:
+    """Runs the pipeline on the cluster for a Ray Client driver, whose
+    process has no Ray worker for Ray Data's executor (Ray 2.60 fails with
+    "'Worker' object has no attribute 'core_worker'"). The executor runs
+    on in this actor's threads between calls, as it would locally."""
+
+    def __init__(self, plan: BackbonePlan, layout: Layout, keys: list[str],
+                 paths: list[str]) -> None:
+        self.batches = _results(plan, layout, keys, paths)
+
+    def next_batch(self) -> dict | None:
+        """The next result batch; None once all are out."""
+        return next(self.batches, None)
+
+
+def _hosted_results(plan: BackbonePlan, layout: Layout, keys: list[str], paths: list[str]
+                    ) -> Iterator[dict]:
+    """_results through a PipelineHost on the cluster. No CPU for it: the
+    layout gave them all to the decode tasks and actors."""
+    import ray
+
+    host = ray.remote(num_cpus=0)(PipelineHost).remote(plan, layout, keys, paths)
+    try:
+        while (batch := ray.get(host.next_batch.remote())) is not None:
+            yield batch
+    finally:
+        # Closed when done or cancelled: the actor's own tasks and actors
+        # (the pipeline's) die with it.
+        ray.kill(host)
+
+
 def _decode_task_options() -> dict[str, int]:
     """A decode task whose worker died runs again, DECODE_RETRIES times:
     not Ray Data's default of forever, since a file that crashes its
@@ -180,13 +259,14 @@ def _decode_task_options() -> dict[str, int]:
 _DONE = object()
 
 
-def _stream(ds, stop: threading.Event) -> queue.Queue:  # noqa: ANN001
-    """The dataset's result batches, taken in a thread into a short queue,
-    so that the writer can look at the cancel event while it waits."""
+def _stream(open_results: Callable[[], Iterator[dict]], stop: threading.Event
+            ) -> queue.Queue:
+    """The result batches, taken in a thread into a short queue, so that
+    the writer can look at the cancel event while it waits."""
     batches: queue.Queue = queue.Queue(maxsize=4)
 
     def take() -> None:
-        results = iter(ds.iter_batches(batch_size=None, batch_format="numpy"))
+        results = open_results()
         try:
             for batch in results:
                 while not stop.is_set():
@@ -202,8 +282,9 @@ def _stream(ds, stop: threading.Event) -> queue.Queue:  # noqa: ANN001
             batches.put(exc)
         finally:
             # A cancelled scan's dataset stops here: closing its iterator
-            # shuts its executor down (tasks and actors), on a cluster this
-            # process did not start too.
+            # shuts its executor down (tasks and actors), or kills the
+            # PipelineHost running it, on a cluster this process did not
+            # start too.
             close = getattr(results, "close", None)
             if close is not None:
                 close()

@@ -4,7 +4,9 @@ A local Ray cluster of two CPU workers is started in this process; the
 scans run through the command line's ``--cluster auto``, which joins it.
 The groups and tiers of the JSON report are compared with a local scan's
 of the same folder, and again after the embedding actor's process is
-killed mid-scan (a node lost: its batch runs again).
+killed mid-scan (a node lost: its batch runs again). A head node started
+here with ``ray start`` and its Ray Client server takes the scan through
+``--cluster ray://``, from a command in a process of its own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +47,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
 
-SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "resources" / "samples"
 BACKBONE = "efficientnet-lite0"  # ships with imgdedupe: no download
 EMBED_ACTOR = "EmbedActor"  # in the actor process's title (ray::MapWorker(...))
 
@@ -174,3 +183,98 @@ def test_cancel_stops_a_cluster_scan_and_a_rescan_resumes(cluster, photos, tmp_p
     assert resumed.stats.from_cache >= stored - 1 > 0
     assert resumed.stats.embedded + resumed.stats.from_cache == local.stats.embedded
     assert resumed.groups == local.groups
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _session_processes(sid: int) -> list[psutil.Process]:
+    """The processes of session ``sid``: a head started in a session of
+    its own, and everything it started (Ray's workers take process groups
+    of their own, not sessions)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if os.getsid(process.pid) == sid:
+                found.append(process)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+@pytest.fixture
+def client_head():
+    """A Ray head on this machine with a Ray Client server, as a user
+    starts one (``ray start --head``); yields its ray:// address, the
+    environment a command needs to join it, and its temp dir.
+
+    Its own ports and temp dir (short: Ray's socket paths must be), so it
+    neither meets the in-process cluster of the tests above nor any other
+    Ray here; token authentication with a token of its own, as Ray turns
+    on by default when a token exists, and as a client must then send.
+    Stopped in teardown, pass or fail: every process of the session
+    ``ray start --block`` heads is killed; never ``ray stop``, which stops
+    every Ray on the machine."""
+    temp = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+    client_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               # The nodes import imgdedupe: this checkout, as installed.
+               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])]))
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+         f"--port={free_port()}", f"--ray-client-server-port={client_port}", "--num-cpus=2",
+         "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            try:
+                socket.create_connection(("127.0.0.1", client_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "no Ray Client server after 120 s"
+                time.sleep(0.5)
+        yield f"ray://127.0.0.1:{client_port}", env, Path(temp)
+    finally:
+        # SIGKILL, as `ray stop --force` does, to all of the head's session:
+        # a SIGTERM drains the node for up to 30 s first.
+        left = _session_processes(head.pid)
+        for process in left:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(left, timeout=10)
+        head.wait(timeout=10)
+        shutil.rmtree(temp, ignore_errors=True)
+        assert not _session_processes(head.pid), "a Ray process of the head outlived it"
+
+
+def _client_server_logs(temp: Path) -> str:
+    """The ends of the head's Ray Client server logs (the per-client
+    servers' too), for a failure's message: the head is gone after it."""
+    logs = sorted(temp.glob("session_*/logs/ray_client_server*.err"))
+    return "".join(f"\n--- {log.name}\n{log.read_text()[-1500:]}" for log in logs)
+
+
+def test_a_scan_through_ray_client_gives_the_local_scans_groups(client_head, photos,
+                                                                local_report, tmp_path):
+    address, env, temp = client_head
+    out = tmp_path / "client.json"
+    # A process of its own: a Ray Client driver, apart from this one's Ray.
+    command = [sys.executable, "-m", "imgdedupe", "scan", *map(str, photos),
+               "--db", str(tmp_path / "client.db"), "--backbone", BACKBONE,
+               "--cluster", address, "--json", str(out), "-q"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == EXIT_OK, done.stderr[-3000:] + _client_server_logs(temp)
+    report = json.loads(out.read_text())
+    assert report["stats"]["embedded"] == local_report["stats"]["embedded"] > 200
+    assert [e["path"] for e in report["errors"]] == [e["path"] for e in local_report["errors"]]
+    assert len(report["groups"]) >= 5
+    assert groups_and_tiers(report) == groups_and_tiers(local_report)

@@ -3,7 +3,10 @@ message when Ray is missing (no Ray started here)."""
 
 from __future__ import annotations
 
+import re
+import socket
 import sys
+import time
 
 import pytest
 
@@ -24,3 +27,15 @@ def test_without_ray_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(ClusterError, match=r"imgdedupe\[cluster\]"):
         connect("auto")
+
+
+def test_a_ray_client_address_where_nothing_listens_fails_in_seconds():
+    pytest.importorskip("ray", reason="pip install 'imgdedupe[cluster]'")
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"ray://127.0.0.1:{port}"
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=re.escape(f"{address!r}: nothing answers")):
+        connect(address)
+    assert time.monotonic() - started < 10  # Ray Client alone tries for 30 s

@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from urllib.parse import urlsplit
@@ -245,8 +246,11 @@ def _hosted_results(plan: BackbonePlan, layout: Layout, keys: list[str], paths: 
             yield batch
     finally:
         # Closed when done or cancelled: the actor's own tasks and actors
-        # (the pipeline's) die with it.
-        ray.kill(host)
+        # (the pipeline's) die with it. Already disconnected (a cancel
+        # while a batch was awaited): the client's job, and so the actor,
+        # ended with the connection.
+        with suppress(Exception):
+            ray.kill(host)
 
 
 def _decode_task_options() -> dict[str, int]:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -240,7 +241,8 @@ def _hosted_results(plan: BackbonePlan, layout: Layout, keys: list[str], paths: 
     layout gave them all to the decode tasks and actors."""
     import ray
 
-    host = ray.remote(num_cpus=0)(PipelineHost).remote(plan, layout, keys, paths)
+    # Typed as Any: Ray's stubs do not follow an actor class made remote.
+    host: Any = ray.remote(num_cpus=0)(PipelineHost).remote(plan, layout, keys, paths)
     try:
         while (batch := ray.get(host.next_batch.remote())) is not None:
             yield batch

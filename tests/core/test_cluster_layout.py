@@ -39,3 +39,36 @@ def test_a_ray_client_address_where_nothing_listens_fails_in_seconds():
     with pytest.raises(ClusterError, match=re.escape(f"{address!r}: nothing answers")):
         connect(address)
     assert time.monotonic() - started < 10  # Ray Client alone tries for 30 s
+
+
+def test_a_client_server_that_dies_at_birth_is_asked_for_again(monkeypatch):
+    ray = pytest.importorskip("ray", reason="pip install 'imgdedupe[cluster]'")
+    from imgdedupe.core.scan import cluster
+
+    calls = []
+
+    def init(**kwargs):  # noqa: ANN003, ANN202
+        calls.append(kwargs["address"])
+        if len(calls) == 1:  # what Ray Client says when the head's server died
+            raise RuntimeError("Initialization failure from server:\npsutil.ZombieProcess")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.setattr(cluster, "_probe", lambda address: None)
+    assert connect("ray://head:10001") is True
+    assert calls == ["ray://head:10001"] * 2
+    # Any other failure is the user's to see at once, and not tried again.
+    calls.clear()
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(1) or (_ for _ in ()).throw(
+        ConnectionError("token rejected")))
+    with pytest.raises(ClusterError, match="token rejected"):
+        connect("ray://head:10001")
+    assert calls == [1]
+    # A server that keeps dying: CLIENT_ATTEMPTS tries, then the error.
+    calls.clear()
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(1) or (_ for _ in ()).throw(
+        RuntimeError("Starting Ray client server failed. See the logs.")))
+    with pytest.raises(ClusterError, match="Starting Ray client server failed"):
+        connect("ray://head:10001")
+    assert len(calls) == cluster.CLIENT_ATTEMPTS

@@ -212,3 +212,29 @@ def test_version_1_cache_is_migrated_with_its_vectors(tmp_path):
         before = db.vector_version("m")
         db.put_vectors("m", [(1, np.zeros(4), None)])
         assert db.vector_version("m") != before
+
+
+def test_a_wal_removed_while_the_cache_opens_is_no_crash(tmp_path, monkeypatch):
+    # The last connection of a scan removes the -wal as it closes; a search
+    # opening the cache at that moment saw it exist, then not (Find similar
+    # failed with FileNotFoundError right after a scan).
+    with Store(tmp_path / "c.db") as first:
+        first.sync_files([_file("/p/a.jpg")])
+    wal = tmp_path / "c.db-wal"
+    wal.write_bytes(b"")
+    real_stat = type(wal).stat
+    looks = []
+
+    def vanishing(self, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        if self.name == "c.db-wal":
+            looks.append(1)
+            if len(looks) > 1:  # there at the first look, gone at the next
+                raise FileNotFoundError(2, "No such file or directory", str(self))
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(type(wal), "stat", vanishing)
+    with Store(tmp_path / "c.db") as again:
+        assert [c.path for c in again.sync_files([_file("/p/a.jpg")])] == ["/p/a.jpg"]
+    assert looks
+    wal.unlink(missing_ok=True)
+    assert db_module._wal_size(wal) == 0  # none at all: a clean close

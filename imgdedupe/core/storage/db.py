@@ -374,11 +374,19 @@ def _connect_when_free(path: Path) -> sqlite3.Connection:
             time.sleep(0.05)
 
 
+def _wal_size(wal: Path) -> int:
+    """The -wal file's size, 0 if none, also when the last other connection
+    removes it meanwhile (a search opened the cache as a scan closed it)."""
+    try:
+        return wal.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _connect_and_migrate(path: Path) -> sqlite3.Connection:
     # SQLite deletes the WAL file when the last connection closes, so a
     # WAL left behind means a session that crashed (or one still open).
-    wal = Path(str(path) + "-wal")
-    unclean = wal.exists() and wal.stat().st_size > 0
+    unclean = _wal_size(Path(str(path) + "-wal")) > 0
     # Whose file it is, before SQLite opens it to write (switching to WAL
     # rewrites the header) or applies a -wal to it.
     on_disk = identity(path) if path.exists() else None

@@ -141,6 +141,20 @@ def queries_of(upright: np.ndarray, rotated: np.ndarray | None) -> np.ndarray:
     return np.concatenate([upright[:, None, :], np.asarray(rotated, np.float32)], axis=1)
 
 
+def save_pca(pca_file: Path, mean: np.ndarray, components: np.ndarray) -> None:
+    """The projection beside its index (Annoy's or FAISS's), under a temp
+    name then renamed: a crash never leaves a half-written one to trust."""
+    tmp = pca_file.with_name(pca_file.name + ".tmp.npz")
+    np.savez(tmp, mean=mean, components=components)
+    tmp.replace(pca_file)
+
+
+def load_pca(pca_file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components) as save_pca wrote them."""
+    with np.load(pca_file) as saved:
+        return saved["mean"], saved["components"]
+
+
 def fit_pca(source: VectorSource, dims: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean, components (dims, dim)) of PCA on a bounded sample of ``source``."""
     rng = np.random.default_rng(0)
@@ -219,8 +233,7 @@ class StreamedForest:
     def _load(self, pca_file: Path, ann_file: Path) -> None:
         from annoy import AnnoyIndex
 
-        with np.load(pca_file) as saved:
-            self.mean, self.components = saved["mean"], saved["components"]
+        self.mean, self.components = load_pca(pca_file)
         self.dims = len(self.components)
         self._annoy = AnnoyIndex(self.dims, "angular")
         if not self._annoy.load(str(ann_file)):  # memory-mapped, not read into RAM
@@ -251,9 +264,7 @@ class StreamedForest:
         # index that a later run would trust.
         self._annoy.unload()
         tmp_ann.replace(ann_file)
-        tmp_pca = pca_file.with_name(pca_file.name + ".tmp.npz")
-        np.savez(tmp_pca, mean=self.mean, components=self.components)
-        tmp_pca.replace(pca_file)
+        save_pca(pca_file, self.mean, self.components)
         self._annoy.load(str(ann_file))
 
     def project(self, vectors: np.ndarray) -> np.ndarray:

@@ -28,9 +28,11 @@ from imgdedupe.core.pairs.ann import (
     READ_CHUNK,
     VectorSource,
     fit_pca,
+    load_pca,
     project,
     query_sizes,
     remove_stale_indexes,
+    save_pca,
     sorted_unique,
 )
 
@@ -105,9 +107,7 @@ class FaissCandidates:
         tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
         faiss.write_index(self._index, str(tmp))
         tmp.replace(index_file)
-        tmp_pca = pca_file.with_name(pca_file.name + ".tmp.npz")
-        np.savez(tmp_pca, mean=self.mean, components=self.components)
-        tmp_pca.replace(pca_file)
+        save_pca(pca_file, self.mean, self.components)
 
     @classmethod
     def cached(cls, key: str, cache_dir: Path) -> FaissCandidates | None:
@@ -119,8 +119,7 @@ class FaissCandidates:
             return None
         found = cls.__new__(cls)
         try:
-            with np.load(pca_file) as saved:
-                found.mean, found.components = saved["mean"], saved["components"]
+            found.mean, found.components = load_pca(pca_file)
             found._index = faiss.read_index(str(index_file))
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             log.debug("cannot load the FAISS index %s: %s", index_file, exc)

@@ -33,10 +33,10 @@ def photos(tmp_path, photo_maker):  # noqa: ANN001
     return paths
 
 
-def test_processes_decode_the_same_pixels_as_threads(photos, tmp_path):
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    paths = [*photos, str(tmp_path / "empty.jpg")]
-    results = {}
+def decoded_by_threads_and_processes(paths: list[str]) -> dict[bool, list]:
+    """Each path through a pool of threads (False) and of processes (True):
+    what pool.result gave, or the DecodeError it raised."""
+    results: dict[bool, list] = {}
     for processes in (False, True):
         with DecodePool(processes, 2) as pool:
             for path in paths:
@@ -45,8 +45,17 @@ def test_processes_decode_the_same_pixels_as_threads(photos, tmp_path):
             for path in paths:
                 try:
                     results[processes].append(pool.result(path))
-                except DecodeError as exc:  # pickled across: both fields intact
-                    results[processes].append((exc.reason, exc.detail))
+                except DecodeError as exc:
+                    results[processes].append(exc)
+    return results
+
+
+def test_processes_decode_the_same_pixels_as_threads(photos, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    paths = [*photos, str(tmp_path / "empty.jpg")]
+    # An error pickled across keeps both fields.
+    results = {kind: [(r.reason, r.detail) if isinstance(r, DecodeError) else r for r in found]
+               for kind, found in decoded_by_threads_and_processes(paths).items()}
     threads, processes = results[False], results[True]
     assert threads[-1][0] == processes[-1][0] == ErrorReason.EMPTY
     assert threads[-1] == processes[-1]

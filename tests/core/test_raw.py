@@ -345,25 +345,16 @@ def test_a_costly_half_size_decode_is_left_to_the_pools_own_process(tmp_path, mo
 
 
 def test_the_decode_pool_decodes_raw_files_in_threads_and_processes_alike(tmp_path):
-    from imgdedupe.core.images.decode_pool import DecodePool
+    from tests.core.test_decode_pool import decoded_by_threads_and_processes
 
     paths = [str(write_dng(tmp_path / "a.dng", coffee(), orientation=8)),
              str(write_dng(tmp_path / "b.dng", coffee(), preview_long_side=None))]
     cut = tmp_path / "c.ARW"
     cut.write_bytes(Path(paths[1]).read_bytes()[:50_000])
     paths.append(str(cut))
-    results: dict[bool, list[object]] = {}
-    for processes in (False, True):
-        with DecodePool(processes, 2) as pool:
-            for path in paths:
-                pool.submit(path, path)
-            results[processes] = []
-            for path in paths:
-                try:
-                    decoded = pool.result(path)
-                    results[processes].append((decoded.width, decoded.height, decoded.phash))
-                except DecodeError as exc:
-                    results[processes].append(exc.reason)
+    results = {kind: [r.reason if isinstance(r, DecodeError) else (r.width, r.height, r.phash)
+                      for r in found]
+               for kind, found in decoded_by_threads_and_processes(paths).items()}
     assert results[False] == results[True]
     assert results[True][0][:2] == (1024, 1536) and results[True][1][:2] == (1536, 1024)
     assert results[True][2] == ErrorReason.TRUNCATED

@@ -11,21 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgdedupe.core.actions.decisions import Decisions, Rule
-from imgdedupe.core.groups.keeper import keeper_order_key, suggest_keeper
+from imgdedupe.core.groups.keeper import keeper_order_key
 from imgdedupe.core.groups.protection import Protection
 from imgdedupe.core.records import Group, Member
+from tests.core.test_decisions import group, member
 
 BACKUP = "/photos/backup"
 PROTECTION = Protection.of([BACKUP])
-
-
-def member(path: str, size: int = 100, wh: tuple[int, int] = (1000, 750),
-           mtime: int = 0) -> Member:
-    return Member(path, 95.0, None, size, wh[0], wh[1], mtime)
-
-
-def group(*members: Member, tier: str = "near_duplicate") -> Group:
-    return Group("similar", members, suggest_keeper(members), tier, "test")
 
 
 # The library's copy is the best by every rule but one, so each rule that
@@ -36,9 +28,9 @@ BACKED_UP_DEEP = member("/photos/backup/2020/a (1).jpg", size=300, wh=(1000, 750
 ELSEWHERE = member("/photos/phone/a.jpg", size=9000, wh=(1000, 750), mtime=50)
 MIXED = group(LIBRARY, BACKED_UP, BACKED_UP_DEEP, ELSEWHERE)
 SHOTS = group(member("/photos/library/burst1.jpg", wh=(4000, 3000)),
-              member("/photos/backup/burst2.jpg"), tier="similar_shot")
+              member("/photos/backup/burst2.jpg", wh=(1000, 750)), tier="similar_shot")
 ALL_PROTECTED = group(member("/photos/backup/x.jpg", wh=(2000, 1500)),
-                      member("/photos/backup/old/x.jpg"), tier="exact")
+                      member("/photos/backup/old/x.jpg", wh=(1000, 750)), tier="exact")
 GROUPS = (MIXED, SHOTS, ALL_PROTECTED)
 PROTECTED_PATHS = {m.path for g in GROUPS for m in g.members if m.path.startswith(BACKUP + "/")}
 

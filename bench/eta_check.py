@@ -18,6 +18,7 @@ cores 2,000 small photos take under a minute.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -51,6 +52,8 @@ def main() -> None:
     ap.add_argument("--root", default=os.path.join(REPO, "..", "shared", "corpus", "caltech101"))
     ap.add_argument("--work", default="/tmp/eta_check")
     ap.add_argument("--backbone", default="efficientnet-lite0")
+    ap.add_argument("--trace", help="write every progress event (t, phase, done, total, "
+                    "share) and the phases' timings to this JSON file, to replay estimates")
     args = ap.parse_args()
     folder = library(args.root, args.photos, args.work)
     db = os.path.join(args.work, "eta.db")
@@ -63,6 +66,7 @@ def main() -> None:
     shares: list[tuple[float, float]] = []  # (t, verification's share of work done)
     started = time.monotonic()
     timings: dict[str, float] = {}
+    events: list[tuple[float, str, int, int | None, float | None]] = []
     for event in run_scan(ScanConfig(roots=(folder,), db_path=db, backbone=args.backbone)):
         if isinstance(event, ScanResult):
             timings = event.stats.timings
@@ -70,6 +74,7 @@ def main() -> None:
             continue
         text.describe(event)
         now = time.monotonic() - started
+        events.append((now, event.phase, event.done, event.total, event.share))
         if event.phase == "verify" and event.share is not None:
             shares.append((now, event.share))
         if text.left_s is not None and event.phase in ("embed", "verify"):
@@ -78,6 +83,10 @@ def main() -> None:
                 embedding_only = text.left_s - text.verification_s
             shown.append((now, text.left_s, embedding_only, event.phase))
     total = time.monotonic() - started
+    if args.trace:
+        with open(args.trace, "w") as handle:
+            json.dump({"total_s": total, "cores": len(os.sched_getaffinity(0)),
+                       "timings": timings, "events": events}, handle)
     print(f"{args.photos} photos, cold scan {total:.1f} s, cores usable: "
           f"{len(os.sched_getaffinity(0))}")
     print("phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))

@@ -222,6 +222,23 @@ def test_verification_reports_progress(tmp_path, lite0):
     assert shares == sorted(shares) and 0.5 < shares[-1] <= 1.0
 
 
+def test_the_share_of_verification_done_weighs_photos_and_pairs_by_their_measured_cost():
+    clock = verify_step._WorkClock()
+    share = verify_step._WorkShare()
+    assert share.of(clock, photos_left=100, pairs_left=500) == 0.0  # nothing timed yet
+    # 10 photos' features took 0.2 s and 20 pairs 0.02 s: a photo costs 20
+    # pairs here, so 100 photos and 500 pairs left are 2.5 s of work.
+    clock.features, clock.feature_seconds = 10, 0.2
+    clock.pairs, clock.pair_seconds = 20, 0.02
+    assert share.of(clock, 100, 500) == pytest.approx(0.22 / (0.22 + 2.0 + 0.5))
+    # Pairs turn out dearer (the copies' pixel checks): more left than
+    # thought, but the share shown does not go back.
+    before = share.of(clock, 100, 500)
+    clock.pairs, clock.pair_seconds = 21, 0.2
+    assert share.of(clock, 100, 500) == before
+    assert share.of(clock, 0, 0) == 1.0
+
+
 def _graph(tiers: list[int], cosines: list[float]) -> SimilarityGraph:
     """Three contents in a chain of pairs 0-1, 1-2, 0-2 (digests "a", "b", "c")."""
     paths = ["/p/a.jpg", "/p/b.jpg", "/p/c.jpg"]

@@ -67,15 +67,23 @@ def test_no_time_left_for_verification_without_an_estimate_or_a_pace(monkeypatch
 
 
 def test_the_verifications_time_left_follows_its_share_of_work_done(monkeypatch):
-    # embed: 0 s and 10 s; verify: starts at 10 s, then 1 and 4 s in
-    _clock(monkeypatch, [0.0, 10.0, 10.0, 11.0, 14.0])
+    # embed: 0 s and 10 s; verify: starts at 10 s, its first block ends 1.5 s
+    # in, then 2, 2.5 and 6.5 s in
+    _clock(monkeypatch, [0.0, 10.0, 10.0, 11.5, 12.0, 12.5, 16.5])
     text = ProgressText(cores=1)
     text.describe(Progress("embed", 1, 2_001))
     text.describe(Progress("embed", 2_001, 2_001))  # an estimate of 32 s
-    text.describe(Progress("verify", 0, 10_000, share=0.0))
-    assert text.describe(Progress("verify", 64, 10_000, share=0.02)) == (
+    text.describe(Progress("verify", 0, 10_000))  # the scan's first: no share yet
+    # The first block's share starts the work's clock; the start of the
+    # phase (reading the cache, ordering the pairs) is not work.
+    assert text.describe(Progress("verify", 64, 10_000, share=0.04)) == (
         "Checking candidate pairs: 64 of 10,000 pairs · about 31 s left")
-    # 4 s in, a fifth of the work done (few pairs: the features came first):
-    # 16 s left by the work's pace, however few pairs that is.
-    assert text.describe(Progress("verify", 500, 10_000, share=0.2)) == (
-        "Checking candidate pairs: 500 of 10,000 pairs · about 16 s left")
+    # Half a second of measured work: too little, still the estimate.
+    assert text.describe(Progress("verify", 128, 10_000, share=0.06)) == (
+        "Checking candidate pairs: 128 of 10,000 pairs · about 30 s left")
+    # A second of it, 0.08 of the work done since 0.04: 0.92 left, 23 s.
+    assert text.describe(Progress("verify", 192, 10_000, share=0.08)) == (
+        "Checking candidate pairs: 192 of 10,000 pairs · about 23 s left")
+    # 5 s of it, 0.46 more done (few pairs: the features came first): 5 s.
+    assert text.describe(Progress("verify", 500, 10_000, share=0.5)) == (
+        "Checking candidate pairs: 500 of 10,000 pairs · about 5 s left")

@@ -16,9 +16,11 @@ from __future__ import annotations
 import heapq
 import math
 import threading
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -65,12 +67,6 @@ CPU_SECONDS_PER_PHOTO = 0.016
 def estimated_verify_s(photos: int, cores: int) -> float:
     """Seconds verification will take after ``photos`` photos were embedded."""
     return photos * CPU_SECONDS_PER_PHOTO / max(1, cores)
-
-
-# A photo's features cost about as much as this many pairs' matching, fit
-# and pixel check (12-17 ms against 0.8 ms): the weight of each in the
-# share of the work done that Progress reports (the status line's pace).
-FEATURE_COST = 15
 
 
 # Photos whose features (and stored picture) are held at once, ~60-80 KB
@@ -124,14 +120,16 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     pictures = _Pictures(store, path_of)
     joined = Moments(lambda file: taken.get(file))
     done = 0
-    # The work ahead, in pairs' worth: features of every photo in a pair to
-    # verify, and those pairs. Pairs spared as already joined count as done.
-    work = FEATURE_COST * len(uses) + sum(1 for key in keys if key not in evidence)
+    # The work ahead: features of every photo in a pair to verify, and
+    # those pairs. Pairs spared as already joined drop out of it.
+    photos_to_make = len(uses)
+    pairs_to_verify = sum(1 for key in keys if key not in evidence)
     spared = 0
+    work_share = _WorkShare()
 
     def share() -> float:
-        made = FEATURE_COST * pictures.features_made + verified + spared
-        return min(1.0, made / work) if work else 1.0
+        return work_share.of(pictures.clock, photos_to_make - pictures.features_made,
+                             pairs_to_verify - verified - spared)
 
     verified = 0
 
@@ -158,7 +156,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
 
     def verify_block(block: list[int]) -> Generator[Progress, None, None]:
         """Verify the block's pairs in parallel, store and settle them."""
-        nonlocal done, verified, work
+        nonlocal done, verified, photos_to_make
         pictures.prepare(file for r in block for file in keys[r])
         # Each new photo's features first, one thread a photo: in the local
         # order a block's pairs share photos, and two threads comparing
@@ -175,7 +173,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
             settle(r, found_evidence)
             release(keys[r], r)
         # Too many held: more work ahead, since each photo let go is made again.
-        work += FEATURE_COST * pictures.let_go(MAX_HELD, next_use.rank)
+        photos_to_make += pictures.let_go(MAX_HELD, next_use.rank)
         done += len(block)
         verified += len(block)
         raise_if_cancelled(cancel)
@@ -284,6 +282,39 @@ class _NextUse:
         return float(self._ranks[at]) if at < end else math.inf
 
 
+@dataclass
+class _WorkClock:
+    """CPU-seconds this scan's threads spent on features and on pairs."""
+
+    features: int = 0
+    feature_seconds: float = 0.0
+    pairs: int = 0
+    pair_seconds: float = 0.0
+
+
+class _WorkShare:
+    """The share of the verification's work done, in this machine's own
+    measured seconds: the time spent so far over that plus the photos and
+    pairs left at their mean cost so far. A fixed weight (a photo's features
+    as 15 pairs) made the share lag the time taken by 0.05-0.07 a third of the way
+    into a library of copies (whose pairs pass the fit and pay the pixel
+    check), and the status line's pace 30-40% long (bench/eta_check.py).
+    Never decreases, for the status line."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def of(self, clock: _WorkClock, photos_left: int, pairs_left: int) -> float:
+        spent = clock.feature_seconds + clock.pair_seconds
+        if not (clock.features and clock.pairs and spent):
+            return self._last
+        per_photo = clock.feature_seconds / clock.features
+        per_pair = clock.pair_seconds / clock.pairs
+        left = max(0, photos_left) * per_photo + max(0, pairs_left) * per_pair
+        self._last = max(self._last, spent / (spent + left))
+        return self._last
+
+
 class _Pictures:
     """Each file's verification picture and features, made once and
     shared by the threads. Pictures are read from the cache a block at a
@@ -302,6 +333,7 @@ class _Pictures:
         self._made: list[tuple[int, bytes, float | None]] = []
         self._lock = threading.Lock()
         self.features_made = 0  # for the progress's share of work done
+        self.clock = _WorkClock()  # what features and pairs cost this scan
         self._greys: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def prepare(self, files: Iterable[int]) -> None:
@@ -327,6 +359,7 @@ class _Pictures:
             if file in self._features:
                 return self._features[file]
             picture = self._stored.get(file)
+        started = time.thread_time()
         if picture is None:
             picture = self._decode_again(file)
         ready = None
@@ -334,6 +367,8 @@ class _Pictures:
             ready = (picture, extract(picture_pixels(picture)))
         with self._lock:  # another thread may have made it too: the same, harmless
             self.features_made += 1
+            self.clock.features += 1
+            self.clock.feature_seconds += time.thread_time() - started
             return self._features.setdefault(file, ready)
 
     def _decode_again(self, file: int) -> bytes | None:
@@ -350,8 +385,13 @@ class _Pictures:
         a, b = self._get(key[0]), self._get(key[1])
         if a is None or b is None:
             return None
-        return compare(a[1], b[1], partial(self._grey, key[0], a[0]),
-                       partial(self._grey, key[1], b[0]))
+        started = time.thread_time()
+        found = compare(a[1], b[1], partial(self._grey, key[0], a[0]),
+                        partial(self._grey, key[1], b[0]))
+        with self._lock:
+            self.clock.pairs += 1
+            self.clock.pair_seconds += time.thread_time() - started
+        return found
 
     def _grey(self, file: int, picture: bytes) -> np.ndarray:
         """The decoded picture, from a small cache: in the local order a

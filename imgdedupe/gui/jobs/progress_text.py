@@ -29,7 +29,8 @@ class ProgressText:
     def __init__(self, cores: int | None = None) -> None:
         self._cores = cores or _usable_cores()
         self._embed_clock: tuple[float, int] | None = None
-        self._verify_clock: tuple[float, float] | None = None
+        self._verify_clock: tuple[float, float] | None = None  # (when, 0) at its start
+        self._verify_origin: tuple[float, float] | None = None  # (when, share) first measured
         self._verify_left_s = 0.0  # estimated when the embedding ends
         self.left_s: float | None = None  # the last time left shown (bench/eta_check.py)
 
@@ -41,6 +42,7 @@ class ProgressText:
     def reset(self) -> None:
         self._embed_clock = None
         self._verify_clock = None
+        self._verify_origin = None
         self._verify_left_s = 0.0
         self.left_s = None
 
@@ -78,21 +80,32 @@ class ProgressText:
     def _verify_eta(self, event: Progress) -> str:
         """Time left of the verification. For its first seconds, the
         estimate made when the embedding ended, counted down; then the pace
-        of ``event.share``, the work done, which the scan reports because
-        pairs alone are not equal work (a photo's features are made at its
-        first pair, so the first pairs are the slowest: the pairs' pace
-        erred 2x long on 2,000 Caltech photos, bench/eta_check.py). Without
-        a share, the sooner of the countdown and the pairs' pace, and that
+        of ``event.share``, the work done in this machine's measured
+        seconds, which the scan reports because pairs alone are not equal
+        work (a photo's features are made at its first pair, so the first
+        pairs are the slowest: the pairs' pace erred 2x long on 2,000
+        Caltech photos, bench/eta_check.py). The pace is taken from the
+        first share reported, so the start (the cache read, the order, the
+        first block's OpenCV start) does not weigh on the rest. Without a
+        share, the sooner of the countdown and the pairs' pace, and that
         pace alone once the countdown is nearly spent."""
-        done = event.share if event.share is not None else event.done / max(1, event.total or 1)
         now = time.monotonic()
-        if self._verify_clock is None or self._verify_clock[1] > done:
-            self._verify_clock = (now, done)
-        started, first = self._verify_clock
+        if self._verify_clock is None or event.done == 0:
+            self._verify_clock = (now, 0.0)
+            self._verify_origin = None
+        countdown = self._verify_left_s - (now - self._verify_clock[0])
+        if event.share is not None:
+            if self._verify_origin is None or self._verify_origin[1] > event.share:
+                self._verify_origin = (now, event.share)
+            started, first = self._verify_origin
+            done = event.share
+        else:
+            started, first = self._verify_clock
+            done = event.done / max(1, event.total or 1)
         elapsed = now - started
-        countdown = self._verify_left_s - elapsed
+        after = SHARE_PACE_AFTER_S if event.share is not None else PAIRS_PACE_AFTER_S
         pace = None
-        if elapsed >= VERIFY_PACE_AFTER_S and done > first:
+        if elapsed >= after and done > first:
             pace = (1.0 - done) * elapsed / (done - first)
         if pace is not None and event.share is not None:
             left = pace  # of the work itself: the measure, not the estimate
@@ -106,8 +119,13 @@ class ProgressText:
         return f" · about {_duration(left)} left"
 
 
-# Seconds of verifying before its own pace replaces the estimate.
-VERIFY_PACE_AFTER_S = 3.0
+# Seconds of measured work before its pace replaces the estimate. From the
+# first share the work's pace was within 10% of the time taken, at the
+# median, on 2,000-3,000 photos (bench/eta_check.py), where the estimate
+# made before verification ran 20-30% off as this machine's pace changed
+# between runs; the pairs' pace alone needs longer.
+SHARE_PACE_AFTER_S = 1.0
+PAIRS_PACE_AFTER_S = 3.0
 
 
 def _duration(seconds: float) -> str:

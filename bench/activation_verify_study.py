@@ -162,6 +162,22 @@ def cascade(rows: list, graph) -> None:  # noqa: ANN001
               f"near/similar verdicts dropped {lost_positive}")
 
 
+def scanned(name: str, work: str | None):  # noqa: ANN201
+    """The scan bench/tier_quality.py left under ``work`` (rescanned from its
+    cache): (work, db, graph, each content's path, the same relative to the
+    set's root, truth(), the contents in a candidate pair)."""
+    root = os.path.realpath(SETS[name])
+    work = work or ("/tmp/tq" if name == "caltech" else "/tmp/tq_eval")
+    db = os.path.join(work, f"{name}.db")
+    result = [e for e in run_scan(ScanConfig(roots=(root,), db_path=db,
+                                             backbone="efficientnet-lite0"))][-1]
+    graph = result.graph
+    paths = [graph.contents[i].files[0].path for i in range(len(graph.contents))]
+    rel = [os.path.relpath(p, root) for p in paths]
+    used = sorted({int(i) for i in graph.pairs.ravel()})
+    return work, db, graph, paths, rel, truth(name, root), used
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("set", choices=sorted(SETS))
@@ -169,16 +185,7 @@ def main() -> None:
     ap.add_argument("--coarse", action="store_true",
                     help="only the cells' fit (no ECC, no pixel check): the cascade table")
     args = ap.parse_args()
-    root = os.path.realpath(SETS[args.set])
-    work = args.work or ("/tmp/tq" if args.set == "caltech" else "/tmp/tq_eval")
-    db = os.path.join(work, f"{args.set}.db")
-    result = [e for e in run_scan(ScanConfig(roots=(root,), db_path=db,
-                                             backbone="efficientnet-lite0"))][-1]
-    graph = result.graph
-    paths = [graph.contents[i].files[0].path for i in range(len(graph.contents))]
-    rel = [os.path.relpath(p, root) for p in paths]
-    label = truth(args.set, root)
-    used = sorted({int(i) for i in graph.pairs.ravel()})
+    work, db, graph, paths, rel, label, used = scanned(args.set, args.work)
     start = time.perf_counter()
     cached = os.path.join(work, f"{args.set}.activations.npz")
     if os.path.exists(cached):

@@ -27,11 +27,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
-from activation_verify_study import SETS, truth  # noqa: E402
+from activation_verify_study import SETS, scanned  # noqa: E402
 
 from imgdedupe.core.images.preprocess import PICTURE_KEY, picture_pixels  # noqa: E402
-from imgdedupe.core.scan.config import ScanConfig  # noqa: E402
-from imgdedupe.core.scan.pipeline import run_scan  # noqa: E402
 from imgdedupe.core.storage.store import Store  # noqa: E402
 from imgdedupe.core.verify import evidence, features  # noqa: E402
 from imgdedupe.core.verify.tiers import NEAR_DUPLICATE, NOT_SAME, SAME_GROUP, UNVERIFIED  # noqa: E402
@@ -63,16 +61,7 @@ def main() -> None:
     ap.add_argument("--work", default=None)
     ap.add_argument("--side", type=int, default=80)
     args = ap.parse_args()
-    root = os.path.realpath(SETS[args.set])
-    work = args.work or ("/tmp/tq" if args.set == "caltech" else "/tmp/tq_eval")
-    db = os.path.join(work, f"{args.set}.db")
-    result = [e for e in run_scan(ScanConfig(roots=(root,), db_path=db,
-                                             backbone="efficientnet-lite0"))][-1]
-    graph = result.graph
-    paths = [graph.contents[i].files[0].path for i in range(len(graph.contents))]
-    rel = [os.path.relpath(p, root) for p in paths]
-    label = truth(args.set, root)
-    used = sorted({int(i) for i in graph.pairs.ravel()})
+    _, db, graph, paths, rel, label, used = scanned(args.set, args.work)
     store = Store(db)
     files = {c.path: c.file_id for c in store.sync_files(
         [f for i in used for f in graph.contents[i].files[:1]])}

@@ -23,7 +23,7 @@ from imgdedupe.core.groups.contents import ContentTable
 from imgdedupe.core.groups.graph import SimilarityGraph, groups_at
 from imgdedupe.core.images.capture_time import DATE_TIME_ORIGINAL, EXIF_IFD, SUBSEC_TIME_ORIGINAL
 from imgdedupe.core.model.loading import load_backbone
-from imgdedupe.core.scan import verify_step
+from imgdedupe.core.scan import embed_step, verify_step
 from imgdedupe.core.scan.config import ScanConfig
 from imgdedupe.core.scan.events import Progress, ScanResult
 from imgdedupe.core.scan.pipeline import run_scan
@@ -220,6 +220,22 @@ def test_verification_reports_progress(tmp_path, lite0):
     shares = [e.share for e in verify[1:]]
     assert all(s is not None for s in shares)
     assert shares == sorted(shares) and 0.5 < shares[-1] <= 1.0
+
+
+def test_the_embedding_samples_what_verification_features_cost_here(tmp_path, lite0,
+                                                                     monkeypatch):
+    """While the model runs, a photo's features are timed now and then, so
+    the time left counts this machine's pace (the first sample, which
+    starts OpenCV, is not counted)."""
+    monkeypatch.setattr(embed_step, "FEATURE_SAMPLE_EVERY", 1)
+    make_library(tmp_path / "lib")
+    config = ScanConfig(roots=(str(tmp_path / "lib"),), db_path=str(tmp_path / "c.db"),
+                        batch_size=1)
+    embed = [e for e in run_scan(config, backbone=lite0)
+             if isinstance(e, Progress) and e.phase == "embed" and e.done]
+    costs = [e.feature_cost_s for e in embed]
+    assert costs[0] is None and all(c is not None and 0 < c < 5 for c in costs[1:])
+    assert len(costs) == 5
 
 
 def test_the_share_of_verification_done_weighs_photos_and_pairs_by_their_measured_cost():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imgdedupe.core.scan.events import Progress
-from imgdedupe.core.scan.verify_step import CPU_SECONDS_PER_PHOTO
+from imgdedupe.core.scan.verify_step import COST_OVER_FEATURES, CPU_SECONDS_PER_PHOTO
 from imgdedupe.gui.jobs import progress_text
 from imgdedupe.gui.jobs.progress_text import ProgressText
 
@@ -87,3 +87,14 @@ def test_the_verifications_time_left_follows_its_share_of_work_done(monkeypatch)
     # 5 s of it, 0.46 more done (few pairs: the features came first): 5 s.
     assert text.describe(Progress("verify", 500, 10_000, share=0.5)) == (
         "Checking candidate pairs: 500 of 10,000 pairs · about 5 s left")
+
+
+def test_the_verification_to_come_is_counted_at_this_machines_sampled_pace(monkeypatch):
+    _clock(monkeypatch, [0.0, 10.0])
+    text = ProgressText(cores=2)
+    text.describe(Progress("embed", 1, 1_001))
+    # 1,000 photos in 10 s: done. A photo's features took 20 ms here, so
+    # verification will take 1,001 x 20 ms x COST_OVER_FEATURES over 2 cores.
+    assert text.describe(Progress("embed", 1_001, 1_001, feature_cost_s=0.02)) == (
+        "Comparing pictures: 1,001 of 1,001 · 100.0 images/s · about 11 s left")
+    assert text.verification_s == pytest.approx(1_001 * 0.02 * COST_OVER_FEATURES / 2)

@@ -60,13 +60,33 @@ class Verdicts(NamedTuple):
 # CPU-seconds verification costs a photo of a cold scan (its SIFT features
 # and its share of the pairs), for the status line's time left: 14.5 ms
 # on Caltech (3,030 photos, 44 CPU-s), 17-18 ms on the dev set and on 12 MP
-# photos (docs/quality.md), on the 2-core build machine.
+# photos (docs/quality.md), on the 2-core build machine. What is assumed
+# until the scan has timed features on this machine (feature_cost_s).
 CPU_SECONDS_PER_PHOTO = 0.016
+# A photo of a library costs verification about this many times its own
+# features: photos without a candidate cost none, and the pairs add ~30%
+# to those with one. Measured: 1.02 on Caltech, 0.98 on the memory
+# bench's library of copies, ~1.2 on the dev set (docs/performance.md).
+COST_OVER_FEATURES = 1.1
 
 
-def estimated_verify_s(photos: int, cores: int) -> float:
-    """Seconds verification will take after ``photos`` photos were embedded."""
-    return photos * CPU_SECONDS_PER_PHOTO / max(1, cores)
+def estimated_verify_s(photos: int, cores: int, feature_cost_s: float | None = None) -> float:
+    """Seconds verification will take after ``photos`` photos were
+    embedded, from one photo's features' measured cost when known."""
+    per_photo = (CPU_SECONDS_PER_PHOTO if feature_cost_s is None
+                 else feature_cost_s * COST_OVER_FEATURES)
+    return photos * per_photo / max(1, cores)
+
+
+def feature_cost_s(picture: bytes) -> float:
+    """CPU-seconds this thread takes to make a stored picture's features,
+    as verification will: a sample of this machine's pace. A fixed figure
+    was 14-19% off as a shared machine's pace moved between runs, and a
+    single probe at the start of a scan was noisier still
+    (docs/performance.md)."""
+    started = time.thread_time()
+    extract(picture_pixels(picture))
+    return time.thread_time() - started
 
 
 # Photos whose features (and stored picture) are held at once, ~60-80 KB

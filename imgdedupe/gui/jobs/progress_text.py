@@ -58,10 +58,10 @@ class ProgressText:
             if event.total:
                 text += self._verify_eta(event)
         if event.phase == "embed" and event.total and event.done:
-            text += self._rate_and_eta(event.done, event.total)
+            text += self._rate_and_eta(event.done, event.total, event.feature_cost_s)
         return text
 
-    def _rate_and_eta(self, done: int, total: int) -> str:
+    def _rate_and_eta(self, done: int, total: int, feature_cost_s: float | None) -> str:
         """Images/s and time left, measured from the first embed progress of
         this scan (model loading and cached files would skew it)."""
         if self._embed_clock is None or self._embed_clock[1] > done:
@@ -73,7 +73,7 @@ class ProgressText:
             return ""
         rate = (done - first) / elapsed
         # The photos embedded now are the ones whose pairs are verified next.
-        self._verify_left_s = estimated_verify_s(total, self._cores)
+        self._verify_left_s = estimated_verify_s(total, self._cores, feature_cost_s)
         left = self.left_s = (total - done) / rate + self._verify_left_s
         return f" · {rate:.1f} images/s · about {_duration(left)} left"
 

@@ -3,8 +3,9 @@
 Qt-free, so the wording and the rate arithmetic are plain to test.
 
 The time left is the whole scan's: while photos are embedded it adds the
-verification still to come (its cost a photo, measured, over the cores
-this process may use), and while pairs are verified it follows their pace.
+verification still to come (a photo's features as the scan times them on
+this machine while the model runs, over the cores this process may use),
+and while pairs are verified it follows the pace of the work they report.
 Verification is a third of a cold scan on a CPU: leaving it out made the
 estimate short by that much when the embedding ended.
 """

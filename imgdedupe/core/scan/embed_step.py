@@ -31,7 +31,8 @@ NEAR_EXACT_EVERY_S = 1.0
 # On a CPU, one photo in this many has its verification features timed
 # while the model runs (~13 ms: 0.7% of a small photo's embedding on two
 # cores), so the time left counts this machine's pace of verification.
-# Not on a GPU, whose batches it would hold up ~10%.
+# Not on a GPU, whose batches it would hold up ~10%; not before the 129th
+# photo, so a small scan does not start OpenCV (0.1-0.3 s) for nothing.
 FEATURE_SAMPLE_EVERY = 128
 
 
@@ -99,7 +100,7 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             upright = backbone.embed(np.stack(images)).astype(np.float16)
             store_batch(store, backbone.info.model_id, contents, ok_keys, upright, pictures,
                         reps, pixel_sizes)
-        if sampling and pictures and start % FEATURE_SAMPLE_EVERY == 0:
+        if sampling and pictures and start and start % FEATURE_SAMPLE_EVERY == 0:
             costs.append(feature_cost_s(pictures[0][1]))
         if cancelled(cancel):
             pool.cancel_pending()

@@ -26,7 +26,7 @@ Builds a held-out style library under WORK/library from Caltech-101 photos
   verify.tiers (the rest: overlap, anisotropy, inliers between rules);
   beside it what other evidence would say (the pair compared the other way
   round, B mirrored before its keypoints, the pixel check after a
-  homography): diagnostics only, the shipped code is not changed;
+  homography, SIFT on aspect-true pictures): diagnostics only, the shipped code is not changed;
 * "order": copies whose verdict changes when the two files are compared
   the other way round (the scan compares them in file-id order).
 
@@ -58,7 +58,13 @@ from imgdedupe.core.groups.graph import FLOOR_SCORE  # noqa: E402
 from imgdedupe.core.images.preprocess import picture_pixels  # noqa: E402
 from imgdedupe.core.model import calibration  # noqa: E402
 from imgdedupe.core.verify import evidence as ev  # noqa: E402
-from imgdedupe.core.verify.features import extract  # noqa: E402
+from imgdedupe.core.verify.features import (  # noqa: E402
+    CONTRAST_THRESHOLD,
+    FEATURE_SIDE,
+    MAX_KEYPOINTS,
+    Features,
+    extract,
+)
 from imgdedupe.core.verify.tiers import judge  # noqa: E402
 
 SEED = 20261206
@@ -370,6 +376,8 @@ class Pairs:
                     for i, p in self.conn.execute("SELECT id, path FROM files")}
         self.vec = {i: np.frombuffer(u, dtype="<f2").astype(np.float32)
                     for i, u in self.conn.execute("SELECT file_id, upright FROM embeddings")}
+        self.size = {i: (w, h) for i, w, h in self.conn.execute(
+            "SELECT id, width, height FROM files")}
         self.floor = calibration.score_to_cosine(BACKBONE, FLOOR_SCORE)
         self._features: dict[int, tuple] = {}
 
@@ -406,6 +414,24 @@ class Pairs:
                 "verdict": verdict, "stage": stage, "order_matters": flipped != verdict.tier}
 
 
+    def _true_aspect(self, i: int, grey: np.ndarray) -> Features:
+        """SIFT as features.extract does, but on the picture at the photo's
+        own aspect ratio (long side FEATURE_SIDE) instead of the squashed
+        square; positions given back in the 224 picture."""
+        w, h = self.size[i]
+        scale = FEATURE_SIDE / max(w, h)
+        nw, nh = max(8, round(w * scale)), max(8, round(h * scale))
+        small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA)
+        sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
+        keypoints, vectors = sift.detectAndCompute(small, None)
+        points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
+        side = grey.shape[1], grey.shape[0]
+        points = (points + 0.5) * np.array([side[0] / nw, side[1] / nh], np.float32) - 0.5
+        if vectors is None:
+            vectors = np.zeros((0, 128), np.float32)
+        return Features(points, np.clip(vectors, 0, 255).astype(np.uint8),
+                        np.einsum("ij,ij->i", vectors, vectors).astype(np.float32))
+
     def alternatives(self, a: str, b: str) -> str:
         """What other evidence would say: the pair the other way round (B
         the reference frame), B mirrored before its keypoints, and the
@@ -415,7 +441,10 @@ class Pairs:
         back = ev.compare(fb, fa, gb, ga)
         flipped = np.ascontiguousarray(gb[:, ::-1])
         mirror = ev.compare(fa, extract(flipped), ga, flipped)
-        return (f"reversed: inl {back.inliers} changed {back.changed:.3f} overlap "
+        true = ev.compare(self._true_aspect(ia, ga), self._true_aspect(ib, gb), ga, gb)
+        return (f"true-aspect SIFT: inl {true.inliers} changed {true.changed:.3f} -> "
+                f"{judge(true, 1.0).tier} | "
+                f"reversed: inl {back.inliers} changed {back.changed:.3f} overlap "
                 f"{back.overlap:.2f} -> {judge(back, 1.0).tier} | mirrored: inl "
                 f"{mirror.inliers} changed {mirror.changed:.3f} -> {judge(mirror, 1.0).tier} | "
                 f"homography pixels: {_homography_changed(fa, fb, ga, gb)}")
@@ -526,6 +555,9 @@ def score(library: str, work: str, report: dict) -> None:
         for full in (p for p in paths if p.endswith("_full.jpg")):
             print(f"    with the full photo: left {tier_together(groups_of, report, a, full)}"
                   f", right {tier_together(groups_of, report, b, full)}")
+            for third in (a, b):
+                print(f"      {fmt(pairs.explain(full, third))}\n"
+                      f"      {pairs.alternatives(full, third)}")
     for kind in HARD:
         print(f"  {kind:16s} {dict(verdicts[kind])}")
 

@@ -269,7 +269,7 @@ def _scan(config: ScanConfig, roots: tuple[str, ...], store: Store, clock: _Cloc
     # 5. Verify: the embedding proposes, local features decide the tier.
     clock.start("verify")
     verdicts = yield from verify_pairs(store, pairs, scores, usable, contents, reps,
-                                       workers(config), cancel)
+                                       workers(config), cancel, pixel_sizes)
     clock.start("group")
     graph, hashed = similarity_graph(name, usable, contents, pixel_sizes, pairs, scores,
                                      verdicts, floor, ignore_marks, store)

@@ -107,12 +107,15 @@ DECODED_KEPT = 2 * BLOCK
 
 def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Sequence[str],
                  files_of: Mapping[str, Sequence[CachedFile]], reps: Mapping[str, int],
-                 workers: int, cancel: threading.Event | None
+                 workers: int, cancel: threading.Event | None,
+                 pixel_sizes: Mapping[str, tuple[int | None, int | None]] | None = None
                  ) -> Generator[Progress, None, Verdicts]:
     """Yields Progress("verify", ...) events and returns the Verdicts: one
     verify.tiers code and one sentence per row of ``pairs``, which index
     ``nodes`` (content keys), and each node's capture time. ``reps``: the
-    file whose vector (and picture) stands for each content.
+    file whose vector (and picture) stands for each content;
+    ``pixel_sizes``: each content's (width, height), for the features'
+    aspect ratio (verify.features.extract).
 
     Pairs are taken in an order that keeps few photos' features in memory
     (local_order). A pair whose two photos are already joined by pairs
@@ -137,7 +140,17 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     taken = store.capture_times(all_files)
     uses = Counter(file for key in keys if key not in evidence for file in key)
     path_of = {c.file_id: c.path for key in nodes for c in files_of[key] if c.file_id in uses}
-    pictures = _Pictures(store, path_of)
+    aspect_of = {}
+    for node in nodes:
+        if pixel_sizes is None or reps[node] not in uses:
+            continue
+        try:  # [], not get(): a PixelSizes falls back to the cache's sizes
+            width, height = pixel_sizes[node]
+        except KeyError:
+            continue
+        if width and height:
+            aspect_of[reps[node]] = width / height
+    pictures = _Pictures(store, path_of, aspect_of)
     joined = Moments(lambda file: taken.get(file))
     done = 0
     # The work ahead: features of every photo in a pair to verify, and
@@ -343,9 +356,11 @@ class _Pictures:
     thread by decoding the file once more, and handed back by ``take_made``
     to be stored."""
 
-    def __init__(self, store: Store, path_of: dict[int, str]) -> None:
+    def __init__(self, store: Store, path_of: dict[int, str],
+                 aspect_of: dict[int, float] | None = None) -> None:
         self._store = store
         self._path_of = path_of
+        self._aspect_of = aspect_of or {}  # width / height of each file's photo
         self._stored: dict[int, bytes | None] = {}  # None: to be decoded again
         # Each photo's features and its picture as stored (a 13 KB JPEG,
         # decoded again only for a pair that passes the fit).
@@ -384,7 +399,7 @@ class _Pictures:
             picture = self._decode_again(file)
         ready = None
         if picture is not None:
-            ready = (picture, extract(picture_pixels(picture)))
+            ready = (picture, extract(picture_pixels(picture), self._aspect_of.get(file)))
         with self._lock:  # another thread may have made it too: the same, harmless
             self.features_made += 1
             self.clock.features += 1

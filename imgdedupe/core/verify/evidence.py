@@ -20,7 +20,8 @@ from imgdedupe.core.verify.features import Features, opencv
 
 # Bump when the evidence of a pair changes (features, matching, fitting,
 # the pixel check): stored evidence of another version is computed again.
-EVIDENCE_VERSION = 3  # 2: the tonal check (local_changed); 3: SIFT at 160 px
+EVIDENCE_VERSION = 4  # 2: the tonal check (local_changed); 3: SIFT at 160 px;
+# 4: SIFT on the photo's own aspect ratio
 RATIO = 0.8  # Lowe's ratio test
 # Below this many matches no rule of verify.tiers can be met (the least
 # asks for 8 inliers): no fit is tried.

@@ -23,6 +23,9 @@ CONTRAST_THRESHOLD = 0.01
 # ~430 keypoints); at 160, 12 ms and ~300 keypoints, which also halves
 # the matching (docs/quality.md). Positions are given back at 224.
 FEATURE_SIDE = 160
+# The short side of a long strip's picture is not made smaller than this:
+# SIFT finds next to nothing on fewer rows.
+MIN_SIDE = 48
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,28 @@ def opencv() -> Any:
     return cv2
 
 
-def extract(grey: np.ndarray) -> Features:
+def extract(grey: np.ndarray, aspect: float | None = None) -> Features:
     """SIFT keypoints and descriptors of a grey picture; positions in its
-    own pixels."""
+    own pixels. ``aspect``: the photo's width over height, when the picture
+    is the network's squashed square: SIFT then sees the photo's own
+    shape (long side FEATURE_SIDE), since its descriptors do not survive a
+    stretch of 2-3x along one axis, which is what squashing does to a
+    phone's 9:16 crop of a 4:3 photo (held-out edits: 11 of 15 such crops
+    found on the squashed picture; docs/quality.md)."""
     cv = opencv()
     height, width = grey.shape
-    small = cv.resize(grey, (FEATURE_SIDE, FEATURE_SIDE), interpolation=cv.INTER_AREA)
+    side_x = side_y = FEATURE_SIDE
+    if aspect and aspect > 0:
+        if aspect >= 1.0:
+            side_y = max(MIN_SIDE, round(FEATURE_SIDE / aspect))
+        else:
+            side_x = max(MIN_SIDE, round(FEATURE_SIDE * aspect))
+    small = cv.resize(grey, (side_x, side_y), interpolation=cv.INTER_AREA)
     sift = cv.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
     keypoints, descriptors = sift.detectAndCompute(small, None)
     points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2)
     # Pixel centres: SIFT's (0, 0) is the first pixel's centre at both sizes.
-    points = (points + 0.5) * np.array([width / FEATURE_SIDE, height / FEATURE_SIDE],
+    points = (points + 0.5) * np.array([width / side_x, height / side_y],
                                        dtype=np.float32) - 0.5
     if descriptors is None:
         descriptors = np.zeros((0, 128), dtype=np.float32)

@@ -115,26 +115,35 @@ def _grey(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("pair", [(ROCKET, "cropped"), (ROCKET, COFFEE), (CAT, "turned")])
-def test_the_matcher_keeps_exactly_opencvs_ratio_test_matches(tmp_path, pair):
+def test_the_matcher_keeps_exactly_opencvs_ratio_test_matches_both_ways(tmp_path, pair):
     """The matrix-product matcher is an optimisation of OpenCV's brute-force
-    k=2 matcher with Lowe's ratio test: the same matches, not similar ones."""
+    k=2 matcher with Lowe's ratio test, run A to B and B to A: the same
+    matches, not similar ones, and the same whichever photo comes first."""
     import cv2
 
     first, second = pair
     if isinstance(second, str):
         second = _edited(first, tmp_path / "edited.jpg", second)
     a, b = extract(_grey(first)), extract(_grey(second))
-    found = _matches(a, b)
-    expected = [(m.queryIdx, m.trainIdx) for m, n in cv2.BFMatcher(cv2.NORM_L2).knnMatch(
-        a.vectors, b.vectors, k=2) if m.distance < RATIO * n.distance]
+
+    def one_way(x, y):  # noqa: ANN001, ANN202
+        return {(m.queryIdx, m.trainIdx) for m, n in cv2.BFMatcher(cv2.NORM_L2).knnMatch(
+            x.vectors, y.vectors, k=2) if m.distance < RATIO * n.distance}
+
+    expected = sorted(one_way(a, b) | {(q, t) for t, q in one_way(b, a)})
+    found, swapped = _matches(a, b), _matches(b, a)
     if len(expected) < MIN_MATCHES:
-        assert found is None
+        assert found is None and swapped is None
         return
-    assert found is not None
-    want_a = a.points[[q for q, _ in expected]]
-    want_b = b.points[[t for _, t in expected]]
-    np.testing.assert_array_equal(found[0], want_a)
-    np.testing.assert_array_equal(found[1], want_b)
+    assert found is not None and swapped is not None
+
+    def as_set(points_a, points_b):  # noqa: ANN001, ANN202
+        return {tuple(row) for row in np.hstack([points_a, points_b]).tolist()}
+
+    want = as_set(a.points[[q for q, _ in expected]], b.points[[t for _, t in expected]])
+    assert len(found[0]) == len(expected)
+    assert as_set(*found) == want
+    assert as_set(swapped[1], swapped[0]) == want
 
 
 def test_the_pixel_check_fits_gain_and_offset_as_least_squares_does():

@@ -101,7 +101,8 @@ def embed_pending(config: ScanConfig, backbone: Backbone, pool: DecodePool, stor
             store_batch(store, backbone.info.model_id, contents, ok_keys, upright, pictures,
                         reps, pixel_sizes)
         if sampling and pictures and start and start % FEATURE_SAMPLE_EVERY == 0:
-            costs.append(feature_cost_s(pictures[0][1]))
+            width, height = pixel_sizes[ok_keys[0]]
+            costs.append(feature_cost_s(pictures[0][1], width / height if height else None))
         if cancelled(cancel):
             pool.cancel_pending()
             raise_if_cancelled(cancel)

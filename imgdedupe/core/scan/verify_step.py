@@ -64,9 +64,10 @@ class Verdicts(NamedTuple):
 # until the scan has timed features on this machine (feature_cost_s).
 CPU_SECONDS_PER_PHOTO = 0.016
 # A photo of a library costs verification about this many times its own
-# features: photos without a candidate cost none, and the pairs add ~30%
-# to those with one. Measured: 1.02 on Caltech, 0.98 on the memory
-# bench's library of copies, ~1.2 on the dev set (docs/performance.md).
+# features: photos without a candidate cost none, and the pairs add ~40%
+# to those with one. Measured (verification's wall time on one core over
+# the photos scanned, against the mean features' CPU time): 1.12 on 2,000
+# Caltech photos and 1.12 on 3,000 of the memory bench's library of copies.
 COST_OVER_FEATURES = 1.1
 
 
@@ -78,14 +79,14 @@ def estimated_verify_s(photos: int, cores: int, feature_cost_s: float | None = N
     return photos * per_photo / max(1, cores)
 
 
-def feature_cost_s(picture: bytes) -> float:
+def feature_cost_s(picture: bytes, aspect: float | None = None) -> float:
     """CPU-seconds this thread takes to make a stored picture's features,
     as verification will: a sample of this machine's pace. A fixed figure
     was 14-19% off as a shared machine's pace moved between runs, and a
     single probe at the start of a scan was noisier still
     (docs/performance.md)."""
     started = time.thread_time()
-    extract(picture_pixels(picture))
+    extract(picture_pixels(picture), aspect)
     return time.thread_time() - started
 
 

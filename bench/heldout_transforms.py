@@ -26,7 +26,7 @@ Builds a held-out style library under WORK/library from Caltech-101 photos
   verify.tiers (the rest: overlap, anisotropy, inliers between rules);
   beside it what other evidence would say (the pair compared the other way
   round, B mirrored before its keypoints, the pixel check after a
-  homography, SIFT on aspect-true pictures): diagnostics only, the shipped code is not changed;
+  homography): diagnostics only, the shipped code is not changed;
 * "order": copies whose verdict changes when the two files are compared
   the other way round (the scan compares them in file-id order).
 
@@ -59,10 +59,6 @@ from imgdedupe.core.images.preprocess import picture_pixels  # noqa: E402
 from imgdedupe.core.model import calibration  # noqa: E402
 from imgdedupe.core.verify import evidence as ev  # noqa: E402
 from imgdedupe.core.verify.features import (  # noqa: E402
-    CONTRAST_THRESHOLD,
-    FEATURE_SIDE,
-    MAX_KEYPOINTS,
-    Features,
     extract,
 )
 from imgdedupe.core.verify.tiers import judge  # noqa: E402
@@ -386,7 +382,8 @@ class Pairs:
             blob, = self.conn.execute("SELECT picture FROM pictures WHERE file_id = ?",
                                       (i,)).fetchone()
             grey = picture_pixels(blob)
-            self._features[i] = (extract(grey), grey)
+            w, h = self.size[i]
+            self._features[i] = (extract(grey, w / h if w and h else None), grey)
         return self._features[i]
 
     def explain(self, a: str, b: str) -> dict:
@@ -414,24 +411,6 @@ class Pairs:
                 "verdict": verdict, "stage": stage, "order_matters": flipped != verdict.tier}
 
 
-    def _true_aspect(self, i: int, grey: np.ndarray) -> Features:
-        """SIFT as features.extract does, but on the picture at the photo's
-        own aspect ratio (long side FEATURE_SIDE) instead of the squashed
-        square; positions given back in the 224 picture."""
-        w, h = self.size[i]
-        scale = FEATURE_SIDE / max(w, h)
-        nw, nh = max(8, round(w * scale)), max(8, round(h * scale))
-        small = cv2.resize(grey, (nw, nh), interpolation=cv2.INTER_AREA)
-        sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=CONTRAST_THRESHOLD)
-        keypoints, vectors = sift.detectAndCompute(small, None)
-        points = np.array([k.pt for k in keypoints], np.float32).reshape(-1, 2)
-        side = grey.shape[1], grey.shape[0]
-        points = (points + 0.5) * np.array([side[0] / nw, side[1] / nh], np.float32) - 0.5
-        if vectors is None:
-            vectors = np.zeros((0, 128), np.float32)
-        return Features(points, np.clip(vectors, 0, 255).astype(np.uint8),
-                        np.einsum("ij,ij->i", vectors, vectors).astype(np.float32))
-
     def alternatives(self, a: str, b: str) -> str:
         """What other evidence would say: the pair the other way round (B
         the reference frame), B mirrored before its keypoints, and the
@@ -441,10 +420,7 @@ class Pairs:
         back = ev.compare(fb, fa, gb, ga)
         flipped = np.ascontiguousarray(gb[:, ::-1])
         mirror = ev.compare(fa, extract(flipped), ga, flipped)
-        true = ev.compare(self._true_aspect(ia, ga), self._true_aspect(ib, gb), ga, gb)
-        return (f"true-aspect SIFT: inl {true.inliers} changed {true.changed:.3f} -> "
-                f"{judge(true, 1.0).tier} | "
-                f"reversed: inl {back.inliers} changed {back.changed:.3f} overlap "
+        return (f"reversed: inl {back.inliers} changed {back.changed:.3f} overlap "
                 f"{back.overlap:.2f} -> {judge(back, 1.0).tier} | mirrored: inl "
                 f"{mirror.inliers} changed {mirror.changed:.3f} -> {judge(mirror, 1.0).tier} | "
                 f"homography pixels: {_homography_changed(fa, fb, ga, gb)}")

@@ -7,6 +7,7 @@ any tier, and capture times that differ make a copy a similar shot.
 
 from __future__ import annotations
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,14 @@ from imgdedupe.core.images.preprocess import (
     picture_pixels,
     verification_picture,
 )
-from imgdedupe.core.verify.evidence import MIN_MATCHES, RATIO, _matches, _pixels_changed, compare
+from imgdedupe.core.verify.evidence import (
+    MIN_MATCHES,
+    RATIO,
+    PairEvidence,
+    _matches,
+    _pixels_changed,
+    compare,
+)
 from imgdedupe.core.verify.features import extract
 from imgdedupe.core.verify.tiers import Verdict, judge
 
@@ -144,6 +152,30 @@ def test_the_matcher_keeps_exactly_opencvs_ratio_test_matches_both_ways(tmp_path
     assert len(found[0]) == len(expected)
     assert as_set(*found) == want
     assert as_set(swapped[1], swapped[0]) == want
+
+
+@pytest.mark.parametrize("pair", [(ROCKET, "cropped"), (ROCKET, COFFEE), (CAT, "turned")])
+def test_a_pairs_evidence_and_verdict_do_not_depend_on_which_photo_comes_first(tmp_path,
+                                                                              pair):
+    first, second = pair
+    if isinstance(second, str):
+        second = _edited(first, tmp_path / "edited.jpg", second)
+    grey_a, grey_b = _grey(first), _grey(second)
+    a, b = extract(grey_a), extract(grey_b)
+    forward, backward = compare(a, b, grey_a, grey_b), compare(b, a, grey_b, grey_a)
+    assert astuple(backward) == pytest.approx(astuple(forward.reversed()))
+    assert judge(forward, 0.9).tier == judge(backward, 0.9).tier
+    assert astuple(forward.reversed().reversed()) == pytest.approx(astuple(forward))
+
+
+def test_reversed_evidence_is_the_inverse_fit():
+    quarter = PairEvidence(30, 2.0, 0.5, 1.0, 90.0, 0.01, 0.9, 0.8, 0, 0.01)
+    back = quarter.reversed()
+    assert (back.s1, back.s2, back.determinant, back.turn) == (2.0, 0.5, 1.0, -90.0)
+    assert back.inliers == 30 and back.changed == 0.01 and back.framing == 0.8
+    mirrored = PairEvidence(30, 1.0, 1.0, -1.0, 30.0).reversed()
+    assert mirrored.determinant == -1.0 and mirrored.turn == 150.0
+    assert PairEvidence().reversed() == PairEvidence()
 
 
 def test_the_pixel_check_fits_gain_and_offset_as_least_squares_does():

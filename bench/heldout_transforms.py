@@ -53,6 +53,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+from tier_quality import groups_of_members  # noqa: E402
 
 from imgdedupe.core.groups.graph import FLOOR_SCORE  # noqa: E402
 from imgdedupe.core.images.preprocess import picture_pixels  # noqa: E402
@@ -464,10 +467,7 @@ def fmt(x: dict) -> str:
 def score(library: str, work: str, report: dict) -> None:
     with open(os.path.join(library, "truth.csv"), newline="") as handle:
         truth = {r["path"]: r for r in csv.DictReader(handle)}
-    groups_of: dict[str, set[int]] = collections.defaultdict(set)
-    for n, g in enumerate(report["groups"]):
-        for m in g["members"]:
-            groups_of[os.path.relpath(m["path"], library)].add(n)
+    groups_of = groups_of_members(report, lambda path: os.path.relpath(path, library))
     base_of = {r["base"]: p for p, r in truth.items() if r["role"] == "base"}
     pairs = Pairs(os.path.join(work, "scan.db"), library)
 

@@ -55,6 +55,17 @@ def scan(folder: str, work: str, name: str, threshold: str | None, again: bool,
         return json.load(handle)
 
 
+def groups_of_members(report: dict, name) -> dict[str, set[int]]:  # noqa: ANN001
+    """Each member's name (``name(path)``) -> the indices of the report's
+    groups it is in (a near-duplicate group's reference may also stand in a
+    similar-shot group)."""
+    groups_of: dict[str, set[int]] = collections.defaultdict(set)
+    for n, g in enumerate(report["groups"]):
+        for m in g["members"]:
+            groups_of[name(m["path"])].add(n)
+    return groups_of
+
+
 def links(group: dict) -> list[tuple[str, str]]:
     """The star's links: reference to each other member."""
     reference = group["members"][0]["path"]
@@ -77,10 +88,7 @@ def score_eval(root: str, report: dict) -> None:
                                   if k in pairwise})
     with open(os.path.join(root, "groundtruth.csv"), newline="") as handle:
         truth = {row["path"]: row for row in csv.DictReader(handle)}
-    groups_of: dict[str, set[int]] = collections.defaultdict(set)
-    for n, g in enumerate(report["groups"]):
-        for m in g["members"]:
-            groups_of[os.path.relpath(m["path"], images)].add(n)
+    groups_of = groups_of_members(report, lambda path: os.path.relpath(path, images))
     table: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for path, row in truth.items():
         if not row["group_id"] or row["transform"] in ("original",):
@@ -134,11 +142,7 @@ def score_labelled(root: str, labels: str, report: dict) -> None:
                 wrong.append(f"{ra} ~ {rb} [{g['tier']}: {g['reason']}]")
         print(f"{title}: {len(bad)} photos in {len(wrong)} wrong links", *wrong[:30],
               sep="\n  ")
-    # A near-duplicate group's reference may also stand in a similar-shot group.
-    groups_of: dict[str, set[int]] = collections.defaultdict(set)
-    for n, g in enumerate(report["groups"]):
-        for m in g["members"]:
-            groups_of[rel[m["path"]]].add(n)
+    groups_of = groups_of_members(report, rel.__getitem__)
     found = collections.Counter()
     total = collections.Counter()
     missed = []

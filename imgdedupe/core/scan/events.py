@@ -22,7 +22,8 @@ class Progress:
     """A progress event. ``total`` is None while it is not yet known.
     ``share``: the part of the phase's work done (0-1), where its items are
     not equal work (verify: a photo's first pair also makes its features,
-    ~15 pairs' worth); None where ``done / total`` says it.
+    weighed against the pairs by what each cost this scan); None where
+    ``done / total`` says it.
     ``feature_cost_s`` (embed, on a CPU): the CPU-seconds one photo's
     verification features took on this machine, sampled while the model
     runs, for the estimate of the verification to come; None before a

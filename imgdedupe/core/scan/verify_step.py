@@ -162,7 +162,7 @@ def verify_pairs(store: Store, pairs: np.ndarray, cosines: np.ndarray, nodes: Se
     work_share = _WorkShare()
 
     def share() -> float:
-        return work_share.of(pictures.clock, photos_to_make - pictures.features_made,
+        return work_share.of(pictures.clock, photos_to_make - pictures.clock.features,
                              pairs_to_verify - verified - spared)
 
     verified = 0
@@ -368,8 +368,9 @@ class _Pictures:
         self._features: dict[int, tuple[bytes, Features] | None] = {}
         self._made: list[tuple[int, bytes, float | None]] = []
         self._lock = threading.Lock()
-        self.features_made = 0  # for the progress's share of work done
-        self.clock = _WorkClock()  # what features and pairs cost this scan
+        # How many features and pairs this scan made, and their CPU time: the
+        # progress's share of work done.
+        self.clock = _WorkClock()
         self._greys: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def prepare(self, files: Iterable[int]) -> None:
@@ -402,7 +403,6 @@ class _Pictures:
         if picture is not None:
             ready = (picture, extract(picture_pixels(picture), self._aspect_of.get(file)))
         with self._lock:  # another thread may have made it too: the same, harmless
-            self.features_made += 1
             self.clock.features += 1
             self.clock.feature_seconds += time.thread_time() - started
             return self._features.setdefault(file, ready)

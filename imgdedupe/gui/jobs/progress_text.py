@@ -30,7 +30,7 @@ class ProgressText:
     def __init__(self, cores: int | None = None) -> None:
         self._cores = cores or _usable_cores()
         self._embed_clock: tuple[float, int] | None = None
-        self._verify_clock: tuple[float, float] | None = None  # (when, 0) at its start
+        self._verify_started: float | None = None
         self._verify_origin: tuple[float, float] | None = None  # (when, share) first measured
         self._verify_left_s = 0.0  # estimated when the embedding ends
         self.left_s: float | None = None  # the last time left shown (bench/eta_check.py)
@@ -42,7 +42,7 @@ class ProgressText:
 
     def reset(self) -> None:
         self._embed_clock = None
-        self._verify_clock = None
+        self._verify_started = None
         self._verify_origin = None
         self._verify_left_s = 0.0
         self.left_s = None
@@ -91,17 +91,17 @@ class ProgressText:
         share, the sooner of the countdown and the pairs' pace, and that
         pace alone once the countdown is nearly spent."""
         now = time.monotonic()
-        if self._verify_clock is None or event.done == 0:
-            self._verify_clock = (now, 0.0)
+        if self._verify_started is None or event.done == 0:
+            self._verify_started = now
             self._verify_origin = None
-        countdown = self._verify_left_s - (now - self._verify_clock[0])
+        countdown = self._verify_left_s - (now - self._verify_started)
         if event.share is not None:
             if self._verify_origin is None or self._verify_origin[1] > event.share:
                 self._verify_origin = (now, event.share)
             started, first = self._verify_origin
             done = event.share
         else:
-            started, first = self._verify_clock
+            started, first = self._verify_started, 0.0
             done = event.done / max(1, event.total or 1)
         elapsed = now - started
         after = SHARE_PACE_AFTER_S if event.share is not None else PAIRS_PACE_AFTER_S
